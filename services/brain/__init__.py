@@ -1,0 +1,1 @@
+"""Brain workers: stateless processes that step runs under fenced leases."""

@@ -1,0 +1,68 @@
+"""Commits one step of a run: the events it produced plus the run-row columns they change, fenced.
+
+Each method is one transaction. A stale fencing token raises LeaseLost and nothing is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import func
+
+from services.brain.models import ModelResponse
+from services.core import events as log
+from services.core.db.schema import runs
+from services.core.journal import Journal
+
+
+class StepCommitter:
+    def __init__(self, journal: Journal, run_id: str, fence: log.Fence) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.fence = fence
+
+    async def commit(self, new_events: list[log.NewEvent], changes: dict[str, Any] | None = None) -> list[log.Event]:
+        request = log.Append(self.run_id, tuple(new_events), changes or {}, fence=self.fence)
+        return await self.journal.append(request)
+
+    async def start(self) -> list[log.Event]:
+        return await self.commit([log.NewEvent(log.RUN_STATUS, {"status": "running"})], {"status": "running"})
+
+    async def model_response(self, model: str, response: ModelResponse) -> list[log.Event]:
+        calls = [{"id": c.id, "name": c.name, "input": c.input} for c in response.tool_calls]
+        new_events = [
+            log.NewEvent(log.MODEL_RESPONSE, {
+                "text": response.text, "tool_calls": calls, "usage": asdict(response.usage),
+                "stop_reason": response.stop_reason, "model": model,
+            })
+        ]
+        new_events += [
+            log.NewEvent(log.TOOL_CALL, {"call_id": c["id"], "name": c["name"], "input": c["input"]}) for c in calls
+        ]
+        return await self.commit(new_events, {
+            "step": _plus("step", 1),
+            "input_tokens": _plus("input_tokens", response.usage.input_tokens),
+            "output_tokens": _plus("output_tokens", response.usage.output_tokens),
+        })
+
+    async def tool_result(self, result: dict[str, Any], before: list[log.NewEvent] | None = None) -> list[log.Event]:
+        """`before` carries sandbox events that belong in the same commit, ahead of the result."""
+        new_events = [*(before or []), log.NewEvent(log.TOOL_RESULT, result)]
+        return await self.commit(new_events, {"tool_calls": _plus("tool_calls", 1)})
+
+    async def complete(self, text: str, artifacts: list[dict[str, Any]]) -> list[log.Event]:
+        new_events = [log.NewEvent(log.ARTIFACT_CREATED, a) for a in artifacts]
+        new_events.append(log.NewEvent(log.RUN_COMPLETED, {"result": text}))
+        return await self.commit(new_events, {"status": "completed", "result": text, "ended_at": func.now()})
+
+    async def fail(self, code: str, message: str) -> list[log.Event]:
+        error = {"code": code, "message": message}
+        return await self.commit(
+            [log.NewEvent(log.RUN_FAILED, {"error": error})],
+            {"status": "failed", "error": error, "ended_at": func.now()},
+        )
+
+
+def _plus(column: str, amount: int) -> Any:
+    return runs.c[column] + amount

@@ -1,0 +1,144 @@
+"""Rebuilds a run's state from its event log: the conversation for the next model call, the tool calls
+still owed a result, where the run's sandbox lives, and what the brain must do next.
+
+This is a pure fold over events, so any brain reaches the same state from the same log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from services.brain.models import Message, ToolCall
+from services.core import events as log
+
+TOOL_OUTPUT_NOTE = "\n[output truncated: {size} bytes in total, stored as artifact sha256:{sha256}]"
+
+
+class NextAction(Enum):
+    CALL_MODEL = "call_model"
+    RUN_TOOL = "run_tool"
+    FINISH = "finish"
+    IDLE = "idle"  # nothing to do until something new arrives (e.g. a user message)
+
+
+@dataclass(frozen=True)
+class SandboxLocation:
+    hands_id: str
+    address: str
+    sandbox_id: str
+
+
+@dataclass
+class RunState:
+    run_id: str
+    last_seq: int = 0
+    status: str = "queued"
+    messages: list[Message] = field(default_factory=list)
+    pending: dict[str, ToolCall] = field(default_factory=dict)
+    sandbox: SandboxLocation | None = None
+    model_calls: int = 0
+    final_text: str | None = None
+    deferred_user: list[Message] = field(default_factory=list)
+
+    def next_action(self) -> NextAction:
+        if self.status in log.TERMINAL_STATUSES:
+            return NextAction.IDLE
+        if self.pending:
+            return NextAction.RUN_TOOL
+        if not self.messages:
+            return NextAction.IDLE
+        last = self.messages[-1]
+        if last.role in ("user", "tool"):
+            return NextAction.CALL_MODEL
+        if self.final_text is not None and self.status == "running":
+            return NextAction.FINISH
+        return NextAction.IDLE
+
+    def next_tool_call(self) -> ToolCall:
+        return next(iter(self.pending.values()))
+
+    def apply(self, event: log.Event) -> None:
+        self.last_seq = event.seq
+        handler = _HANDLERS.get(event.type)
+        if handler is not None:
+            handler(self, event.data)
+
+
+def rebuild(run_id: str, events: Iterable[log.Event], state: RunState | None = None) -> RunState:
+    """Fold events into a state (continuing `state` when given, for incremental rebuilds)."""
+    state = state or RunState(run_id=run_id)
+    for event in events:
+        state.apply(event)
+    return state
+
+
+def tool_result_text(data: dict[str, Any]) -> str:
+    """What the model sees of a tool result, including where a large output went."""
+    text = str(data.get("output") or "")
+    ref = data.get("output_ref")
+    if ref:
+        text += TOOL_OUTPUT_NOTE.format(size=ref["size"], sha256=ref["sha256"])
+    if not data.get("ok") and data.get("error") and not text:
+        text = f"error {data['error']}: {data.get('error_message') or ''}".strip()
+    return text
+
+
+def _user_message(state: RunState, data: dict[str, Any]) -> None:
+    message = Message(role="user", content=str(data.get("content", "")))
+    # Tool results must follow their assistant turn directly, so a message sent while tools run waits.
+    (state.deferred_user if state.pending else state.messages).append(message)
+    state.final_text = None
+
+
+def _model_response(state: RunState, data: dict[str, Any]) -> None:
+    calls = tuple(ToolCall(c["id"], c["name"], c.get("input") or {}) for c in data.get("tool_calls", []))
+    state.messages.append(Message(role="assistant", content=data.get("text") or "", tool_calls=calls))
+    state.model_calls += 1
+    state.final_text = None if calls else (data.get("text") or "")
+
+
+def _tool_call(state: RunState, data: dict[str, Any]) -> None:
+    state.pending[data["call_id"]] = ToolCall(data["call_id"], data["name"], data.get("input") or {})
+
+
+def _tool_result(state: RunState, data: dict[str, Any]) -> None:
+    if state.pending.pop(data["call_id"], None) is None:
+        return
+    state.messages.append(
+        Message(role="tool", content=tool_result_text(data), tool_call_id=data["call_id"], is_error=not data.get("ok"))
+    )
+    if not state.pending and state.deferred_user:
+        state.messages.extend(state.deferred_user)
+        state.deferred_user.clear()
+
+
+def _sandbox_provisioned(state: RunState, data: dict[str, Any]) -> None:
+    state.sandbox = SandboxLocation(data["hands_id"], data["address"], data["sandbox_id"])
+
+
+def _sandbox_lost(state: RunState, _: dict[str, Any]) -> None:
+    state.sandbox = None
+
+
+def _status(status: str) -> Any:
+    def handler(state: RunState, data: dict[str, Any]) -> None:
+        state.status = data.get("status", status) if status == "" else status
+
+    return handler
+
+
+_HANDLERS = {
+    log.USER_MESSAGE: _user_message,
+    log.MODEL_RESPONSE: _model_response,
+    log.TOOL_CALL: _tool_call,
+    log.TOOL_RESULT: _tool_result,
+    log.SANDBOX_PROVISIONED: _sandbox_provisioned,
+    log.SANDBOX_LOST: _sandbox_lost,
+    log.RUN_STATUS: _status(""),
+    log.RUN_COMPLETED: _status("completed"),
+    log.RUN_FAILED: _status("failed"),
+    log.RUN_CANCELLED: _status("cancelled"),
+}

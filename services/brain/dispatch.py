@@ -1,0 +1,198 @@
+"""Sends a run's tool calls to hands over gRPC and turns each outcome into the events to commit.
+
+Infrastructure failures (hands unreachable) are retried with backoff and jitter on another worker;
+failures of the tool itself (non-zero exit, timeout, a lost sandbox) go back to the model as results.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from services.brain.context import RunState, SandboxLocation
+from services.brain.models import ToolCall
+from services.core import events as log
+from services.core.agents import AgentSpec
+from services.core.artifacts import ArtifactStore
+from services.core.bus import Bus
+from services.core.errors import HandsUnavailable
+from services.core.journal import Journal
+from services.core.settings import Settings
+from services.hands.client import ExecuteRequest, ExecuteResult, HandsClient, OutputChunk
+from services.hands.tools import TOOL_SCHEMAS
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """The events one tool call produced: sandbox changes first, then the result."""
+
+    sandbox_events: list[log.NewEvent]
+    result: dict[str, Any]
+
+
+class ToolDispatcher:
+    def __init__(self, settings: Settings, bus: Bus, artifacts: ArtifactStore, journal: Journal) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.artifacts = artifacts
+        self.journal = journal
+        self._clients: dict[str, HandsClient] = {}
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.__aexit__(None, None, None)
+        self._clients.clear()
+
+    async def run(self, state: RunState, call: ToolCall, spec: AgentSpec) -> ToolOutcome:
+        problem = validate_call(call, spec)
+        if problem is not None:
+            code, message = problem
+            return ToolOutcome([], _result(call, ok=False, output=message, error=code, error_message=message))
+        sandbox_events: list[log.NewEvent] = []
+        excluded: set[str] = set()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.hands_call_attempts),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            retry=retry_if_exception_type(HandsUnavailable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                location = await self._choose_hands(state, excluded, sandbox_events)
+                try:
+                    result = await self._execute(location, state.run_id, call, spec)
+                except HandsUnavailable:
+                    excluded.add(location[0])
+                    if state.sandbox is not None:
+                        sandbox_events.append(_lost(state.sandbox.sandbox_id, "hands worker unreachable"))
+                        state.sandbox = None
+                    raise
+        sandbox_events += self._sandbox_changes(state, location, result)
+        return ToolOutcome(sandbox_events, await self._result_data(call, result))
+
+    async def export_workspace(self, state: RunState) -> list[dict[str, Any]]:
+        """The run's /workspace files, stored as artifacts; empty when the sandbox is gone."""
+        if state.sandbox is None or state.sandbox.hands_id not in {h.hands_id for h in await self.bus.list_hands()}:
+            return []
+        try:
+            files = await self._client(state.sandbox.address).export_workspace(state.run_id)
+        except HandsUnavailable:
+            logger.warning("could not export the workspace of run %s", state.run_id, exc_info=True)
+            return []
+        return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
+
+    async def release(self, state: RunState) -> None:
+        if state.sandbox is None:
+            return
+        try:
+            await self._client(state.sandbox.address).release(state.run_id)
+        except HandsUnavailable:
+            logger.info("hands %s is gone; its reaper or restart frees run %s", state.sandbox.hands_id, state.run_id)
+
+    async def _choose_hands(
+        self, state: RunState, excluded: set[str], sandbox_events: list[log.NewEvent]
+    ) -> tuple[str, str]:
+        alive = [h for h in await self.bus.list_hands() if h.hands_id not in excluded]
+        if state.sandbox is not None:
+            for hands in alive:
+                if hands.hands_id == state.sandbox.hands_id:
+                    return hands.hands_id, hands.address
+            sandbox_events.append(_lost(state.sandbox.sandbox_id, "hands worker left the pool"))
+            state.sandbox = None
+        if not alive:
+            raise HandsUnavailable("no hands worker is registered", code="no_hands")
+        best = max(alive, key=lambda h: (h.slots_free, h.hands_id))
+        return best.hands_id, best.address
+
+    async def _execute(self, location: tuple[str, str], run_id: str, call: ToolCall, spec: AgentSpec) -> ExecuteResult:
+        request = ExecuteRequest(
+            run_id=run_id, call_id=call.id, tool=call.name, input=call.input, timeout_seconds=_timeout(call, spec,
+                                                                                                      self.settings),
+        )
+
+        async def stream_chunk(chunk: OutputChunk) -> None:
+            await self.journal.publish_live(run_id, {
+                "type": log.TOOL_OUTPUT, "at": datetime.now(UTC).isoformat(),
+                "data": {"call_id": call.id, "stream": chunk.stream, "data": chunk.data},
+            })
+
+        try:
+            return await self._client(location[1]).execute_collect(request, on_chunk=stream_chunk)
+        except HandsUnavailable:
+            self._clients.pop(location[1], None)
+            raise
+
+    def _client(self, address: str) -> HandsClient:
+        client = self._clients.get(address)
+        if client is None:
+            client = HandsClient(address)
+            self._clients[address] = client
+        return client
+
+    def _sandbox_changes(self, state: RunState, location: tuple[str, str], result: ExecuteResult) -> list[log.NewEvent]:
+        changes: list[log.NewEvent] = []
+        if result.sandbox_created:
+            if state.sandbox is not None and state.sandbox.sandbox_id != result.sandbox_id:
+                changes.append(_lost(state.sandbox.sandbox_id, "replaced by a fresh sandbox"))
+            changes.append(log.NewEvent(log.SANDBOX_PROVISIONED, {
+                "sandbox_id": result.sandbox_id, "hands_id": location[0], "address": location[1],
+            }))
+            state.sandbox = SandboxLocation(location[0], location[1], result.sandbox_id)
+        if result.error == "sandbox_lost":
+            changes.append(_lost(result.sandbox_id, result.error_message or "sandbox died during the call"))
+            state.sandbox = None
+        return changes
+
+    async def _result_data(self, call: ToolCall, result: ExecuteResult) -> dict[str, Any]:
+        output = result.output
+        output_ref = None
+        encoded = output.encode("utf-8", errors="replace")
+        if len(encoded) > self.settings.inline_output_limit:
+            ref = await self.artifacts.put(encoded)
+            output_ref = {"sha256": ref.sha256, "size": ref.size}
+            output = encoded[:PREVIEW_BYTES].decode("utf-8", errors="ignore")
+        return _result(
+            call, ok=result.ok, output=output, output_ref=output_ref, exit_code=result.exit_code, error=result.error,
+            error_message=result.error_message, truncated=result.truncated, duration_ms=result.duration_ms,
+        )
+
+
+def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
+    """A (code, message) the model can act on when it asked for a tool it may not use, or gave bad input."""
+    if call.name not in spec.tools or call.name not in TOOL_SCHEMAS:
+        return "unknown_tool", f"unknown tool {call.name!r}; available tools: {', '.join(spec.tools)}"
+    try:
+        jsonschema.validate(call.input, TOOL_SCHEMAS[call.name]["input_schema"])
+    except jsonschema.ValidationError as error:
+        return "invalid_input", f"invalid input for {call.name}: {error.message}"
+    return None
+
+
+def _timeout(call: ToolCall, spec: AgentSpec, settings: Settings) -> float:
+    requested = call.input.get("timeout") if call.name == "bash" else None
+    ceiling = spec.limits.tool_timeout_seconds or settings.tool_timeout_seconds
+    if isinstance(requested, int | float) and requested > 0:
+        return float(min(requested, ceiling))
+    return float(ceiling)
+
+
+def _lost(sandbox_id: str, reason: str) -> log.NewEvent:
+    return log.NewEvent(log.SANDBOX_LOST, {"sandbox_id": sandbox_id, "reason": reason})
+
+
+def _result(call: ToolCall, *, ok: bool, output: str, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "call_id": call.id, "name": call.name, "ok": ok, "output": output, "output_ref": None, "exit_code": None,
+        "error": None, "error_message": None, "truncated": False, "duration_ms": 0,
+    }
+    base.update(fields)
+    return base

@@ -1,0 +1,161 @@
+"""The brain worker: takes wake-ups from the bus, leases runs, steps them, and re-wakes stranded runs.
+
+A wake-up is acked only after the work it triggered is committed (or found unnecessary), and the
+sweeper re-wakes runs whose lease has lapsed, so a lost wake-up costs latency, never a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.brain.dispatch import ToolDispatcher
+from services.brain.stepper import RunStepper
+from services.core import leases
+from services.core.artifacts import ArtifactStore
+from services.core.bus import Bus, WakeUp
+from services.core.db.schema import run_leases, runs
+from services.core.errors import Conflict, LeaseLost
+from services.core.events import Fence
+from services.core.journal import Journal
+from services.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RUNNABLE = ("queued", "running")
+
+
+class BrainWorker:
+    """Async context manager: runs until `stop()` or exit, then drains in-flight steps."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, bus: Bus, artifacts: ArtifactStore) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bus = bus
+        self.brain_id = settings.brain_id or f"brain-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.journal = Journal(engine, bus)
+        self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
+        self._slots = asyncio.Semaphore(settings.brain_concurrency)
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> BrainWorker:
+        self._background = [asyncio.create_task(self._take_loop()), asyncio.create_task(self._sweep_loop())]
+        logger.info("brain %s started", self.brain_id)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def stop(self, drain_seconds: float = 20.0) -> None:
+        self._stopping.set()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._active:
+            # Finish the current steps; whatever is still running after the grace period is
+            # cancelled, and its lease lapses for another brain to take over.
+            _, pending = await asyncio.wait(list(self._active.values()), timeout=drain_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.dispatcher.aclose()
+
+    async def _take_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            try:
+                wakeup = await self.bus.take(self.brain_id, timeout=1.0)
+            except Exception:
+                self._slots.release()
+                logger.warning("bus unavailable; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            if wakeup is None or wakeup.run_id in self._active:
+                self._slots.release()
+                if wakeup is not None:
+                    await self.bus.ack(wakeup)
+                continue
+            task = asyncio.create_task(self._handle(wakeup))
+            self._active[wakeup.run_id] = task
+
+    async def _handle(self, wakeup: WakeUp) -> None:
+        try:
+            await self._step_run(wakeup.run_id)
+            await self.bus.ack(wakeup)
+        except Exception:
+            # Left unacked: the wake-up is delivered again after the visibility timeout.
+            logger.exception("stepping run %s failed", wakeup.run_id)
+        finally:
+            self._active.pop(wakeup.run_id, None)
+            self._slots.release()
+
+    async def _step_run(self, run_id: str) -> None:
+        async with self.engine.begin() as conn:
+            fence = await leases.acquire(conn, run_id, self.brain_id, self.settings.lease_seconds)
+        if fence is None:
+            return  # another brain holds it and will see whatever woke us
+        renewer = asyncio.create_task(self._renew(run_id, fence))
+        stepper = RunStepper(self.settings, self.journal, self.dispatcher, run_id, fence)
+        try:
+            await stepper.drive()
+        except LeaseLost:
+            logger.warning("brain %s lost the lease of run %s; stopping", self.brain_id, run_id)
+            return
+        except Conflict:
+            # The run ended under us (cancelled): free its sandbox.
+            await self.dispatcher.release(stepper.state)
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+        async with self.engine.begin() as conn:
+            await leases.release(conn, run_id, fence)
+            row = (await conn.execute(select(runs.c.status, runs.c.last_seq).where(runs.c.id == run_id))).one()
+        if row.status in RUNNABLE and row.last_seq > stepper.state.last_seq:
+            await self.bus.wake(run_id)  # something arrived while we were finishing
+
+    async def _renew(self, run_id: str, fence: Fence) -> None:
+        current = asyncio.current_task()
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            try:
+                async with self.engine.begin() as conn:
+                    held = await leases.renew(conn, run_id, fence, self.settings.lease_seconds)
+            except Exception:
+                logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
+                continue
+            if not held:
+                stepping = self._active.get(run_id)
+                if stepping is not None and stepping is not current:
+                    stepping.cancel()
+                return
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            try:
+                for run_id in await self._stranded_runs():
+                    await self.bus.wake(run_id)
+            except Exception:
+                logger.warning("sweep failed", exc_info=True)
+
+    async def _stranded_runs(self) -> list[str]:
+        """Runnable runs that nobody holds and nobody has touched for a sweep interval."""
+        quiet_since = func.now() - timedelta(seconds=self.settings.sweep_interval_seconds)
+        query = (
+            select(runs.c.id)
+            .outerjoin(run_leases, run_leases.c.run_id == runs.c.id)
+            .where(runs.c.status.in_(RUNNABLE), runs.c.updated_at < quiet_since)
+            .where((run_leases.c.expires_at.is_(None)) | (run_leases.c.expires_at < func.now()))
+            .limit(200)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())

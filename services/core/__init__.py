@@ -1,0 +1,1 @@
+"""Code shared by every loopd process: settings, errors, the event log, the bus and the artifact store."""

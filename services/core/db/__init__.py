@@ -1,0 +1,1 @@
+"""PostgreSQL access: the schema, the async engine and the migrations."""

@@ -1,0 +1,87 @@
+"""The loopd schema as SQLAlchemy Core tables; Alembic migrations create and evolve it.
+
+`events` is the append-only log, keyed by (run_id, seq). A `runs` row is only ever updated in the
+same transaction as an append to that run's log, so it is a cache of the log, never a second truth.
+Leases live in their own table because they coordinate brains, not describe runs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant_id", "id", "version"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("agent_id", Text),
+    Column("agent_version", Integer),
+    Column("agent_spec", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("input", Text, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default="{}"),
+    Column("step", Integer, nullable=False, server_default="0"),
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("tool_calls", BigInteger, nullable=False, server_default="0"),
+    Column("result", Text),
+    Column("error", JSONB),
+    Column("idempotency_key", Text),
+    Column("request_hash", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("ended_at", DateTime(timezone=True)),
+    UniqueConstraint("tenant_id", "idempotency_key", name="runs_tenant_idempotency_key"),
+    Index("runs_tenant_status_created", "tenant_id", "status", "created_at"),
+    Index("runs_tenant_created", "tenant_id", "created_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("data", JSONB, nullable=False),
+    PrimaryKeyConstraint("run_id", "seq"),
+    Index("events_run_type", "run_id", "type"),
+)
+
+run_leases = Table(
+    "run_leases",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

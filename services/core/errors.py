@@ -1,0 +1,66 @@
+"""The loopd exception tree: every error carries a stable code and whether retrying can help.
+
+Errors become HTTP or gRPC statuses only at the edges (gateway routes, hands servicer).
+"""
+
+from __future__ import annotations
+
+
+class LoopdError(Exception):
+    """Root of every loopd error."""
+
+    code = "internal"
+    retryable = False
+    http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class InvalidRequest(LoopdError):
+    code = "invalid_request"
+    http_status = 422
+
+
+class NotFound(LoopdError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(LoopdError):
+    code = "conflict"
+    http_status = 409
+
+
+class LeaseLost(LoopdError):
+    """A brain's fencing token is stale: another brain owns the run now."""
+
+    code = "lease_lost"
+
+
+class InfrastructureError(LoopdError):
+    """A dependency (hands, sandbox, database, bus) failed; the same work may succeed on retry."""
+
+    code = "infrastructure"
+    retryable = True
+    http_status = 503
+
+
+class HandsUnavailable(InfrastructureError):
+    code = "hands_unavailable"
+
+
+class SandboxLost(InfrastructureError):
+    code = "sandbox_lost"
+
+
+class ModelError(LoopdError):
+    """The model provider failed; `retryable` says whether the call may be repeated."""
+
+    code = "model_error"
+    http_status = 502

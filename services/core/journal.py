@@ -1,0 +1,39 @@
+"""Commits appends to the event log and then fans the new events out on the bus.
+
+Publishing happens only after the commit, so a live subscriber never sees an event that could still
+roll back; a lost publish costs latency only, because readers catch up from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core import events as log
+from services.core.bus import Bus, run_channel
+
+logger = logging.getLogger(__name__)
+
+
+class Journal:
+    def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
+        self.engine = engine
+        self.bus = bus
+
+    async def append(self, request: log.Append) -> list[log.Event]:
+        async with self.engine.begin() as conn:
+            appended = await log.append(conn, request)
+        await self.publish(appended)
+        return appended
+
+    async def publish(self, appended: list[log.Event]) -> None:
+        for event in appended:
+            await self.publish_live(event.run_id, event.to_wire())
+
+    async def publish_live(self, run_id: str, message: dict[str, Any]) -> None:
+        try:
+            await self.bus.publish(run_channel(run_id), message)
+        except Exception:  # the log is already committed; subscribers catch up from PostgreSQL
+            logger.warning("live fan-out failed for run %s", run_id, exc_info=True)

@@ -1,0 +1,64 @@
+"""The one typed place where loopd reads its configuration (environment variables prefixed LOOPD_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of every loopd process; each process parses it once and passes it down."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOPD_", env_file=None, extra="ignore")
+
+    tenant: str = "default"
+    data_dir: Path = Path(".loopd")
+
+    # Storage and transport.
+    database_url: str = "postgresql+psycopg://loopd:loopd@127.0.0.1:5432/loopd"
+    bus_url: str = Field("redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)")
+    artifacts_dir: Path = Path(".loopd/artifacts")
+    inline_output_limit: int = Field(64 * 1024, description="tool output above this goes to the artifact store")
+
+    # Gateway.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+
+    # Brain.
+    brain_id: str | None = None
+    brain_concurrency: int = 16
+    lease_seconds: float = 15.0
+    wake_visibility_seconds: float = 30.0
+    sweep_interval_seconds: float = 5.0
+    hands_call_attempts: int = 4
+
+    # Hands.
+    hands_id: str | None = None
+    hands_listen: str = "127.0.0.1:0"
+    hands_advertise_host: str = "127.0.0.1"
+    hands_slots: int = 8
+    hands_heartbeat_seconds: float = 2.0
+    hands_ttl_seconds: float = 6.0
+    sandbox_image: str = "loopd-sandbox:latest"
+    sandbox_memory: str = "512m"
+    sandbox_cpus: float = 1.0
+    sandbox_pids: int = 256
+    sandbox_idle_seconds: float = 300.0
+    sandbox_user: str = "1000:1000"
+    tool_timeout_seconds: float = 120.0
+    tool_output_cap: int = 1024 * 1024
+
+    # Models.
+    model: str | None = Field(None, description="overrides an agent's model, e.g. openai/gpt-4o-mini")
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: SecretStr | None = None
+    model_timeout_seconds: float = 120.0
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.artifacts_dir.resolve()

@@ -1,0 +1,1 @@
+"""The gateway: loopd's public REST API and SSE streams."""

@@ -1,0 +1,21 @@
+"""`python -m services.gateway`: serve the REST API with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from services.core.settings import Settings
+from services.gateway.app import create_app
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Builds the gateway's FastAPI app; every resource is created in the lifespan, none at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.core.artifacts import build_artifact_store
+from services.core.bus import Bus, build_bus
+from services.core.db.engine import create_engine
+from services.core.db.migrate import upgrade_async
+from services.core.journal import Journal
+from services.core.settings import Settings
+from services.gateway.body_limit import BodyLimitMiddleware
+from services.gateway.deps import GatewayServices
+from services.gateway.errors import install_error_handlers
+from services.gateway.routes import agents, artifacts, events, runs, system
+
+
+def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
+    """`bus` is passed in when several roles share one in-process bus (the embedded stack)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings)
+        own_bus = bus is None
+        active_bus = bus or build_bus(settings.bus_url, visibility_timeout=settings.wake_visibility_seconds)
+        app.state.services = GatewayServices(
+            settings=settings,
+            engine=engine,
+            bus=active_bus,
+            artifacts=build_artifact_store(settings.artifacts_path),
+            journal=Journal(engine, active_bus),
+        )
+        try:
+            yield
+        finally:
+            if own_bus:
+                await active_bus.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="loopd", version="1", lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for module in (agents, runs, events, artifacts, system):
+        app.include_router(module.router)
+    return app

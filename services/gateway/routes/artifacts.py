@@ -1,0 +1,51 @@
+"""A run's artifacts: the files its workspace held when it ended, recorded as artifact.created events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from services.core import events as log
+from services.core import runs as run_store
+from services.core.db.schema import events
+from services.core.errors import InvalidRequest, NotFound
+from services.gateway.deps import ServicesDep
+
+router = APIRouter(prefix="/v1/runs/{run_id}/artifacts", tags=["artifacts"])
+
+
+async def _artifacts(services: ServicesDep, run_id: str) -> dict[str, dict[str, Any]]:
+    async with services.engine.connect() as conn:
+        await run_store.get_run(conn, services.settings.tenant, run_id)
+        rows = await conn.execute(
+            select(events.c.data)
+            .where(events.c.run_id == run_id, events.c.type == log.ARTIFACT_CREATED)
+            .order_by(events.c.seq)
+        )
+        # A later turn of the run may export a file again; the newest version wins.
+        return {row.data["path"]: row.data for row in rows}
+
+
+@router.get("")
+async def list_artifacts(run_id: str, services: ServicesDep) -> dict[str, Any]:
+    found = await _artifacts(services, run_id)
+    return {"data": [{"path": a["path"], "size": a["size"], "sha256": a["sha256"]} for a in found.values()]}
+
+
+@router.get("/{path:path}")
+async def download_artifact(run_id: str, path: str, services: ServicesDep) -> StreamingResponse:
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\\" in path or "\x00" in path:
+        raise InvalidRequest(f"artifact path {path!r} is not a plain relative path", code="invalid_path")
+    artifact = (await _artifacts(services, run_id)).get(path)
+    if artifact is None:
+        raise NotFound(f"run {run_id} has no artifact {path!r}", code="artifact_not_found")
+    return StreamingResponse(
+        services.artifacts.stream(artifact["sha256"]),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(artifact["size"]), "ETag": f'"{artifact["sha256"]}"',
+                 "X-Content-SHA256": artifact["sha256"]},
+    )

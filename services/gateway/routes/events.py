@@ -1,0 +1,108 @@
+"""A run's event log: paged reads, and a live SSE stream that resumes from Last-Event-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette.sse import EventSourceResponse
+
+from services.core import events as log
+from services.core import runs as run_store
+from services.core.bus import run_channel
+from services.core.errors import InvalidRequest
+from services.gateway.deps import GatewayServices, ServicesDep
+
+router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
+
+# How often a live stream re-reads PostgreSQL when the bus is quiet: a lost fan-out message
+# costs at most this much latency.
+CATCH_UP_SECONDS = 2.0
+
+
+@router.get("")
+async def list_events(
+    run_id: str,
+    services: ServicesDep,
+    after: int = Query(0, ge=0),
+    limit: int = Query(500, ge=1, le=5000),
+) -> dict[str, Any]:
+    async with services.engine.connect() as conn:
+        await run_store.get_run(conn, services.settings.tenant, run_id)
+        page = await log.read(conn, run_id, after=after, limit=limit)
+    next_after = page[-1].seq if len(page) == limit else None
+    return {"data": [event.to_wire() for event in page], "next_after": next_after}
+
+
+@router.get("/stream")
+async def stream_events(
+    run_id: str,
+    services: ServicesDep,
+    after: int | None = Query(None, ge=0),
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    start = after or 0
+    if last_event_id:
+        if not last_event_id.isdigit():
+            raise InvalidRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
+        start = max(start, int(last_event_id))
+    async with services.engine.connect() as conn:
+        await run_store.get_run(conn, services.settings.tenant, run_id)
+    return EventSourceResponse(_follow(services, run_id, start), ping=15)
+
+
+async def _follow(services: GatewayServices, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+    live: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    async with services.bus.subscribe(run_channel(run_id)) as messages:
+        # Subscribed before the first read, so nothing committed after it can be missed.
+        pump = asyncio.create_task(_pump(messages, live))
+        try:
+            last = after
+            behind = True
+            while True:
+                if behind:
+                    async for event in _catch_up(services, run_id, last):
+                        last = event["seq"]
+                        yield _sse(event)
+                    behind = False
+                try:
+                    message = await asyncio.wait_for(live.get(), CATCH_UP_SECONDS)
+                except TimeoutError:
+                    behind = True
+                    continue
+                seq = message.get("seq")
+                if seq is None:
+                    yield _sse(message)  # a live-only delta (tool.output), never persisted
+                elif seq == last + 1:
+                    last = seq
+                    yield _sse(message)
+                elif seq > last + 1:
+                    behind = True  # a fan-out message was lost: fill the gap from PostgreSQL
+        finally:
+            pump.cancel()
+
+
+async def _pump(messages: AsyncIterator[dict[str, Any]], live: asyncio.Queue[dict[str, Any]]) -> None:
+    async for message in messages:
+        live.put_nowait(message)
+
+
+async def _catch_up(services: GatewayServices, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+    while True:
+        async with services.engine.connect() as conn:
+            page = await log.read(conn, run_id, after=after, limit=500)
+        for event in page:
+            yield event.to_wire()
+        if len(page) < 500:
+            return
+        after = page[-1].seq
+
+
+def _sse(event: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"event": event["type"], "data": json.dumps(event, separators=(",", ":"))}
+    if event.get("seq") is not None:
+        message["id"] = str(event["seq"])
+    return message

@@ -1,0 +1,158 @@
+"""Runs: launch (idempotently), read, list, send a message, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+
+from services.core import events as log
+from services.core import runs as run_store
+from services.core.agents import AgentSpec
+from services.core.errors import Conflict
+from services.gateway.deps import ServicesDep
+from services.gateway.routes.agents import load_agent
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+MAX_INPUT_CHARS = 200_000
+
+
+class CreateRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str | None = None
+    agent_version: int | None = Field(None, ge=1)
+    agent: AgentSpec | None = None
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_agent(self) -> CreateRun:
+        if (self.agent_id is None) == (self.agent is None):
+            raise ValueError("give exactly one of agent_id or agent (an inline spec)")
+        return self
+
+
+class UserMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+
+
+class CancelRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("cancelled by user", max_length=2000)
+
+
+@router.post("", status_code=201)
+async def create_run(
+    body: CreateRun,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> dict[str, Any]:
+    tenant = services.settings.tenant
+    request_hash = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    if idempotency_key is not None:
+        async with services.engine.connect() as conn:
+            existing = await run_store.find_by_idempotency_key(conn, tenant, idempotency_key)
+        if existing is not None:
+            return _replayed(existing, request_hash, response)
+    try:
+        async with services.engine.begin() as conn:
+            spec, agent_id, version = await _resolve_agent(conn, tenant, body)
+            row, appended = await run_store.create_run(
+                conn, tenant=tenant, spec=spec, agent_id=agent_id, agent_version=version, user_input=body.input,
+                metadata=body.metadata, idempotency_key=idempotency_key, request_hash=request_hash,
+            )
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: answer with its run.
+        async with services.engine.connect() as conn:
+            existing = await run_store.find_by_idempotency_key(conn, tenant, idempotency_key or "")
+        if existing is None:
+            raise
+        return _replayed(existing, request_hash, response)
+    await services.journal.publish(appended)
+    await services.bus.wake(row.id)
+    return run_store.run_to_wire(row)
+
+
+def _replayed(existing: Any, request_hash: str, response: Response) -> dict[str, Any]:
+    if existing.request_hash != request_hash:
+        raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_key_reused")
+    response.headers["Idempotent-Replayed"] = "true"
+    return run_store.run_to_wire(existing)
+
+
+async def _resolve_agent(conn: Any, tenant: str, body: CreateRun) -> tuple[dict[str, Any], str | None, int | None]:
+    if body.agent is not None:
+        return body.agent.model_dump(mode="json"), None, None
+    assert body.agent_id is not None
+    row = await load_agent(conn, tenant, body.agent_id, body.agent_version)
+    return row.spec, row.id, row.version
+
+
+@router.get("")
+async def list_runs(
+    services: ServicesDep,
+    status: str | None = Query(None, pattern="^(" + "|".join(run_store.RUN_STATUSES) + ")$"),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    async with services.engine.connect() as conn:
+        rows, next_cursor = await run_store.list_runs(
+            conn, services.settings.tenant, status=status, limit=limit, cursor=cursor
+        )
+    return {"data": [run_store.run_to_wire(row) for row in rows], "next_cursor": next_cursor}
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: str, services: ServicesDep) -> dict[str, Any]:
+    async with services.engine.connect() as conn:
+        return run_store.run_to_wire(await run_store.get_run(conn, services.settings.tenant, run_id))
+
+
+@router.post("/{run_id}/messages", status_code=202)
+async def send_message(run_id: str, body: UserMessage, services: ServicesDep) -> dict[str, Any]:
+    async with services.engine.begin() as conn:
+        run = await run_store.get_run(conn, services.settings.tenant, run_id)
+        if run.status == "cancelled":
+            raise Conflict(f"run {run_id} was cancelled", code="run_cancelled")
+        reopen = run.status in log.TERMINAL_STATUSES
+        new_events = [log.NewEvent(log.USER_MESSAGE, {"content": body.content})]
+        changes: dict[str, Any] = {}
+        if reopen:
+            new_events.append(log.NewEvent(log.RUN_STATUS, {"status": "queued"}))
+            changes = {"status": "queued", "ended_at": None, "result": None, "error": None}
+        appended = await log.append(conn, log.Append(run_id, tuple(new_events), changes, allow_terminal=reopen))
+        row = await run_store.get_run(conn, services.settings.tenant, run_id)
+    await services.journal.publish(appended)
+    await services.bus.wake(run_id)
+    return run_store.run_to_wire(row)
+
+
+@router.post("/{run_id}/cancel", status_code=202)
+async def cancel_run(run_id: str, services: ServicesDep, body: CancelRun | None = None) -> dict[str, Any]:
+    reason = (body or CancelRun()).reason
+    async with services.engine.begin() as conn:
+        run = await run_store.get_run(conn, services.settings.tenant, run_id)
+        if run.status in log.TERMINAL_STATUSES:
+            raise Conflict(f"run {run_id} is already {run.status}", code="run_finished")
+        appended = await log.append(
+            conn,
+            log.Append(run_id, (log.NewEvent(log.RUN_CANCELLED, {"reason": reason}),),
+                       {"status": "cancelled", "ended_at": func.now()}),
+        )
+        row = await run_store.get_run(conn, services.settings.tenant, run_id)
+    await services.journal.publish(appended)
+    # The wake-up lets a brain release the run's sandbox promptly.
+    await services.bus.wake(run_id)
+    return run_store.run_to_wire(row)
+

@@ -1,0 +1,53 @@
+"""Liveness, readiness, the hands pool and Prometheus metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from services.gateway.deps import ServicesDep
+from services.gateway.errors import error_response
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(services: ServicesDep) -> Any:
+    checks: dict[str, str] = {}
+    try:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as error:
+        checks["database"] = f"error: {type(error).__name__}"
+    try:
+        await services.bus.ping()
+        hands = await services.bus.list_hands()
+        checks["bus"] = "ok"
+        checks["hands"] = f"{len(hands)} workers" if hands else "no hands worker registered"
+    except Exception as error:
+        checks["bus"] = f"error: {type(error).__name__}"
+        hands = []
+    if checks["database"] == "ok" and checks["bus"] == "ok" and hands:
+        return {"status": "ready", "checks": checks}
+    response = error_response(503, "not_ready", "; ".join(f"{k}: {v}" for k, v in checks.items()))
+    return response
+
+
+@router.get("/v1/hands")
+async def list_hands(services: ServicesDep) -> dict[str, Any]:
+    return {"data": [asdict(info) for info in await services.bus.list_hands()]}
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

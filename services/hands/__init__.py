@@ -1,0 +1,1 @@
+"""Hands workers: gRPC servers that run tool calls in disposable Docker sandboxes."""

@@ -1,0 +1,1 @@
+"""The embedded local stack: an embedded PostgreSQL and every loopd role under one supervisor."""

@@ -1,0 +1,62 @@
+"""Session-wide real servers: one embedded PostgreSQL and one Redis, on free loopback ports.
+
+Tests isolate themselves with random ids rather than fresh servers; tests that need a pristine
+database create their own.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from services.core.db.migrate import upgrade
+from services.local.postgres import EmbeddedPostgres
+from tests.support.servers import RedisServer, postgres_server, redis_server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: EmbeddedPostgres) -> str:
+    upgrade(postgres.url)
+    return postgres.url
+
+
+@pytest.fixture
+def fresh_database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """An empty database of its own, for tests of the migrations themselves."""
+    name = f"test_{secrets.token_hex(6)}"
+    admin = f"host=127.0.0.1 port={postgres.port} user=loopd password=loopd dbname=loopd"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis: RedisServer) -> str:
+    return redis.url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[object]:
+    from services.core.db.engine import create_engine
+    from services.core.settings import Settings
+
+    built = create_engine(Settings(database_url=database_url), pool_size=5)
+    yield built
+    await built.dispose()
