@@ -16,6 +16,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from services.brain.context import RunState, SandboxLocation
 from services.brain.models import ToolCall
+from services.brain.models.openai import RAW_ARGUMENTS_KEY
 from services.core import events as log
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
@@ -170,6 +171,8 @@ def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
     """A (code, message) the model can act on when it asked for a tool it may not use, or gave bad input."""
     if call.name not in spec.tools or call.name not in TOOL_SCHEMAS:
         return "unknown_tool", f"unknown tool {call.name!r}; available tools: {', '.join(spec.tools)}"
+    if RAW_ARGUMENTS_KEY in call.input:
+        return "invalid_input", f"the arguments for {call.name} were not a JSON object: {call.input[RAW_ARGUMENTS_KEY]!r}"
     try:
         jsonschema.validate(call.input, TOOL_SCHEMAS[call.name]["input_schema"])
     except jsonschema.ValidationError as error:

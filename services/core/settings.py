@@ -18,9 +18,9 @@ class Settings(BaseSettings):
 
     # Storage and transport.
     database_url: str = "postgresql+psycopg://loopd:loopd@127.0.0.1:5432/loopd"
-    bus_url: str = Field("redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)")
+    bus_url: str = Field(default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)")
     artifacts_dir: Path = Path(".loopd/artifacts")
-    inline_output_limit: int = Field(64 * 1024, description="tool output above this goes to the artifact store")
+    inline_output_limit: int = Field(default=64 * 1024, description="tool output above this goes to the artifact store")
 
     # Gateway.
     host: str = "127.0.0.1"
@@ -50,9 +50,11 @@ class Settings(BaseSettings):
     sandbox_user: str = "1000:1000"
     tool_timeout_seconds: float = 120.0
     tool_output_cap: int = 1024 * 1024
+    sandbox_tmp_size: str = Field("256m", description="size of each sandbox's /tmp (counts against its memory)")
+    sandbox_docker_host: str = Field("unix:///var/run/docker.sock", description="Docker Engine API URL")
 
     # Models.
-    model: str | None = Field(None, description="overrides an agent's model, e.g. openai/gpt-4o-mini")
+    model: str | None = Field(default=None, description="overrides an agent's model, e.g. openai/gpt-4o-mini")
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: SecretStr | None = None
     anthropic_base_url: str = "https://api.anthropic.com"

@@ -71,7 +71,9 @@ class ModelProvider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def build_provider(model: str, settings: Settings, script: list[dict[str, Any]] | None = None) -> ModelProvider:
+def build_provider(
+    model: str, settings: Settings, script: list[dict[str, Any]] | None = None
+) -> ModelProvider:
     """Pick the backend from the model name's prefix: `scripted`, `openai/NAME`, `anthropic/NAME`."""
     provider, _, _name = model.partition("/")
     if provider == "scripted":
