@@ -27,6 +27,13 @@ class InvalidRequest(LoopdError):
     http_status = 422
 
 
+class BadRequest(LoopdError):
+    """The request is malformed in a way no schema can express (e.g. a path that escapes its root)."""
+
+    code = "bad_request"
+    http_status = 400
+
+
 class NotFound(LoopdError):
     code = "not_found"
     http_status = 404

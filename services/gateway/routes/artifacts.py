@@ -11,7 +11,7 @@ from sqlalchemy import select
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.db.schema import events
-from services.core.errors import InvalidRequest, NotFound
+from services.core.errors import BadRequest, NotFound
 from services.gateway.deps import ServicesDep
 
 router = APIRouter(prefix="/v1/runs/{run_id}/artifacts", tags=["artifacts"])
@@ -39,7 +39,7 @@ async def list_artifacts(run_id: str, services: ServicesDep) -> dict[str, Any]:
 async def download_artifact(run_id: str, path: str, services: ServicesDep) -> StreamingResponse:
     parts = path.split("/")
     if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\\" in path or "\x00" in path:
-        raise InvalidRequest(f"artifact path {path!r} is not a plain relative path", code="invalid_path")
+        raise BadRequest(f"artifact path {path!r} is not a plain relative path", code="invalid_path")
     artifact = (await _artifacts(services, run_id)).get(path)
     if artifact is None:
         raise NotFound(f"run {run_id} has no artifact {path!r}", code="artifact_not_found")

@@ -1,0 +1,81 @@
+"""The embedded local stack: embedded PostgreSQL, an in-process bus, and the gateway, brain and hands
+roles under one supervisor process. Tool calls still run in real Docker sandboxes over gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import uvicorn
+
+from services.brain.worker import BrainWorker
+from services.core.artifacts import build_artifact_store
+from services.core.bus import build_bus
+from services.core.db.engine import create_engine
+from services.core.db.migrate import upgrade_async
+from services.core.settings import Settings
+from services.gateway.app import create_app
+from services.local.postgres import EmbeddedPostgres
+
+logger = logging.getLogger(__name__)
+
+
+class LocalStack:
+    """Async context manager; `url` is the gateway's base URL once entered."""
+
+    def __init__(self, settings: Settings) -> None:
+        data_dir = settings.data_dir.resolve()
+        self.postgres = EmbeddedPostgres(data_dir / "postgres")
+        self.settings = settings.model_copy(update={
+            "bus_url": "local://",
+            "artifacts_dir": settings.artifacts_dir if settings.artifacts_dir.is_absolute()
+            else data_dir / "artifacts",
+        })
+        self._exit = AsyncExitStack()
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    async def __aenter__(self) -> LocalStack:
+        Path(self.postgres.data_dir.parent).mkdir(parents=True, exist_ok=True)
+        self.postgres.data_dir.parent.chmod(0o755)
+        database_url = await asyncio.to_thread(self.postgres.start)
+        self._exit.callback(self.postgres.stop)
+        self.settings = self.settings.model_copy(update={"database_url": database_url})
+        await upgrade_async(database_url)
+        bus = build_bus("local://", visibility_timeout=self.settings.wake_visibility_seconds)
+        engine = create_engine(self.settings)
+        self._exit.push_async_callback(engine.dispose)
+        artifacts = build_artifact_store(self.settings.artifacts_path)
+
+        from services.hands.server import HandsWorker  # the brain-only path never imports Docker
+
+        await self._exit.enter_async_context(HandsWorker(self.settings, bus, artifacts))
+        await self._exit.enter_async_context(BrainWorker(self.settings, engine, bus, artifacts))
+        config = uvicorn.Config(create_app(self.settings, bus=bus), host=self.settings.host, port=self.settings.port,
+                                log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._serving = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._serving.done():
+                await self._serving  # surfaces the bind error
+                raise RuntimeError(f"the gateway could not start on {self.url}")
+            await asyncio.sleep(0.05)
+        return self
+
+    async def wait_closed(self) -> None:
+        """Return when the gateway stops serving (uvicorn ends it on SIGINT or SIGTERM)."""
+        if self._serving is not None:
+            await self._serving
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await asyncio.gather(self._serving, return_exceptions=True)
+        await self._exit.aclose()
