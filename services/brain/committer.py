@@ -22,7 +22,9 @@ class StepCommitter:
         self.run_id = run_id
         self.fence = fence
 
-    async def commit(self, new_events: list[log.NewEvent], changes: dict[str, Any] | None = None) -> list[log.Event]:
+    async def commit(
+        self, new_events: list[log.NewEvent], changes: dict[str, Any] | None = None
+    ) -> list[log.Event]:
         request = log.Append(self.run_id, tuple(new_events), changes or {}, fence=self.fence)
         return await self.journal.append(request)
 
@@ -32,21 +34,33 @@ class StepCommitter:
     async def model_response(self, model: str, response: ModelResponse) -> list[log.Event]:
         calls = [{"id": c.id, "name": c.name, "input": c.input} for c in response.tool_calls]
         new_events = [
-            log.NewEvent(log.MODEL_RESPONSE, {
-                "text": response.text, "tool_calls": calls, "usage": asdict(response.usage),
-                "stop_reason": response.stop_reason, "model": model,
-            })
+            log.NewEvent(
+                log.MODEL_RESPONSE,
+                {
+                    "text": response.text,
+                    "tool_calls": calls,
+                    "usage": asdict(response.usage),
+                    "stop_reason": response.stop_reason,
+                    "model": model,
+                },
+            )
         ]
         new_events += [
-            log.NewEvent(log.TOOL_CALL, {"call_id": c["id"], "name": c["name"], "input": c["input"]}) for c in calls
+            log.NewEvent(log.TOOL_CALL, {"call_id": c["id"], "name": c["name"], "input": c["input"]})
+            for c in calls
         ]
-        return await self.commit(new_events, {
-            "step": _plus("step", 1),
-            "input_tokens": _plus("input_tokens", response.usage.input_tokens),
-            "output_tokens": _plus("output_tokens", response.usage.output_tokens),
-        })
+        return await self.commit(
+            new_events,
+            {
+                "step": _plus("step", 1),
+                "input_tokens": _plus("input_tokens", response.usage.input_tokens),
+                "output_tokens": _plus("output_tokens", response.usage.output_tokens),
+            },
+        )
 
-    async def tool_result(self, result: dict[str, Any], before: list[log.NewEvent] | None = None) -> list[log.Event]:
+    async def tool_result(
+        self, result: dict[str, Any], before: list[log.NewEvent] | None = None
+    ) -> list[log.Event]:
         """`before` carries sandbox events that belong in the same commit, ahead of the result."""
         new_events = [*(before or []), log.NewEvent(log.TOOL_RESULT, result)]
         return await self.commit(new_events, {"tool_calls": _plus("tool_calls", 1)})

@@ -108,7 +108,12 @@ def _tool_result(state: RunState, data: dict[str, Any]) -> None:
     if state.pending.pop(data["call_id"], None) is None:
         return
     state.messages.append(
-        Message(role="tool", content=tool_result_text(data), tool_call_id=data["call_id"], is_error=not data.get("ok"))
+        Message(
+            role="tool",
+            content=tool_result_text(data),
+            tool_call_id=data["call_id"],
+            is_error=not data.get("ok"),
+        )
     )
     if not state.pending and state.deferred_user:
         state.messages.extend(state.deferred_user)

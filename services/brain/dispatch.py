@@ -82,7 +82,9 @@ class ToolDispatcher:
 
     async def export_workspace(self, state: RunState) -> list[dict[str, Any]]:
         """The run's /workspace files, stored as artifacts; empty when the sandbox is gone."""
-        if state.sandbox is None or state.sandbox.hands_id not in {h.hands_id for h in await self.bus.list_hands()}:
+        if state.sandbox is None or state.sandbox.hands_id not in {
+            h.hands_id for h in await self.bus.list_hands()
+        }:
             return []
         try:
             files = await self._client(state.sandbox.address).export_workspace(state.run_id)
@@ -97,7 +99,9 @@ class ToolDispatcher:
         try:
             await self._client(state.sandbox.address).release(state.run_id)
         except HandsUnavailable:
-            logger.info("hands %s is gone; its reaper or restart frees run %s", state.sandbox.hands_id, state.run_id)
+            logger.info(
+                "hands %s is gone; its reaper or restart frees run %s", state.sandbox.hands_id, state.run_id
+            )
 
     async def _choose_hands(
         self, state: RunState, excluded: set[str], sandbox_events: list[log.NewEvent]
@@ -114,17 +118,26 @@ class ToolDispatcher:
         best = max(alive, key=lambda h: (h.slots_free, h.hands_id))
         return best.hands_id, best.address
 
-    async def _execute(self, location: tuple[str, str], run_id: str, call: ToolCall, spec: AgentSpec) -> ExecuteResult:
+    async def _execute(
+        self, location: tuple[str, str], run_id: str, call: ToolCall, spec: AgentSpec
+    ) -> ExecuteResult:
         request = ExecuteRequest(
-            run_id=run_id, call_id=call.id, tool=call.name, input=call.input, timeout_seconds=_timeout(call, spec,
-                                                                                                      self.settings),
+            run_id=run_id,
+            call_id=call.id,
+            tool=call.name,
+            input=call.input,
+            timeout_seconds=_timeout(call, spec, self.settings),
         )
 
         async def stream_chunk(chunk: OutputChunk) -> None:
-            await self.journal.publish_live(run_id, {
-                "type": log.TOOL_OUTPUT, "at": datetime.now(UTC).isoformat(),
-                "data": {"call_id": call.id, "stream": chunk.stream, "data": chunk.data},
-            })
+            await self.journal.publish_live(
+                run_id,
+                {
+                    "type": log.TOOL_OUTPUT,
+                    "at": datetime.now(UTC).isoformat(),
+                    "data": {"call_id": call.id, "stream": chunk.stream, "data": chunk.data},
+                },
+            )
 
         try:
             return await self._client(location[1]).execute_collect(request, on_chunk=stream_chunk)
@@ -139,14 +152,23 @@ class ToolDispatcher:
             self._clients[address] = client
         return client
 
-    def _sandbox_changes(self, state: RunState, location: tuple[str, str], result: ExecuteResult) -> list[log.NewEvent]:
+    def _sandbox_changes(
+        self, state: RunState, location: tuple[str, str], result: ExecuteResult
+    ) -> list[log.NewEvent]:
         changes: list[log.NewEvent] = []
         if result.sandbox_created:
             if state.sandbox is not None and state.sandbox.sandbox_id != result.sandbox_id:
                 changes.append(_lost(state.sandbox.sandbox_id, "replaced by a fresh sandbox"))
-            changes.append(log.NewEvent(log.SANDBOX_PROVISIONED, {
-                "sandbox_id": result.sandbox_id, "hands_id": location[0], "address": location[1],
-            }))
+            changes.append(
+                log.NewEvent(
+                    log.SANDBOX_PROVISIONED,
+                    {
+                        "sandbox_id": result.sandbox_id,
+                        "hands_id": location[0],
+                        "address": location[1],
+                    },
+                )
+            )
             state.sandbox = SandboxLocation(location[0], location[1], result.sandbox_id)
         if result.error == "sandbox_lost":
             changes.append(_lost(result.sandbox_id, result.error_message or "sandbox died during the call"))
@@ -162,8 +184,15 @@ class ToolDispatcher:
             output_ref = {"sha256": ref.sha256, "size": ref.size}
             output = encoded[:PREVIEW_BYTES].decode("utf-8", errors="ignore")
         return _result(
-            call, ok=result.ok, output=output, output_ref=output_ref, exit_code=result.exit_code, error=result.error,
-            error_message=result.error_message, truncated=result.truncated, duration_ms=result.duration_ms,
+            call,
+            ok=result.ok,
+            output=output,
+            output_ref=output_ref,
+            exit_code=result.exit_code,
+            error=result.error,
+            error_message=result.error_message,
+            truncated=result.truncated,
+            duration_ms=result.duration_ms,
         )
 
 
@@ -172,7 +201,10 @@ def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
     if call.name not in spec.tools or call.name not in TOOL_SCHEMAS:
         return "unknown_tool", f"unknown tool {call.name!r}; available tools: {', '.join(spec.tools)}"
     if RAW_ARGUMENTS_KEY in call.input:
-        return "invalid_input", f"the arguments for {call.name} were not a JSON object: {call.input[RAW_ARGUMENTS_KEY]!r}"
+        return (
+            "invalid_input",
+            f"the arguments for {call.name} were not a JSON object: {call.input[RAW_ARGUMENTS_KEY]!r}",
+        )
     try:
         jsonschema.validate(call.input, TOOL_SCHEMAS[call.name]["input_schema"])
     except jsonschema.ValidationError as error:
@@ -194,8 +226,16 @@ def _lost(sandbox_id: str, reason: str) -> log.NewEvent:
 
 def _result(call: ToolCall, *, ok: bool, output: str, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "call_id": call.id, "name": call.name, "ok": ok, "output": output, "output_ref": None, "exit_code": None,
-        "error": None, "error_message": None, "truncated": False, "duration_ms": 0,
+        "call_id": call.id,
+        "name": call.name,
+        "ok": ok,
+        "output": output,
+        "output_ref": None,
+        "exit_code": None,
+        "error": None,
+        "error_message": None,
+        "truncated": False,
+        "duration_ms": 0,
     }
     base.update(fields)
     return base

@@ -82,8 +82,10 @@ class RunStepper:
             model=spec.model,
             system=spec.system,
             messages=tuple(self.state.messages),
-            tools=tuple(ToolSpec(name, TOOL_SCHEMAS[name]["description"], TOOL_SCHEMAS[name]["input_schema"])
-                        for name in spec.tools),
+            tools=tuple(
+                ToolSpec(name, TOOL_SCHEMAS[name]["description"], TOOL_SCHEMAS[name]["input_schema"])
+                for name in spec.tools
+            ),
         )
         retrying = AsyncRetrying(
             stop=stop_after_attempt(MODEL_ATTEMPTS),
@@ -100,13 +102,22 @@ class RunStepper:
         return None
 
     async def _over_limits(self, spec: AgentSpec, created_at: datetime) -> bool:
-        if self.state.next_action() is NextAction.CALL_MODEL and self.state.model_calls >= spec.limits.max_steps:
-            await self._commit(self.committer.fail(
-                "max_steps_exceeded", f"the run reached its limit of {spec.limits.max_steps} model calls"))
+        if (
+            self.state.next_action() is NextAction.CALL_MODEL
+            and self.state.model_calls >= spec.limits.max_steps
+        ):
+            await self._commit(
+                self.committer.fail(
+                    "max_steps_exceeded", f"the run reached its limit of {spec.limits.max_steps} model calls"
+                )
+            )
             return True
         if datetime.now(UTC) - created_at > timedelta(seconds=spec.limits.timeout_seconds):
-            await self._commit(self.committer.fail(
-                "timeout", f"the run exceeded its wall-time limit of {spec.limits.timeout_seconds:.0f}s"))
+            await self._commit(
+                self.committer.fail(
+                    "timeout", f"the run exceeded its wall-time limit of {spec.limits.timeout_seconds:.0f}s"
+                )
+            )
             await self.dispatcher.release(self.state)
             return True
         return False
@@ -123,8 +134,11 @@ class RunStepper:
 
     async def _load_run(self) -> tuple[AgentSpec, datetime]:
         async with self.journal.engine.connect() as conn:
-            row = (await conn.execute(select(runs.c.agent_spec, runs.c.created_at).where(runs.c.id == self.run_id))
-                   ).one()
+            row = (
+                await conn.execute(
+                    select(runs.c.agent_spec, runs.c.created_at).where(runs.c.id == self.run_id)
+                )
+            ).one()
         return AgentSpec.model_validate(row.agent_spec), row.created_at
 
 
@@ -135,4 +149,3 @@ def _model_wait(retry_state: object) -> float:
     if isinstance(retry_after, int | float) and retry_after > 0:
         return float(min(retry_after, 60.0))
     return float(wait_exponential_jitter(initial=0.5, max=20.0)(retry_state))  # type: ignore[arg-type]
-

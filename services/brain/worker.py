@@ -39,7 +39,9 @@ class BrainWorker:
         self.settings = settings
         self.engine = engine
         self.bus = bus
-        self.brain_id = settings.brain_id or f"brain-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.brain_id = (
+            settings.brain_id or f"brain-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        )
         self.journal = Journal(engine, bus)
         self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
@@ -118,7 +120,9 @@ class BrainWorker:
             await asyncio.gather(renewer, return_exceptions=True)
         async with self.engine.begin() as conn:
             await leases.release(conn, run_id, fence)
-            row = (await conn.execute(select(runs.c.status, runs.c.last_seq).where(runs.c.id == run_id))).one()
+            row = (
+                await conn.execute(select(runs.c.status, runs.c.last_seq).where(runs.c.id == run_id))
+            ).one()
         if row.status in RUNNABLE and row.last_seq > stepper.state.last_seq:
             await self.bus.wake(run_id)  # something arrived while we were finishing
 

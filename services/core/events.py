@@ -80,9 +80,15 @@ async def append(conn: AsyncConnection, request: Append) -> list[Event]:
     where = runs.c.id == request.run_id
     if not request.allow_terminal:
         where = where & runs.c.status.notin_(TERMINAL_STATUSES)
-    values: dict[str, Any] = {"last_seq": runs.c.last_seq + count, "updated_at": func.now(), **request.run_changes}
+    values: dict[str, Any] = {
+        "last_seq": runs.c.last_seq + count,
+        "updated_at": func.now(),
+        **request.run_changes,
+    }
     row = (
-        await conn.execute(update(runs).where(where).values(**values).returning(runs.c.last_seq, runs.c.updated_at))
+        await conn.execute(
+            update(runs).where(where).values(**values).returning(runs.c.last_seq, runs.c.updated_at)
+        )
     ).first()
     if row is None:
         exists = (await conn.execute(select(runs.c.status).where(runs.c.id == request.run_id))).first()
@@ -105,7 +111,11 @@ async def _check_fence(conn: AsyncConnection, run_id: str, fence: Fence) -> None
     token = (
         await conn.execute(
             select(run_leases.c.token)
-            .where(run_leases.c.run_id == run_id, run_leases.c.owner == fence.owner, run_leases.c.token == fence.token)
+            .where(
+                run_leases.c.run_id == run_id,
+                run_leases.c.owner == fence.owner,
+                run_leases.c.token == fence.token,
+            )
             .with_for_update()
         )
     ).scalar()
@@ -113,7 +123,9 @@ async def _check_fence(conn: AsyncConnection, run_id: str, fence: Fence) -> None
         raise LeaseLost(f"fencing token {fence.token} for run {run_id} is stale")
 
 
-async def read(conn: AsyncConnection, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
+async def read(
+    conn: AsyncConnection, run_id: str, *, after: int = 0, limit: int | None = None
+) -> list[Event]:
     query = select(events).where(events.c.run_id == run_id, events.c.seq > after).order_by(events.c.seq)
     if limit is not None:
         query = query.limit(limit)

@@ -37,7 +37,11 @@ async def renew(conn: AsyncConnection, run_id: str, fence: Fence, ttl_seconds: f
     """Extend a held lease; False means it was lost (lapsed and taken by another owner)."""
     statement = (
         update(run_leases)
-        .where(run_leases.c.run_id == run_id, run_leases.c.owner == fence.owner, run_leases.c.token == fence.token)
+        .where(
+            run_leases.c.run_id == run_id,
+            run_leases.c.owner == fence.owner,
+            run_leases.c.token == fence.token,
+        )
         .values(expires_at=func.now() + timedelta(seconds=ttl_seconds))
         .returning(run_leases.c.token)
     )
@@ -48,6 +52,10 @@ async def release(conn: AsyncConnection, run_id: str, fence: Fence) -> None:
     """Give the lease up at once so the next wake-up need not wait for it to lapse."""
     await conn.execute(
         update(run_leases)
-        .where(run_leases.c.run_id == run_id, run_leases.c.owner == fence.owner, run_leases.c.token == fence.token)
+        .where(
+            run_leases.c.run_id == run_id,
+            run_leases.c.owner == fence.owner,
+            run_leases.c.token == fence.token,
+        )
         .values(expires_at=func.now() - timedelta(seconds=1))
     )

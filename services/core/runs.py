@@ -36,9 +36,16 @@ async def create_run(
     run_id = new_id("run")
     await conn.execute(
         runs.insert().values(
-            id=run_id, tenant_id=tenant, agent_id=agent_id, agent_version=agent_version, agent_spec=spec,
-            status="queued", input=user_input, metadata=metadata,
-            idempotency_key=idempotency_key, request_hash=request_hash,
+            id=run_id,
+            tenant_id=tenant,
+            agent_id=agent_id,
+            agent_version=agent_version,
+            agent_spec=spec,
+            status="queued",
+            input=user_input,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
         )
     )
     appended = await log.append(
@@ -46,8 +53,15 @@ async def create_run(
         log.Append(
             run_id=run_id,
             events=(
-                log.NewEvent(log.RUN_CREATED, {"input": user_input, "agent_id": agent_id,
-                                               "agent_version": agent_version, "metadata": metadata}),
+                log.NewEvent(
+                    log.RUN_CREATED,
+                    {
+                        "input": user_input,
+                        "agent_id": agent_id,
+                        "agent_version": agent_version,
+                        "metadata": metadata,
+                    },
+                ),
                 log.NewEvent(log.USER_MESSAGE, {"content": user_input}),
             ),
         ),
@@ -78,7 +92,9 @@ async def list_runs(
         query = query.where(
             or_(runs.c.created_at < created_at, and_(runs.c.created_at == created_at, runs.c.id < run_id))
         )
-    rows = list((await conn.execute(query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1))))
+    rows = list(
+        await conn.execute(query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1))
+    )
     next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -108,7 +124,11 @@ def run_to_wire(row: Row[Any]) -> dict[str, Any]:
         "model": row.agent_spec.get("model"),
         "step": row.step,
         "last_seq": row.last_seq,
-        "usage": {"input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "tool_calls": row.tool_calls},
+        "usage": {
+            "input_tokens": row.input_tokens,
+            "output_tokens": row.output_tokens,
+            "tool_calls": row.tool_calls,
+        },
         "input": row.input,
         "result": row.result,
         "error": row.error,

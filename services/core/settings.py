@@ -18,9 +18,13 @@ class Settings(BaseSettings):
 
     # Storage and transport.
     database_url: str = "postgresql+psycopg://loopd:loopd@127.0.0.1:5432/loopd"
-    bus_url: str = Field(default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)")
+    bus_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)"
+    )
     artifacts_dir: Path = Path(".loopd/artifacts")
-    inline_output_limit: int = Field(default=64 * 1024, description="tool output above this goes to the artifact store")
+    inline_output_limit: int = Field(
+        default=64 * 1024, description="tool output above this goes to the artifact store"
+    )
 
     # Gateway.
     host: str = "127.0.0.1"
@@ -50,7 +54,9 @@ class Settings(BaseSettings):
     sandbox_user: str = "1000:1000"
     tool_timeout_seconds: float = 120.0
     tool_output_cap: int = 1024 * 1024
-    sandbox_tmp_size: str = Field("256m", description="size of each sandbox's /tmp (counts against its memory)")
+    sandbox_tmp_size: str = Field(
+        "256m", description="size of each sandbox's /tmp (counts against its memory)"
+    )
     sandbox_docker_host: str = Field("unix:///var/run/docker.sock", description="Docker Engine API URL")
 
     # Models.

@@ -81,15 +81,14 @@ def _demo_spec(agent: Path, settings: Settings) -> Path:
     if not settings.model:
         return agent
     provider = settings.model.partition("/")[0]
-    key = {"openai": settings.openai_api_key, "anthropic": settings.anthropic_api_key}.get(provider)
-    if key is None and provider in ("openai", "anthropic") and "127.0.0.1" not in settings.openai_base_url:
-        typer.echo(f"LOOPD_MODEL={settings.model} needs LOOPD_{provider.upper()}_API_KEY", err=True)
+    # OpenAI-compatible local servers (vLLM, Ollama, llama.cpp) need no key; Anthropic always does.
+    if provider == "anthropic" and settings.anthropic_api_key is None:
+        typer.echo(f"LOOPD_MODEL={settings.model} needs LOOPD_ANTHROPIC_API_KEY", err=True)
         raise typer.Exit(2)
     spec = yaml.safe_load(agent.read_text())
     spec["model"] = settings.model
     spec.pop("script", None)
-    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, prefix="loopd-demo-")
-    with handle:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, prefix="loopd-demo-") as handle:
         yaml.safe_dump(spec, handle)
     return Path(handle.name)
 

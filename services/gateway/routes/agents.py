@@ -32,14 +32,19 @@ async def create_agent(body: CreateAgent, services: ServicesDep) -> dict[str, An
     spec = body.model_dump(mode="json", exclude={"id"})
     try:
         async with services.engine.begin() as conn:
-            row = (await conn.execute(
-                agents.insert()
-                .values(tenant_id=services.settings.tenant, id=agent_id, version=1, name=body.name, spec=spec)
-                .returning(*agents.c)
-            )).one()
+            row = (
+                await conn.execute(
+                    agents.insert()
+                    .values(
+                        tenant_id=services.settings.tenant, id=agent_id, version=1, name=body.name, spec=spec
+                    )
+                    .returning(*agents.c)
+                )
+            ).one()
     except IntegrityError:
-        raise Conflict(f"agent {agent_id} exists; PUT /v1/agents/{agent_id} makes a new version",
-                       code="agent_exists") from None
+        raise Conflict(
+            f"agent {agent_id} exists; PUT /v1/agents/{agent_id} makes a new version", code="agent_exists"
+        ) from None
     return agent_to_wire(row)
 
 
@@ -49,15 +54,26 @@ async def new_agent_version(agent_id: str, body: AgentSpec, services: ServicesDe
     async with services.engine.begin() as conn:
         # Serialise concurrent PUTs of one agent so versions never collide.
         await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"{tenant}/{agent_id}"))))
-        latest = (await conn.execute(
-            select(func.max(agents.c.version)).where(agents.c.tenant_id == tenant, agents.c.id == agent_id)
-        )).scalar()
-        row = (await conn.execute(
-            agents.insert()
-            .values(tenant_id=tenant, id=agent_id, version=(latest or 0) + 1, name=body.name,
-                    spec=body.model_dump(mode="json"))
-            .returning(*agents.c)
-        )).one()
+        latest = (
+            await conn.execute(
+                select(func.max(agents.c.version)).where(
+                    agents.c.tenant_id == tenant, agents.c.id == agent_id
+                )
+            )
+        ).scalar()
+        row = (
+            await conn.execute(
+                agents.insert()
+                .values(
+                    tenant_id=tenant,
+                    id=agent_id,
+                    version=(latest or 0) + 1,
+                    name=body.name,
+                    spec=body.model_dump(mode="json"),
+                )
+                .returning(*agents.c)
+            )
+        ).one()
     return agent_to_wire(row)
 
 
@@ -82,7 +98,9 @@ async def list_agents(services: ServicesDep, limit: int = Query(50, ge=1, le=500
 
 
 @router.get("/{agent_id}")
-async def get_agent(agent_id: str, services: ServicesDep, version: int | None = Query(None, ge=1)) -> dict[str, Any]:
+async def get_agent(
+    agent_id: str, services: ServicesDep, version: int | None = Query(None, ge=1)
+) -> dict[str, Any]:
     async with services.engine.connect() as conn:
         row = await load_agent(conn, services.settings.tenant, agent_id, version)
     return agent_to_wire(row)

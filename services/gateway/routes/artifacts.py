@@ -38,7 +38,12 @@ async def list_artifacts(run_id: str, services: ServicesDep) -> dict[str, Any]:
 @router.get("/{path:path}")
 async def download_artifact(run_id: str, path: str, services: ServicesDep) -> StreamingResponse:
     parts = path.split("/")
-    if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\\" in path or "\x00" in path:
+    if (
+        path.startswith("/")
+        or any(part in ("", ".", "..") for part in parts)
+        or "\\" in path
+        or "\x00" in path
+    ):
         raise BadRequest(f"artifact path {path!r} is not a plain relative path", code="invalid_path")
     artifact = (await _artifacts(services, run_id)).get(path)
     if artifact is None:
@@ -46,6 +51,9 @@ async def download_artifact(run_id: str, path: str, services: ServicesDep) -> St
     return StreamingResponse(
         services.artifacts.stream(artifact["sha256"]),
         media_type="application/octet-stream",
-        headers={"Content-Length": str(artifact["size"]), "ETag": f'"{artifact["sha256"]}"',
-                 "X-Content-SHA256": artifact["sha256"]},
+        headers={
+            "Content-Length": str(artifact["size"]),
+            "ETag": f'"{artifact["sha256"]}"',
+            "X-Content-SHA256": artifact["sha256"],
+        },
     )

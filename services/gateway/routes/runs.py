@@ -59,7 +59,9 @@ async def create_run(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> dict[str, Any]:
     tenant = services.settings.tenant
-    request_hash = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    request_hash = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
     if idempotency_key is not None:
         async with services.engine.connect() as conn:
             existing = await run_store.find_by_idempotency_key(conn, tenant, idempotency_key)
@@ -69,8 +71,15 @@ async def create_run(
         async with services.engine.begin() as conn:
             spec, agent_id, version = await _resolve_agent(conn, tenant, body)
             row, appended = await run_store.create_run(
-                conn, tenant=tenant, spec=spec, agent_id=agent_id, agent_version=version, user_input=body.input,
-                metadata=body.metadata, idempotency_key=idempotency_key, request_hash=request_hash,
+                conn,
+                tenant=tenant,
+                spec=spec,
+                agent_id=agent_id,
+                agent_version=version,
+                user_input=body.input,
+                metadata=body.metadata,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
             )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: answer with its run.
@@ -86,12 +95,16 @@ async def create_run(
 
 def _replayed(existing: Any, request_hash: str, response: Response) -> dict[str, Any]:
     if existing.request_hash != request_hash:
-        raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_key_reused")
+        raise Conflict(
+            "this Idempotency-Key was used with a different request body", code="idempotency_key_reused"
+        )
     response.headers["Idempotent-Replayed"] = "true"
     return run_store.run_to_wire(existing)
 
 
-async def _resolve_agent(conn: Any, tenant: str, body: CreateRun) -> tuple[dict[str, Any], str | None, int | None]:
+async def _resolve_agent(
+    conn: Any, tenant: str, body: CreateRun
+) -> tuple[dict[str, Any], str | None, int | None]:
     if body.agent is not None:
         return body.agent.model_dump(mode="json"), None, None
     assert body.agent_id is not None
@@ -131,7 +144,9 @@ async def send_message(run_id: str, body: UserMessage, services: ServicesDep) ->
         if reopen:
             new_events.append(log.NewEvent(log.RUN_STATUS, {"status": "queued"}))
             changes = {"status": "queued", "ended_at": None, "result": None, "error": None}
-        appended = await log.append(conn, log.Append(run_id, tuple(new_events), changes, allow_terminal=reopen))
+        appended = await log.append(
+            conn, log.Append(run_id, tuple(new_events), changes, allow_terminal=reopen)
+        )
         row = await run_store.get_run(conn, services.settings.tenant, run_id)
     await services.journal.publish(appended)
     await services.bus.wake(run_id)
@@ -147,12 +162,14 @@ async def cancel_run(run_id: str, services: ServicesDep, body: CancelRun | None 
             raise Conflict(f"run {run_id} is already {run.status}", code="run_finished")
         appended = await log.append(
             conn,
-            log.Append(run_id, (log.NewEvent(log.RUN_CANCELLED, {"reason": reason}),),
-                       {"status": "cancelled", "ended_at": func.now()}),
+            log.Append(
+                run_id,
+                (log.NewEvent(log.RUN_CANCELLED, {"reason": reason}),),
+                {"status": "cancelled", "ended_at": func.now()},
+            ),
         )
         row = await run_store.get_run(conn, services.settings.tenant, run_id)
     await services.journal.publish(appended)
     # The wake-up lets a brain release the run's sandbox promptly.
     await services.bus.wake(run_id)
     return run_store.run_to_wire(row)
-

@@ -67,7 +67,9 @@ async def test_publish_to_a_channel_without_subscribers_is_harmless(bus: Bus) ->
 
 async def test_hands_registry_entries_expire_without_heartbeats(bus: Bus) -> None:
     hands_id = f"hands-{secrets.token_hex(4)}"
-    info = HandsInfo(hands_id=hands_id, address="127.0.0.1:1", slots_total=4, slots_free=3, sandboxes=("run_x",))
+    info = HandsInfo(
+        hands_id=hands_id, address="127.0.0.1:1", slots_total=4, slots_free=3, sandboxes=("run_x",)
+    )
     await bus.register_hands(info, ttl=0.5)
     listed = {h.hands_id: h for h in await bus.list_hands()}
     assert listed[hands_id] == info

@@ -16,12 +16,21 @@ from tests.support.waiting import eventually
 
 async def new_run(engine: AsyncEngine) -> str:
     async with engine.begin() as conn:
-        row, _ = await create_run(conn, tenant="t-log", spec={"model": "scripted"}, agent_id=None,
-                                  agent_version=None, user_input="hi", metadata={})
+        row, _ = await create_run(
+            conn,
+            tenant="t-log",
+            spec={"model": "scripted"},
+            agent_id=None,
+            agent_version=None,
+            user_input="hi",
+            metadata={},
+        )
     return str(row.id)
 
 
-async def append_one(engine: AsyncEngine, run_id: str, n: int, fence: log.Fence | None = None) -> list[log.Event]:
+async def append_one(
+    engine: AsyncEngine, run_id: str, n: int, fence: log.Fence | None = None
+) -> list[log.Event]:
     async with engine.begin() as conn:
         return await log.append(conn, log.Append(run_id, (log.NewEvent("test.note", {"n": n}),), fence=fence))
 
@@ -34,7 +43,9 @@ async def test_concurrent_appends_get_gapless_unique_seqs(engine: AsyncEngine) -
     assert seqs == list(range(1, 43))
 
 
-async def test_a_new_lease_owner_gets_a_higher_token_and_the_old_one_cannot_write(engine: AsyncEngine) -> None:
+async def test_a_new_lease_owner_gets_a_higher_token_and_the_old_one_cannot_write(
+    engine: AsyncEngine,
+) -> None:
     run_id = await new_run(engine)
     async with engine.begin() as conn:
         first = await leases.acquire(conn, run_id, "brain-a", ttl_seconds=0.2)
@@ -71,6 +82,8 @@ async def test_release_frees_the_lease_at_once(engine: AsyncEngine) -> None:
 async def test_appends_to_a_finished_run_are_refused(engine: AsyncEngine) -> None:
     run_id = await new_run(engine)
     async with engine.begin() as conn:
-        await log.append(conn, log.Append(run_id, (log.NewEvent(log.RUN_COMPLETED, {}),), {"status": "completed"}))
+        await log.append(
+            conn, log.Append(run_id, (log.NewEvent(log.RUN_COMPLETED, {}),), {"status": "completed"})
+        )
     with pytest.raises(Conflict):
         await append_one(engine, run_id, 1)

@@ -47,7 +47,9 @@ def test_the_event_log_refuses_updates(fresh_database_url: str) -> None:
     upgrade(fresh_database_url)
     dsn = sync_url(fresh_database_url).replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
-        conn.execute("INSERT INTO runs (id, tenant_id, agent_spec, status, input) VALUES ('r1','t','{}','queued','x')")
+        conn.execute(
+            "INSERT INTO runs (id, tenant_id, agent_spec, status, input) VALUES ('r1','t','{}','queued','x')"
+        )
         conn.execute("INSERT INTO events (run_id, seq, type, data) VALUES ('r1', 1, 'run.created', '{}')")
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute("UPDATE events SET type = 'forged' WHERE run_id = 'r1'")

@@ -23,8 +23,13 @@ async def local_bus() -> AsyncIterator[Bus]:
 
 @pytest.fixture
 def gateway_settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, bus_url="local://", artifacts_dir=tmp_path / "artifacts",
-                    tenant=f"tenant-{secrets.token_hex(4)}", max_body_bytes=64 * 1024)
+    return Settings(
+        database_url=database_url,
+        bus_url="local://",
+        artifacts_dir=tmp_path / "artifacts",
+        tenant=f"tenant-{secrets.token_hex(4)}",
+        max_body_bytes=64 * 1024,
+    )
 
 
 @pytest.fixture

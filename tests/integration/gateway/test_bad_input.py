@@ -19,21 +19,31 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 async def test_malformed_json(api: httpx.AsyncClient) -> None:
-    response = await api.post("/v1/runs", content=b'{"input": "x",', headers={"content-type": "application/json"})
+    response = await api.post(
+        "/v1/runs", content=b'{"input": "x",', headers={"content-type": "application/json"}
+    )
     assert_error(response, 400, "malformed_json")
 
 
 async def test_unknown_agent(api: httpx.AsyncClient) -> None:
-    assert_error(await api.post("/v1/runs", json={"agent_id": "agt_nope", "input": "x"}), 404, "agent_not_found")
+    assert_error(
+        await api.post("/v1/runs", json={"agent_id": "agt_nope", "input": "x"}), 404, "agent_not_found"
+    )
     assert_error(await api.get("/v1/agents/agt_nope"), 404, "agent_not_found")
 
 
 async def test_missing_run(api: httpx.AsyncClient) -> None:
-    for path in ("/v1/runs/run_missing", "/v1/runs/run_missing/events", "/v1/runs/run_missing/artifacts",
-                 "/v1/runs/run_missing/events/stream"):
+    for path in (
+        "/v1/runs/run_missing",
+        "/v1/runs/run_missing/events",
+        "/v1/runs/run_missing/artifacts",
+        "/v1/runs/run_missing/events/stream",
+    ):
         assert_error(await api.get(path), 404, "run_not_found")
     assert_error(await api.post("/v1/runs/run_missing/cancel"), 404, "run_not_found")
-    assert_error(await api.post("/v1/runs/run_missing/messages", json={"content": "hi"}), 404, "run_not_found")
+    assert_error(
+        await api.post("/v1/runs/run_missing/messages", json={"content": "hi"}), 404, "run_not_found"
+    )
 
 
 async def test_oversized_body(api: httpx.AsyncClient) -> None:
@@ -68,4 +78,6 @@ async def test_conflicts(api: httpx.AsyncClient) -> None:
     run = (await api.post("/v1/runs", json={"agent": SCRIPTED, "input": "x"})).json()
     assert (await api.post(f"/v1/runs/{run['id']}/cancel")).status_code == 202
     assert_error(await api.post(f"/v1/runs/{run['id']}/cancel"), 409, "run_finished")
-    assert_error(await api.post(f"/v1/runs/{run['id']}/messages", json={"content": "hi"}), 409, "run_cancelled")
+    assert_error(
+        await api.post(f"/v1/runs/{run['id']}/messages", json={"content": "hi"}), 409, "run_cancelled"
+    )

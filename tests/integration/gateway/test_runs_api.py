@@ -20,7 +20,9 @@ async def test_agents_are_versioned_and_immutable(api: httpx.AsyncClient) -> Non
 
 async def test_a_run_starts_queued_with_a_gapless_log(api: httpx.AsyncClient) -> None:
     await api.post("/v1/agents", json={**SCRIPTED, "id": "greeter"})
-    response = await api.post("/v1/runs", json={"agent_id": "greeter", "input": "hello", "metadata": {"k": "v"}})
+    response = await api.post(
+        "/v1/runs", json={"agent_id": "greeter", "input": "hello", "metadata": {"k": "v"}}
+    )
     assert response.status_code == 201
     run = response.json()
     assert run["status"] == "queued" and run["agent_id"] == "greeter" and run["agent_version"] == 1
@@ -43,12 +45,17 @@ async def test_idempotency_key_returns_the_same_run(api: httpx.AsyncClient) -> N
 
 
 async def test_list_runs_filters_and_pages(api: httpx.AsyncClient) -> None:
-    ids = [(await api.post("/v1/runs", json={"agent": SCRIPTED, "input": f"r{i}"})).json()["id"] for i in range(5)]
+    ids = [
+        (await api.post("/v1/runs", json={"agent": SCRIPTED, "input": f"r{i}"})).json()["id"]
+        for i in range(5)
+    ]
     await api.post(f"/v1/runs/{ids[0]}/cancel")
     seen: list[str] = []
     cursor = None
     while True:
-        page = (await api.get("/v1/runs", params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+        page = (
+            await api.get("/v1/runs", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        ).json()
         seen += [run["id"] for run in page["data"]]
         cursor = page["next_cursor"]
         if cursor is None:
