@@ -1,4 +1,4 @@
-"""The `loopd` CLI against a real deployment: run the demo agent with --follow, then download its artifacts."""
+"""The `loopd` CLI against a real deployment: run the demo agent, follow it, download its artifacts."""
 
 from __future__ import annotations
 
