@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.brain.context import RunState, SandboxLocation
 from services.brain.models import ToolCall
@@ -21,7 +21,7 @@ from services.core import events as log
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
-from services.core.errors import HandsUnavailable
+from services.core.errors import HandsUnavailable, InfrastructureError, NotFound
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.hands.client import ExecuteRequest, ExecuteResult, HandsClient, OutputChunk
@@ -63,7 +63,7 @@ class ToolDispatcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.hands_call_attempts),
             wait=wait_exponential_jitter(initial=0.2, max=5.0),
-            retry=retry_if_exception_type(HandsUnavailable),
+            retry=retry_if_exception(lambda error: isinstance(error, InfrastructureError) and error.retryable),
             reraise=True,
         )
         async for attempt in retrying:
@@ -87,8 +87,9 @@ class ToolDispatcher:
         }:
             return []
         try:
-            files = await self._client(state.sandbox.address).export_workspace(state.run_id)
-        except HandsUnavailable:
+            client = await self._client(state.sandbox.address)
+            files = await client.export_workspace(state.run_id)
+        except (HandsUnavailable, NotFound):
             logger.warning("could not export the workspace of run %s", state.run_id, exc_info=True)
             return []
         return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
@@ -97,7 +98,8 @@ class ToolDispatcher:
         if state.sandbox is None:
             return
         try:
-            await self._client(state.sandbox.address).release(state.run_id)
+            client = await self._client(state.sandbox.address)
+            await client.release(state.run_id)
         except HandsUnavailable:
             logger.info(
                 "hands %s is gone; its reaper or restart frees run %s", state.sandbox.hands_id, state.run_id
@@ -140,15 +142,19 @@ class ToolDispatcher:
             )
 
         try:
-            return await self._client(location[1]).execute_collect(request, on_chunk=stream_chunk)
+            client = await self._client(location[1])
+            return await client.execute_collect(request, on_chunk=stream_chunk)
         except HandsUnavailable:
-            self._clients.pop(location[1], None)
+            stale = self._clients.pop(location[1], None)
+            if stale is not None:
+                await stale.__aexit__(None, None, None)
             raise
 
-    def _client(self, address: str) -> HandsClient:
+    async def _client(self, address: str) -> HandsClient:
+        """One long-lived channel per hands address, reused by every run on this brain."""
         client = self._clients.get(address)
         if client is None:
-            client = HandsClient(address)
+            client = await HandsClient(address).__aenter__()
             self._clients[address] = client
         return client
 

@@ -54,10 +54,8 @@ class Settings(BaseSettings):
     sandbox_user: str = "1000:1000"
     tool_timeout_seconds: float = 120.0
     tool_output_cap: int = 1024 * 1024
-    sandbox_tmp_size: str = Field(
-        "256m", description="size of each sandbox's /tmp (counts against its memory)"
-    )
-    sandbox_docker_host: str = Field("unix:///var/run/docker.sock", description="Docker Engine API URL")
+    sandbox_tmp_size: str = Field(default="256m", description="each sandbox's /tmp (uses its memory)")
+    sandbox_docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker Engine API")
 
     # Models.
     model: str | None = Field(default=None, description="overrides an agent's model, e.g. openai/gpt-4o-mini")

@@ -1,0 +1,75 @@
+"""The typed shapes of a hands call, shared by the client (brain side) and the worker.
+
+`ExecuteResult.error` is one of the stable codes below; `ok` is False exactly when it is set:
+
+- ``timeout``: the call outlived its timeout; every process it started was killed, the sandbox is kept.
+- ``nonzero_exit``: the bash command exited with a non-zero status (see ``exit_code``).
+- ``tool_error``: a file tool failed (no such file, ``old_string`` not found or not unique, a path
+  outside /workspace, ...); ``error_message`` says why and ``output`` repeats it for the model.
+- ``sandbox_lost``: the sandbox died during the call (killed, out of memory, removed). Its files are
+  gone; the next call for the run gets a fresh sandbox (``sandbox_created=True``).
+
+Output above the worker's cap is cut: ``truncated`` is True and ``output`` ends with a note saying so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+TIMEOUT = "timeout"
+NONZERO_EXIT = "nonzero_exit"
+TOOL_ERROR = "tool_error"
+SANDBOX_LOST = "sandbox_lost"
+ERROR_CODES = (TIMEOUT, NONZERO_EXIT, TOOL_ERROR, SANDBOX_LOST)
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    run_id: str
+    call_id: str
+    tool: str
+    input: dict[str, Any]
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    stream: str
+    data: str
+
+
+@dataclass(frozen=True)
+class ExecuteResult:
+    ok: bool
+    output: str
+    exit_code: int | None
+    error: str | None
+    error_message: str | None
+    truncated: bool
+    duration_ms: int
+    sandbox_id: str
+    sandbox_created: bool
+
+
+@dataclass(frozen=True)
+class WorkspaceFile:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    run_id: str
+    sandbox_id: str
+    created_at: float
+    last_used_at: float
+
+
+@dataclass(frozen=True)
+class HandsStatus:
+    hands_id: str
+    slots_total: int
+    slots_free: int
+    sandboxes: tuple[SandboxStatus, ...]

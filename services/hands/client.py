@@ -1,0 +1,128 @@
+"""The brain's side of hands: one gRPC channel to one hands worker, speaking the dataclasses of api.py.
+
+Failures raise loopd exceptions: an unreachable worker, a dropped stream or a missed deadline raise
+HandsUnavailable (retryable: another worker may take the call); errors the worker reports keep their
+loopd code. Tool failures are not exceptions: they come back as an ExecuteResult with ok=False (see
+api.py for the codes). The hands' tool schemas live in tools.TOOL_SCHEMAS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+
+from services.core.errors import HandsUnavailable
+from services.hands import wire
+from services.hands.api import (
+    ERROR_CODES,
+    ExecuteRequest,
+    ExecuteResult,
+    HandsStatus,
+    OutputChunk,
+    SandboxStatus,
+    WorkspaceFile,
+)
+from services.hands.proto import hands_pb2 as pb
+from services.hands.proto.hands_pb2_grpc import HandsStub
+
+__all__ = [
+    "ERROR_CODES",
+    "ExecuteRequest",
+    "ExecuteResult",
+    "HandsClient",
+    "HandsStatus",
+    "OutputChunk",
+    "SandboxStatus",
+    "WorkspaceFile",
+]
+
+_R = TypeVar("_R")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = (
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+)
+
+
+class HandsClient:
+    def __init__(self, address: str, *, deadline_margin: float = 30.0, rpc_timeout: float = 60.0) -> None:
+        """`deadline_margin` is added to each call's timeout for provisioning, queueing and the kill."""
+        self.address = address
+        self._deadline_margin = deadline_margin
+        self._rpc_timeout = rpc_timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: HandsStub | None = None
+
+    async def __aenter__(self) -> HandsClient:
+        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        self._stub = HandsStub(self._channel)  # type: ignore[no-untyped-call]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel = self._stub = None
+
+    async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
+        """Stream the call's output chunks; the last item is always its one ExecuteResult."""
+        deadline = request.timeout_seconds + self._deadline_margin if request.timeout_seconds > 0 else None
+        call = self._hands().Execute(wire.request_to_pb(request), timeout=deadline)
+        finished = False
+        try:
+            async for event in call:
+                item = wire.event_from_pb(event)
+                if item is None:
+                    continue
+                yield item
+                if isinstance(item, ExecuteResult):
+                    finished = True
+                    return
+        except grpc.aio.AioRpcError as exc:
+            raise wire.error_from_rpc(exc) from None
+        finally:
+            if not finished:
+                call.cancel()
+        raise HandsUnavailable(f"hands {self.address} ended call {request.call_id} without a result")
+
+    async def execute_collect(
+        self, request: ExecuteRequest, on_chunk: Callable[[OutputChunk], Awaitable[None]] | None = None
+    ) -> ExecuteResult:
+        """Run a call to its end, handing each output chunk to `on_chunk` as it arrives."""
+        async with aclosing(self.execute(request)) as items:
+            async for item in items:
+                if isinstance(item, ExecuteResult):
+                    return item
+                if on_chunk is not None:
+                    await on_chunk(item)
+        raise HandsUnavailable(f"hands {self.address} ended call {request.call_id} without a result")
+
+    async def export_workspace(self, run_id: str, *, timeout: float = 600.0) -> list[WorkspaceFile]:
+        """Store every regular file of the run's /workspace in the artifact store. Raises NotFound."""
+        request = pb.ExportWorkspaceRequest(run_id=run_id)
+        response = await self._unary(self._hands().ExportWorkspace, request, timeout)
+        return wire.files_from_pb(response)
+
+    async def release(self, run_id: str) -> None:
+        """Destroy the run's sandbox; releasing twice is fine."""
+        await self._unary(self._hands().Release, pb.ReleaseRequest(run_id=run_id), self._rpc_timeout)
+
+    async def status(self) -> HandsStatus:
+        response = await self._unary(self._hands().Status, pb.StatusRequest(), self._rpc_timeout)
+        return wire.status_from_pb(response)
+
+    async def _unary(self, method: Callable[..., Awaitable[_R]], request: object, timeout: float) -> _R:
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise wire.error_from_rpc(exc) from None
+
+    def _hands(self) -> HandsStub:
+        if self._stub is None:
+            raise RuntimeError("use HandsClient as an async context manager")
+        return self._stub

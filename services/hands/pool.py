@@ -1,0 +1,132 @@
+"""The worker's sandboxes: one per run while warm, created on the run's first call, reaped when idle.
+
+Calls of one run are serialised by a per-run lock: a timeout kills every process in the sandbox, which
+must not take a concurrent call of the same run down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
+
+from services.hands.api import SandboxStatus
+from services.hands.sandbox import CreateSandbox, SandboxDriver
+
+RUN_LABEL = "loopd.run_id"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Lease:
+    sandbox_id: str
+    created: bool
+
+
+class _RunLocks:
+    """One lock per run, forgotten once nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, run_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(run_id, (asyncio.Lock(), 0))
+        self._locks[run_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[run_id]
+            if users == 1:
+                del self._locks[run_id]
+            else:
+                self._locks[run_id] = (lock, users - 1)
+
+    def busy(self, run_id: str) -> bool:
+        return run_id in self._locks
+
+
+class SandboxPool:
+    def __init__(self, driver: SandboxDriver, *, clock: Callable[[], float] = time.time) -> None:
+        self._driver = driver
+        self._clock = clock
+        self._sandboxes: dict[str, SandboxStatus] = {}
+        self._locks = _RunLocks()
+
+    def locked(self, run_id: str) -> AbstractAsyncContextManager[None]:
+        """Hold the run's lock; `ensure`, `discard` and `touch` expect it held."""
+        return self._locks.hold(run_id)
+
+    async def ensure(self, run_id: str) -> Lease:
+        """The run's live sandbox, or a fresh one if it has none or its sandbox died while idle."""
+        warm = self._sandboxes.get(run_id)
+        if warm is not None:
+            if await self._driver.alive(warm.sandbox_id):
+                return Lease(warm.sandbox_id, created=False)
+            await self.discard(run_id)
+        sandbox_id = await self._driver.create(CreateSandbox(labels={RUN_LABEL: run_id}))
+        now = self._clock()
+        self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
+        log.info("created sandbox %s for run %s", sandbox_id[:12], run_id)
+        return Lease(sandbox_id, created=True)
+
+    def touch(self, run_id: str) -> None:
+        warm = self._sandboxes.get(run_id)
+        if warm is not None:
+            self._sandboxes[run_id] = replace(warm, last_used_at=self._clock())
+
+    def sandbox_of(self, run_id: str) -> str | None:
+        warm = self._sandboxes.get(run_id)
+        return warm.sandbox_id if warm else None
+
+    async def discard(self, run_id: str) -> None:
+        warm = self._sandboxes.get(run_id)
+        if warm is not None:
+            # Forgotten only once destroyed: the status never hides a container that still exists.
+            await self._driver.destroy(warm.sandbox_id)
+            self._sandboxes.pop(run_id, None)
+            log.info("destroyed sandbox %s of run %s", warm.sandbox_id[:12], run_id)
+
+    async def release(self, run_id: str) -> None:
+        async with self._locks.hold(run_id):
+            await self.discard(run_id)
+
+    async def reap(self, idle_seconds: float) -> list[str]:
+        """Destroy sandboxes unused for `idle_seconds`; returns the run ids reaped."""
+        cutoff = self._clock() - idle_seconds
+        idle = [s.run_id for s in self._sandboxes.values() if s.last_used_at < cutoff]
+        reaped = []
+        for run_id in idle:
+            if self._locks.busy(run_id):
+                continue
+            async with self._locks.hold(run_id):
+                warm = self._sandboxes.get(run_id)
+                if warm is not None and warm.last_used_at < cutoff:
+                    await self.discard(run_id)
+                    reaped.append(run_id)
+        return reaped
+
+    async def remove_orphans(self, labels: Mapping[str, str]) -> int:
+        """Remove sandboxes carrying `labels` that this pool does not know (a previous process's)."""
+        known = {s.sandbox_id for s in self._sandboxes.values()}
+        orphans = [sandbox_id for sandbox_id in await self._driver.find(labels) if sandbox_id not in known]
+        for sandbox_id in orphans:
+            await self._driver.destroy(sandbox_id)
+        if orphans:
+            log.info("removed %d orphaned sandboxes", len(orphans))
+        return len(orphans)
+
+    async def close(self) -> None:
+        """Destroy every sandbox; the caller has drained the calls first."""
+        for run_id in list(self._sandboxes):
+            try:
+                await self.discard(run_id)
+            except Exception:
+                log.exception("could not destroy the sandbox of run %s", run_id)
+
+    def snapshot(self) -> tuple[SandboxStatus, ...]:
+        return tuple(self._sandboxes.values())

@@ -1,0 +1,51 @@
+"""Keeps a hands worker in the bus's hands registry: a heartbeat while it runs, unregistered at exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from types import TracebackType
+
+from services.core.bus import Bus, HandsInfo
+
+log = logging.getLogger(__name__)
+
+
+class Registration:
+    def __init__(self, bus: Bus, info: Callable[[], HandsInfo], *, every: float, ttl: float) -> None:
+        self._bus = bus
+        self._info = info
+        self._every = every
+        self._ttl = ttl
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Registration:
+        await self.beat()
+        self._task = asyncio.create_task(self._beat_forever(), name="hands-heartbeat")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await self._bus.unregister_hands(self._info().hands_id)
+        except Exception:
+            log.warning("could not unregister from the bus; the entry expires after %.0fs", self._ttl)
+
+    async def beat(self) -> None:
+        """Publish the worker's current state now; a bus outage only delays discovery, so it is logged."""
+        try:
+            await self._bus.register_hands(self._info(), ttl=self._ttl)
+        except Exception as exc:
+            log.warning("hands heartbeat failed: %s", exc)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            await self.beat()

@@ -1,0 +1,50 @@
+"""Runs one validated tool call in a sandbox: bash streams its output, file tools go to files.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+from services.core.errors import InvalidRequest
+from services.hands.api import OutputChunk
+from services.hands.files import run_file_tool
+from services.hands.sandbox import ExecExit, ExecRequest, SandboxDriver
+from services.hands.toolcall import OutputCollector, ToolCall, ToolOutcome, finished, lost, timed_out
+from services.hands.tools import TOOL_SCHEMAS
+
+
+def call_timeout(tool: str, args: Mapping[str, Any], requested: float, default: float) -> float:
+    """The brain's timeout (or the worker default), lowered by a bash call's own `timeout`."""
+    timeout = requested if requested > 0 else default
+    own = args.get("timeout") if tool == "bash" else None
+    if isinstance(own, int | float) and not isinstance(own, bool) and 0 < own < timeout:
+        return float(own)
+    return timeout
+
+
+async def run_tool(driver: SandboxDriver, call: ToolCall) -> AsyncGenerator[OutputChunk | ToolOutcome, None]:
+    """Yield output chunks while the call runs, then exactly one ToolOutcome."""
+    if call.tool not in TOOL_SCHEMAS:
+        raise InvalidRequest(f"unknown tool {call.tool!r}; known tools: {', '.join(TOOL_SCHEMAS)}")
+    if call.tool != "bash":
+        yield await run_file_tool(driver, call)
+        return
+    command = call.args.get("command")
+    if not isinstance(command, str):
+        raise InvalidRequest("bash needs a string `command`")
+    collector = OutputCollector(call.output_cap)
+    end = ExecExit(exit_code=None)
+    request = ExecRequest(argv=("bash", "-c", command), timeout=call.timeout_seconds)
+    async with aclosing(driver.exec(call.sandbox_id, request)) as events:
+        async for event in events:
+            if isinstance(event, ExecExit):
+                end = event
+            elif text := collector.add(event.stream, event.data):
+                yield OutputChunk(stream=event.stream, data=text)
+    if end.lost:
+        yield lost(collector)
+    elif end.timed_out:
+        yield timed_out(collector, call.timeout_seconds)
+    else:
+        yield finished(collector, end.exit_code)

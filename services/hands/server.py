@@ -1,0 +1,142 @@
+"""HandsWorker: the hands process's lifecycle around the gRPC server, its sandboxes and its registration.
+
+Start: remove sandboxes a previous process with the same hands_id left behind, bind and serve, start
+the reaper, then register on the bus. Stop: report NOT_SERVING, drain in-flight calls, unregister,
+stop the reaper and destroy the remaining sandboxes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from services.core.artifacts import ArtifactStore
+from services.core.bus import Bus, HandsInfo
+from services.core.errors import InfrastructureError
+from services.core.settings import Settings
+from services.hands.api import HandsStatus
+from services.hands.calls import CallExecutor
+from services.hands.client import CHANNEL_OPTIONS
+from services.hands.pool import SandboxPool
+from services.hands.proto import hands_pb2, hands_pb2_grpc
+from services.hands.reaper import Reaper
+from services.hands.registry import Registration
+from services.hands.sandbox import SandboxDriver, build_driver
+from services.hands.servicer import HandsServicer
+from services.hands.slots import Slots
+
+HANDS_LABEL = "loopd.hands_id"
+SERVICE_NAME = hands_pb2.DESCRIPTOR.services_by_name["Hands"].full_name
+# Beyond the longest call, time for provisioning and for a timeout's kill.
+_DRAIN_MARGIN = 15.0
+log = logging.getLogger(__name__)
+
+
+class HandsWorker:
+    def __init__(
+        self, settings: Settings, bus: Bus, artifacts: ArtifactStore, *, driver: SandboxDriver | None = None
+    ) -> None:
+        self.hands_id = settings.hands_id or f"hands-{uuid.uuid4().hex[:12]}"
+        self.address = ""
+        self._settings = settings
+        self._bus = bus
+        self._artifacts = artifacts
+        self._labels = {HANDS_LABEL: self.hands_id}
+        self._driver = driver
+        self._owns_driver = driver is None
+        self._slots = Slots(settings.hands_slots)
+        self._pool: SandboxPool | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._registration: Registration | None = None
+        self._background = AsyncExitStack()
+        self._draining = self._stopped = False
+        self._started_at = 0.0
+
+    async def __aenter__(self) -> HandsWorker:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stop()
+
+    def status(self) -> HandsStatus:
+        sandboxes = self._pool.snapshot() if self._pool else ()
+        return HandsStatus(self.hands_id, self._slots.total, self._slots.free, sandboxes)
+
+    def info(self) -> HandsInfo:
+        """What the registry shows: a draining worker offers no free slots."""
+        status = self.status()
+        return HandsInfo(
+            hands_id=self.hands_id,
+            address=self.address,
+            slots_total=status.slots_total,
+            slots_free=0 if self._draining else status.slots_free,
+            sandboxes=tuple(s.run_id for s in status.sandboxes),
+            started_at=self._started_at,
+            labels={"state": "draining" if self._draining else "serving"},
+        )
+
+    async def _start(self) -> None:
+        settings = self._settings
+        self._started_at = time.time()
+        if self._driver is None:
+            self._driver = build_driver(settings, self._labels)
+        self._pool = pool = SandboxPool(self._driver)
+        await pool.remove_orphans(self._labels)
+        calls = CallExecutor(
+            self._driver,
+            pool,
+            self._slots,
+            default_timeout=settings.tool_timeout_seconds,
+            output_cap=settings.tool_output_cap,
+        )
+        servicer = HandsServicer(calls, pool, self._driver, self._artifacts, self.status)
+        self._server = server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        hands_pb2_grpc.add_HandsServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        port = server.add_insecure_port(settings.hands_listen)
+        if port == 0:
+            raise InfrastructureError(f"cannot listen on {settings.hands_listen}", retryable=False)
+        host = settings.hands_listen.rpartition(":")[0]
+        self.address = f"{settings.hands_advertise_host or host}:{port}"
+        await server.start()
+        for service in ("", SERVICE_NAME):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        await self._background.enter_async_context(Reaper(pool, idle_seconds=settings.sandbox_idle_seconds))
+        self._registration = await self._background.enter_async_context(
+            Registration(
+                self._bus, self.info, every=settings.hands_heartbeat_seconds, ttl=settings.hands_ttl_seconds
+            )
+        )
+        log.info("hands %s serving on %s with %d slots", self.hands_id, self.address, self._slots.total)
+
+    async def _stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = self._draining = True
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            if self._registration is not None:
+                await self._registration.beat()
+            await self._server.stop(grace=self._settings.tool_timeout_seconds + _DRAIN_MARGIN)
+        # Unregisters, then stops the reaper.
+        await self._background.aclose()
+        if self._pool is not None:
+            await self._pool.close()
+        if self._driver is not None and self._owns_driver:
+            await self._driver.aclose()
+        self._server = self._registration = self._pool = None
+        log.info("hands %s stopped", self.hands_id)

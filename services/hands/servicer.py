@@ -1,0 +1,94 @@
+"""The Hands gRPC servicer: the edge where wire messages become calls and loopd errors become statuses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import NoReturn
+
+import grpc
+
+from services.core.artifacts import ArtifactStore
+from services.core.errors import LoopdError, NotFound
+from services.hands import wire
+from services.hands.api import HandsStatus
+from services.hands.calls import CallExecutor
+from services.hands.pool import SandboxPool
+from services.hands.proto import hands_pb2 as pb
+from services.hands.proto import hands_pb2_grpc
+from services.hands.sandbox import SandboxDriver
+from services.hands.workspace import export_workspace
+
+log = logging.getLogger(__name__)
+
+
+class HandsServicer(hands_pb2_grpc.HandsServicer):
+    def __init__(
+        self,
+        calls: CallExecutor,
+        pool: SandboxPool,
+        driver: SandboxDriver,
+        artifacts: ArtifactStore,
+        status: Callable[[], HandsStatus],
+    ) -> None:
+        self._calls = calls
+        self._pool = pool
+        self._driver = driver
+        self._artifacts = artifacts
+        self._status = status
+
+    async def Execute(
+        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ExecuteEvent]:
+        try:
+            execute_request = wire.request_from_pb(request)
+            async with aclosing(self._calls.execute(execute_request)) as items:
+                async for item in items:
+                    yield wire.event_to_pb(item)
+        except LoopdError as exc:
+            await _abort(context, exc)
+        except Exception as exc:
+            await _abort_unexpected(context, "Execute", exc)
+
+    async def ExportWorkspace(
+        self, request: pb.ExportWorkspaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExportWorkspaceResponse:
+        try:
+            async with self._pool.locked(request.run_id):
+                sandbox_id = self._pool.sandbox_of(request.run_id)
+                if sandbox_id is None:
+                    raise NotFound(
+                        f"run {request.run_id} has no sandbox on this hands", code="sandbox_not_found"
+                    )
+                files = await export_workspace(self._driver, sandbox_id, self._artifacts)
+                self._pool.touch(request.run_id)
+            return wire.files_to_pb(files)
+        except LoopdError as exc:
+            await _abort(context, exc)
+        except Exception as exc:
+            await _abort_unexpected(context, "ExportWorkspace", exc)
+
+    async def Release(
+        self, request: pb.ReleaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReleaseResponse:
+        try:
+            await self._pool.release(request.run_id)
+            return pb.ReleaseResponse()
+        except LoopdError as exc:
+            await _abort(context, exc)
+        except Exception as exc:
+            await _abort_unexpected(context, "Release", exc)
+
+    async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
+        return wire.status_to_pb(self._status())
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: LoopdError) -> NoReturn:
+    await context.abort(wire.status_of(error), error.message, trailing_metadata=wire.error_metadata(error))
+    raise AssertionError("context.abort returned")
+
+
+async def _abort_unexpected(context: grpc.aio.ServicerContext, method: str, error: Exception) -> NoReturn:
+    log.exception("hands %s failed", method, exc_info=error)
+    await _abort(context, LoopdError(f"hands {method} failed: {error}"))

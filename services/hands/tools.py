@@ -1,0 +1,82 @@
+"""The tools a hands worker runs, as the JSON schemas the brain offers to the model.
+
+This module is pure data so the brain can import it without the Docker SDK or gRPC.
+Paths are relative to /workspace, or absolute inside it; anything resolving outside is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORKSPACE = "/workspace"
+
+_PATH = {"type": "string", "description": "File path, relative to /workspace or absolute inside it."}
+
+TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
+    "bash": {
+        "description": (
+            "Run a bash command in the sandbox (Debian, python3, no network) with /workspace as the "
+            "working directory. stdout and stderr are returned interleaved; long output is cut. Files "
+            "in /workspace persist between calls. The call ends when every process holding its output "
+            "has exited, so redirect the output of background jobs (`cmd > log 2>&1 &`)."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "The command, run with `bash -c`."},
+                "timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "Seconds before every process of the call is killed (may be lowered).",
+                },
+            },
+            "required": ["command"],
+            "additionalProperties": False,
+        },
+    },
+    "read_file": {
+        "description": "Read a text file from the workspace.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": _PATH},
+            "required": ["path"],
+            "additionalProperties": False,
+        },
+    },
+    "write_file": {
+        "description": "Create or overwrite a file in the workspace, creating parent directories.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": _PATH, "content": {"type": "string"}},
+            "required": ["path", "content"],
+            "additionalProperties": False,
+        },
+    },
+    "edit_file": {
+        "description": (
+            "Replace one exact occurrence of old_string with new_string in a workspace file. Fails if "
+            "old_string is absent or occurs more than once: include enough context to make it unique."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "path": _PATH,
+                "old_string": {"type": "string", "minLength": 1},
+                "new_string": {"type": "string"},
+            },
+            "required": ["path", "old_string", "new_string"],
+            "additionalProperties": False,
+        },
+    },
+    "list_files": {
+        "description": (
+            "List files and directories (with a trailing /) under a workspace directory, recursively, "
+            "skipping the contents of .git, node_modules, __pycache__ and virtualenvs."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": {**_PATH, "default": "."}},
+            "additionalProperties": False,
+        },
+    },
+}

@@ -1,0 +1,119 @@
+"""Fixtures for the hands tests against the real Docker engine.
+
+Every worker gets a random hands_id, which labels its containers; teardown removes exactly the
+containers carrying that label, so parallel runs and other users of the engine are left alone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from services.core.artifacts import ArtifactStore, build_artifact_store
+from services.core.bus import Bus, build_bus
+from services.core.settings import Settings
+from services.hands.client import HandsClient
+from services.hands.server import HANDS_LABEL, HandsWorker
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Iterator[docker.APIClient]:
+    client = docker.APIClient(base_url=Settings().sandbox_docker_host)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox_image(docker_api: docker.APIClient) -> str:
+    """The sandbox image, built offline by deploy/sandbox/build.sh when it is missing."""
+    image = Settings().sandbox_image
+    subprocess.run([str(REPO_ROOT / "deploy" / "sandbox" / "build.sh")], check=True)
+    docker_api.inspect_image(image)
+    return image
+
+
+def remove_labelled(api: docker.APIClient, hands_id: str) -> None:
+    """Remove the containers of one test worker (only those: they carry its random hands_id)."""
+    for container in api.containers(all=True, filters={"label": f"{HANDS_LABEL}={hands_id}"}):
+        try:
+            api.remove_container(container["Id"], v=True, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # already being removed
+                raise
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, sandbox_image: str) -> Callable[..., Settings]:
+    """Settings for a test worker: a fresh hands_id, loopback, fast heartbeats, small limits."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "hands_id": f"test-hands-{uuid.uuid4().hex[:10]}",
+            "hands_listen": "127.0.0.1:0",
+            "hands_advertise_host": "127.0.0.1",
+            "hands_slots": 4,
+            "hands_heartbeat_seconds": 0.2,
+            "hands_ttl_seconds": 2.0,
+            "sandbox_image": sandbox_image,
+            "sandbox_memory": "256m",
+            "sandbox_pids": 128,
+            "tool_timeout_seconds": 20.0,
+            "artifacts_dir": tmp_path / "artifacts",
+        }
+        return Settings(**{**values, **overrides})
+
+    return make
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[Bus]:
+    local = build_bus("local://")
+    yield local
+    await local.aclose()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> ArtifactStore:
+    return build_artifact_store(tmp_path / "artifacts")
+
+
+@pytest.fixture
+async def start_worker(
+    bus: Bus, artifacts: ArtifactStore, docker_api: docker.APIClient, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start a HandsWorker with settings overrides; every worker started is stopped and cleaned up."""
+    started: list[tuple[HandsWorker, str]] = []
+
+    async def start(**overrides: Any) -> HandsWorker:
+        settings = make_settings(**overrides)
+        worker = HandsWorker(settings, bus, artifacts)
+        started.append((worker, worker.hands_id))
+        return await worker.__aenter__()
+
+    yield start
+    for worker, hands_id in reversed(started):
+        try:
+            await worker.__aexit__(None, None, None)
+        finally:
+            remove_labelled(docker_api, hands_id)
+
+
+@pytest.fixture
+async def worker(start_worker: Callable[..., Any]) -> HandsWorker:
+    return await start_worker()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def hands(worker: HandsWorker) -> AsyncIterator[HandsClient]:
+    async with HandsClient(worker.address) as client:
+        yield client

@@ -1,0 +1,206 @@
+"""The hands worker end to end over gRPC: streaming, health, registry, workspace export, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import aclosing
+from typing import Any
+
+import docker
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.core.artifacts import ArtifactStore
+from services.core.bus import Bus, HandsInfo
+from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest, NotFound
+from services.core.settings import Settings
+from services.hands.client import ExecuteResult, HandsClient, OutputChunk
+from services.hands.sandbox import CreateSandbox, SandboxSpec
+from services.hands.sandbox.docker import DockerDriver
+from services.hands.server import HANDS_LABEL, SERVICE_NAME, HandsWorker
+from tests.integration.hands.calls import bash, call, new_run, request
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.docker
+
+
+async def test_output_streams_before_the_result(hands: HandsClient) -> None:
+    arrivals: list[tuple[float, OutputChunk | ExecuteResult]] = []
+    command = request(new_run(), "bash", {"command": "echo first; sleep 1; echo second"})
+
+    async with aclosing(hands.execute(command)) as events:
+        async for item in events:
+            arrivals.append((time.monotonic(), item))
+
+    (first_at, first), *_, (result_at, result) = arrivals
+    assert first == OutputChunk("stdout", "first\n")
+    assert isinstance(result, ExecuteResult) and result.ok and result.output == "first\nsecond\n"
+    assert result_at - first_at >= 0.8
+    assert sum(isinstance(item, ExecuteResult) for _, item in arrivals) == 1
+
+
+async def test_health_check_reports_serving(worker: HandsWorker) -> None:
+    async with grpc.aio.insecure_channel(worker.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        overall = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+        hands = await stub.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+
+    assert overall.status == hands.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_worker_registers_on_the_bus_and_unregisters_on_exit(
+    start_worker: Callable[..., Any], bus: Bus
+) -> None:
+    worker: HandsWorker = await start_worker(hands_slots=3)
+    run_id = new_run()
+
+    async def registered_idle_with_sandbox() -> HandsInfo | None:
+        entries = {info.hands_id: info for info in await bus.list_hands()}
+        info = entries.get(worker.hands_id)
+        return info if info and run_id in info.sandboxes and info.slots_free == 3 else None
+
+    async with HandsClient(worker.address) as hands:
+        await bash(hands, run_id, "true")
+        info = await eventually(registered_idle_with_sandbox, timeout=5)
+    await worker.__aexit__(None, None, None)
+
+    assert info.address == worker.address and info.slots_total == 3
+    assert worker.hands_id not in {i.hands_id for i in await bus.list_hands()}
+
+
+async def test_export_workspace_stores_every_file_byte_for_byte(
+    hands: HandsClient, artifacts: ArtifactStore
+) -> None:
+    run_id = new_run()
+    await call(hands, run_id, "write_file", path="notes/readme.md", content="# héllo\n")
+    await bash(
+        hands, run_id, "python3 -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) * 400)' > data.bin"
+    )
+    await bash(hands, run_id, "mkdir -p empty/dir && ln -s data.bin link")
+
+    files = {f.path: f for f in await hands.export_workspace(run_id)}
+
+    assert set(files) == {"notes/readme.md", "data.bin"}
+    assert await artifacts.get(files["notes/readme.md"].sha256) == "# héllo\n".encode()
+    assert await artifacts.get(files["data.bin"].sha256) == bytes(range(256)) * 400
+    assert files["data.bin"].size == 102400
+
+
+async def test_export_of_a_run_without_sandbox_is_not_found(hands: HandsClient) -> None:
+    with pytest.raises(NotFound) as raised:
+        await hands.export_workspace(new_run())
+
+    assert raised.value.code == "sandbox_not_found"
+
+
+async def test_status_and_release(hands: HandsClient, docker_api: docker.APIClient) -> None:
+    run_id = new_run()
+    result = await bash(hands, run_id, "true")
+
+    before = await hands.status()
+    await hands.release(run_id)
+    await hands.release(run_id)
+    after = await hands.status()
+
+    assert [(s.run_id, s.sandbox_id) for s in before.sandboxes] == [(run_id, result.sandbox_id)]
+    assert before.slots_free == before.slots_total == 4
+    assert after.sandboxes == ()
+    assert not docker_api.containers(all=True, filters={"id": result.sandbox_id})
+
+
+async def test_a_running_call_holds_a_slot(hands: HandsClient) -> None:
+    run_id = new_run()
+    running = asyncio.create_task(bash(hands, run_id, "sleep 1"))
+
+    async def slot_taken() -> bool:
+        return (await hands.status()).slots_free == 3
+
+    await eventually(slot_taken, timeout=10)
+    assert (await running).ok
+    assert (await hands.status()).slots_free == 4
+
+
+async def test_bad_requests_raise_invalid_request_without_a_sandbox(hands: HandsClient) -> None:
+    run_id = new_run()
+
+    with pytest.raises(InvalidRequest):
+        await call(hands, run_id, "rm_rf", path=".")
+    with pytest.raises(InvalidRequest):
+        await call(hands, run_id, "bash", cmd="true")
+
+    assert (await hands.status()).sandboxes == ()
+
+
+async def test_a_missing_sandbox_image_is_a_non_retryable_infrastructure_error(
+    start_worker: Callable[..., Any],
+) -> None:
+    worker: HandsWorker = await start_worker(sandbox_image=f"loopd-missing-{uuid.uuid4().hex[:8]}:latest")
+
+    async with HandsClient(worker.address) as hands:
+        with pytest.raises(InfrastructureError) as raised:
+            await bash(hands, new_run(), "true")
+
+    assert raised.value.code == "sandbox_image_missing" and not raised.value.retryable
+    assert "deploy/sandbox/build.sh" in raised.value.message
+
+
+async def test_a_cancelled_call_leaves_nothing_running(hands: HandsClient) -> None:
+    run_id = new_run()
+    long_call = request(run_id, "bash", {"command": "echo started; sleep 1000"})
+
+    async with aclosing(hands.execute(long_call)) as events:
+        async for item in events:
+            assert item == OutputChunk("stdout", "started\n")
+            break
+    after = await bash(hands, run_id, "pgrep -c sleep || true")
+
+    assert after.ok and after.output == "0\n"
+    assert not after.sandbox_created
+
+
+async def test_an_unreachable_worker_raises_hands_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+
+    async with HandsClient(address) as hands:
+        with pytest.raises(HandsUnavailable):
+            await bash(hands, new_run(), "true")
+        with pytest.raises(HandsUnavailable):
+            await hands.status()
+
+
+async def test_idle_sandboxes_are_reaped(
+    start_worker: Callable[..., Any], docker_api: docker.APIClient
+) -> None:
+    worker: HandsWorker = await start_worker(sandbox_idle_seconds=0.5)
+    async with HandsClient(worker.address) as hands:
+        result = await bash(hands, new_run(), "true")
+
+        async def reaped() -> bool:
+            return (await hands.status()).sandboxes == ()
+
+        await eventually(reaped, timeout=10)
+
+    assert not docker_api.containers(all=True, filters={"id": result.sandbox_id})
+
+
+async def test_start_up_removes_sandboxes_left_by_the_same_hands_id(
+    start_worker: Callable[..., Any], make_settings: Callable[..., Settings], docker_api: docker.APIClient
+) -> None:
+    settings = make_settings()
+    labels = {HANDS_LABEL: settings.hands_id or ""}
+    leftover = DockerDriver(
+        SandboxSpec.from_settings(settings, labels), base_url=settings.sandbox_docker_host
+    )
+    orphan = await leftover.create(CreateSandbox(labels={"loopd.run_id": "crashed-run"}))
+    await leftover.aclose()
+
+    await start_worker(hands_id=settings.hands_id)
+
+    assert not docker_api.containers(all=True, filters={"id": orphan})

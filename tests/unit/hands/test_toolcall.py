@@ -1,0 +1,84 @@
+"""Output is kept up to the byte cap, decoded safely, and outcomes tell the model what happened."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.errors import InvalidRequest
+from services.hands.files import workspace_path
+from services.hands.runner import call_timeout
+from services.hands.toolcall import OutputCollector, finished, lost, timed_out, tool_error
+
+
+def test_collector_keeps_everything_under_the_cap() -> None:
+    collector = OutputCollector(cap=100)
+
+    shown = [collector.add("stdout", b"out\n"), collector.add("stderr", b"err\n")]
+
+    assert shown == ["out\n", "err\n"]
+    assert collector.text() == "out\nerr\n" and not collector.truncated
+
+
+def test_collector_cuts_at_the_cap_and_says_so() -> None:
+    collector = OutputCollector(cap=10)
+
+    first = collector.add("stdout", b"0123456789abc")
+    later = collector.add("stdout", b"more")
+
+    assert first == "0123456789" and later == ""
+    assert collector.truncated
+    assert collector.text() == "0123456789\n[output truncated: only the first 10 bytes are shown]"
+
+
+def test_collector_joins_utf8_characters_split_across_chunks() -> None:
+    collector = OutputCollector(cap=100)
+    data = "héllo".encode()
+
+    parts = [collector.add("stdout", data[:2]), collector.add("stdout", data[2:])]
+
+    assert "".join(parts) == "héllo" == collector.text()
+
+
+def test_outcomes() -> None:
+    ok = OutputCollector(10)
+    ok.add("stdout", b"hi\n")
+
+    assert finished(ok, 0).ok and finished(ok, 0).output == "hi\n"
+    failed = finished(ok, 2)
+    assert (failed.ok, failed.error, failed.exit_code, failed.output) == (
+        False,
+        "nonzero_exit",
+        2,
+        "hi\n[exit code 2]",
+    )
+    assert timed_out(ok, 1.5).error == "timeout" and "1.5s" in timed_out(ok, 1.5).output
+    assert lost().error == "sandbox_lost" and "fresh sandbox" in lost().output
+    assert tool_error("no such file: x").output == "error: no such file: x"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("a.txt", "/workspace/a.txt"),
+        ("./src/../b.txt", "/workspace/b.txt"),
+        ("/workspace/c", "/workspace/c"),
+        (".", "/workspace"),
+        ("", "/workspace"),
+    ],
+)
+def test_workspace_paths(path: str, expected: str) -> None:
+    assert workspace_path(path) == expected
+
+
+@pytest.mark.parametrize("path", ["..", "../x", "/etc/passwd", "/workspace2/x", "a/../../x", "a\x00b"])
+def test_paths_escaping_the_workspace_are_refused(path: str) -> None:
+    with pytest.raises(InvalidRequest):
+        workspace_path(path)
+
+
+def test_call_timeout_prefers_the_smaller_of_the_brain_and_the_command() -> None:
+    assert call_timeout("bash", {"command": "x"}, 30.0, 120.0) == 30.0
+    assert call_timeout("bash", {"command": "x", "timeout": 5}, 30.0, 120.0) == 5.0
+    assert call_timeout("bash", {"command": "x", "timeout": 500}, 30.0, 120.0) == 30.0
+    assert call_timeout("bash", {"command": "x"}, 0.0, 120.0) == 120.0
+    assert call_timeout("read_file", {"path": "x", "timeout": 1}, 30.0, 120.0) == 30.0

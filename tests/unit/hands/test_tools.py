@@ -1,0 +1,45 @@
+"""The tool schemas the brain offers the model are valid JSON Schemas, importable without Docker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from services.hands.tools import TOOL_SCHEMAS
+
+
+def test_the_five_tools_are_described() -> None:
+    assert set(TOOL_SCHEMAS) == {"bash", "read_file", "write_file", "edit_file", "list_files"}
+    for name, tool in TOOL_SCHEMAS.items():
+        assert tool["description"], name
+        jsonschema.Draft202012Validator.check_schema(tool["input_schema"])
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "valid"),
+    [
+        ("bash", {"command": "ls"}, True),
+        ("bash", {"command": "ls", "timeout": 5}, True),
+        ("bash", {"command": "ls", "timeout": 0}, False),
+        ("bash", {}, False),
+        ("write_file", {"path": "a", "content": ""}, True),
+        ("edit_file", {"path": "a", "old_string": "", "new_string": "x"}, False),
+        ("list_files", {}, True),
+        ("read_file", {"path": "a", "extra": 1}, False),
+    ],
+)
+def test_schemas_accept_and_reject_inputs(tool: str, args: dict[str, object], valid: bool) -> None:
+    errors = list(jsonschema.Draft202012Validator(TOOL_SCHEMAS[tool]["input_schema"]).iter_errors(args))
+
+    assert (not errors) is valid
+
+
+def test_the_brain_can_import_the_client_and_schemas_without_the_docker_sdk() -> None:
+    code = "import sys, services.hands.client, services.hands.tools; print('docker' in sys.modules)"
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    assert out.strip() == "False"

@@ -1,0 +1,90 @@
+"""Calls survive the wire unchanged, and errors come back as the loopd exceptions they started as."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from services.core import errors
+from services.hands import wire
+from services.hands.api import ExecuteRequest, ExecuteResult, HandsStatus, OutputChunk, SandboxStatus
+
+
+def test_requests_round_trip() -> None:
+    request = ExecuteRequest("run-1", "call-1", "bash", {"command": "ls", "timeout": 3}, 12.5)
+
+    assert wire.request_from_pb(wire.request_to_pb(request)) == request
+
+
+def test_a_request_input_must_be_a_json_object() -> None:
+    message = wire.request_to_pb(ExecuteRequest("r", "c", "bash", {}, 1.0))
+    message.input_json = "[1, 2]"
+
+    with pytest.raises(errors.InvalidRequest):
+        wire.request_from_pb(message)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        OutputChunk("stderr", "boom\n"),
+        ExecuteResult(True, "out", 0, None, None, False, 12, "sb", True),
+        ExecuteResult(False, "[timed out]", None, "timeout", "too slow", True, 1000, "sb", False),
+    ],
+)
+def test_events_round_trip(item: OutputChunk | ExecuteResult) -> None:
+    assert wire.event_from_pb(wire.event_to_pb(item)) == item
+
+
+def test_status_round_trips() -> None:
+    status = HandsStatus("h1", 8, 7, (SandboxStatus("run-1", "sb-1", created_at=1.5, last_used_at=2.5),))
+
+    assert wire.status_from_pb(wire.status_to_pb(status)) == status
+
+
+def rpc_error(
+    code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, str], ...] = ()
+) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.InvalidRequest("bad tool"),
+        errors.NotFound("no sandbox", code="sandbox_not_found"),
+        errors.InfrastructureError("engine down", code="sandbox_unavailable"),
+        errors.InfrastructureError("image missing", code="sandbox_image_missing", retryable=False),
+        errors.SandboxLost("gone"),
+        errors.LoopdError("surprise"),
+    ],
+)
+def test_errors_cross_the_wire_by_code(error: errors.LoopdError) -> None:
+    received = wire.error_from_rpc(
+        rpc_error(wire.status_of(error), error.message, wire.error_metadata(error))
+    )
+
+    assert type(received) is type(error)
+    assert (received.code, received.retryable, received.message) == (
+        error.code,
+        error.retryable,
+        error.message,
+    )
+
+
+def test_an_unknown_code_keeps_its_code_and_the_kind_of_its_status() -> None:
+    received = wire.error_from_rpc(
+        rpc_error(grpc.StatusCode.UNAVAILABLE, "later", (("loopd-error-code", "brand_new"),))
+    )
+
+    assert isinstance(received, errors.InfrastructureError)
+    assert received.code == "brand_new" and not received.retryable
+
+
+@pytest.mark.parametrize(
+    "status", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED]
+)
+def test_transport_failures_mean_the_hands_is_unavailable(status: grpc.StatusCode) -> None:
+    received = wire.error_from_rpc(rpc_error(status, "connection refused"))
+
+    assert isinstance(received, errors.HandsUnavailable) and received.retryable
