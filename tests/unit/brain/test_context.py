@@ -18,7 +18,10 @@ def events(*items: tuple[str, dict[str, Any]]) -> list[log.Event]:
 CREATED = (log.RUN_CREATED, {"input": "hi"})
 HELLO = (log.USER_MESSAGE, {"content": "hi"})
 RUNNING = (log.RUN_STATUS, {"status": "running"})
-ASKS_FOR_TOOL = (log.MODEL_RESPONSE, {"text": "", "tool_calls": [{"id": "c1", "name": "bash", "input": {"command": "ls"}}]})
+ASKS_FOR_TOOL = (
+    log.MODEL_RESPONSE,
+    {"text": "", "tool_calls": [{"id": "c1", "name": "bash", "input": {"command": "ls"}}]},
+)
 TOOL_CALL = (log.TOOL_CALL, {"call_id": "c1", "name": "bash", "input": {"command": "ls"}})
 TOOL_RESULT = (log.TOOL_RESULT, {"call_id": "c1", "ok": True, "output": "a.txt\n"})
 FINAL = (log.MODEL_RESPONSE, {"text": "done", "tool_calls": []})
@@ -49,8 +52,18 @@ def test_a_final_answer_finishes_and_a_finished_run_idles() -> None:
 
 
 def test_a_message_sent_while_a_tool_runs_waits_for_the_tool_result() -> None:
-    state = rebuild("run_1", events(CREATED, HELLO, RUNNING, ASKS_FOR_TOOL, TOOL_CALL,
-                                    (log.USER_MESSAGE, {"content": "hurry"}), TOOL_RESULT))
+    state = rebuild(
+        "run_1",
+        events(
+            CREATED,
+            HELLO,
+            RUNNING,
+            ASKS_FOR_TOOL,
+            TOOL_CALL,
+            (log.USER_MESSAGE, {"content": "hurry"}),
+            TOOL_RESULT,
+        ),
+    )
     assert [m.role for m in state.messages] == ["user", "assistant", "tool", "user"]
 
 
@@ -63,8 +76,10 @@ def test_incremental_rebuild_equals_a_full_one() -> None:
 
 
 def test_large_outputs_tell_the_model_where_the_rest_is() -> None:
-    big = (log.TOOL_RESULT, {"call_id": "c1", "ok": True, "output": "head",
-                             "output_ref": {"sha256": "ab" * 32, "size": 99999}})
+    big = (
+        log.TOOL_RESULT,
+        {"call_id": "c1", "ok": True, "output": "head", "output_ref": {"sha256": "ab" * 32, "size": 99999}},
+    )
     state = rebuild("run_1", events(CREATED, HELLO, RUNNING, ASKS_FOR_TOOL, TOOL_CALL, big))
     assert "99999 bytes" in state.messages[-1].content
 
