@@ -49,6 +49,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    received_at: float = 0.0  # wall-clock seconds, to compare with the commit times in the event log
 
 
 class ScriptState:
@@ -136,7 +137,7 @@ async def _serve(state: ScriptState, request: Request, wire: str) -> JSONRespons
         body = await request.json()
     except ValueError:
         body = None
-    recorded = RecordedRequest(request.url.path, dict(request.headers), body)
+    recorded = RecordedRequest(request.url.path, dict(request.headers), body, time.time())
     state.record(recorded)
     # A request the real API would reject gets its 400 and leaves the script where it was.
     problem = _check_openai(body) if wire == "openai" else _check_anthropic(body, recorded.headers)

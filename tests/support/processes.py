@@ -1,4 +1,5 @@
-"""Starts loopd roles as real OS processes on loopback, each with its own log file."""
+"""Starts loopd roles as real OS processes on loopback, each with its own log file, and restarts
+them with the same identity after a kill."""
 
 from __future__ import annotations
 
@@ -13,11 +14,17 @@ from pathlib import Path
 @dataclass
 class LoopdProcess:
     name: str
+    module: str
+    env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def signal(self, signum: int) -> None:
-        if self.process.poll() is None:
+        if self.alive:
             self.process.send_signal(signum)
 
     def kill(self) -> None:
@@ -25,7 +32,7 @@ class LoopdProcess:
         self.process.wait(timeout=30)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process.poll() is not None:
+        if not self.alive:
             return
         self.process.terminate()
         try:
@@ -44,7 +51,7 @@ class ProcessGroup:
 
     log_dir: Path
     base_env: dict[str, str]
-    processes: list[LoopdProcess] = field(default_factory=list)
+    processes: dict[str, LoopdProcess] = field(default_factory=dict)
 
     def start(self, name: str, module: str, **env: str) -> LoopdProcess:
         log_path = self.log_dir / f"{name}.log"
@@ -53,13 +60,24 @@ class ProcessGroup:
             process = subprocess.Popen(
                 [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT, env=merged
             )
-        started = LoopdProcess(name, process, log_path)
-        self.processes.append(started)
+        started = LoopdProcess(name, module, env, process, log_path)
+        self.processes[name] = started
         return started
 
+    def restart(self, name: str) -> LoopdProcess:
+        """Start a stopped or killed role again with the same module and identity."""
+        previous = self.processes[name]
+        previous.stop()
+        return self.start(name, previous.module, **previous.env)
+
+    def named(self, prefix: str) -> list[LoopdProcess]:
+        return [p for name, p in self.processes.items() if name.startswith(prefix)]
+
     def stop_all(self) -> None:
-        for started in reversed(self.processes):
+        for started in reversed(list(self.processes.values())):
             started.stop()
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name} (exit {p.process.poll()})\n{p.log_tail()}" for p in self.processes)
+        return "\n".join(
+            f"--- {p.name} (exit {p.process.poll()})\n{p.log_tail()}" for p in self.processes.values()
+        )

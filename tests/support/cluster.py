@@ -1,0 +1,77 @@
+"""A whole loopd deployment as separate OS processes on loopback: one gateway, N brains, N hands,
+against a given PostgreSQL and Redis. Used by the end-to-end and the fault tests."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from services.local.postgres import free_port
+from tests.support.processes import LoopdProcess, ProcessGroup
+from tests.support.waiting import eventually_sync
+
+
+@dataclass
+class Cluster:
+    url: str
+    processes: ProcessGroup
+    artifacts_dir: Path
+    database_url: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def brains(self) -> list[LoopdProcess]:
+        return self.processes.named("brain-")
+
+    def hands(self) -> list[LoopdProcess]:
+        return self.processes.named("hands-")
+
+    def wait_ready(self, hands: int, timeout: float = 60) -> None:
+        def ready() -> bool:
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=2)
+                listed = httpx.get(f"{self.url}/v1/hands", timeout=2).json()["data"]
+            except httpx.TransportError:
+                return False
+            return response.status_code == 200 and len(listed) >= hands
+
+        try:
+            eventually_sync(ready, timeout=timeout, interval=0.2)
+        except AssertionError:
+            raise AssertionError(f"the cluster did not become ready:\n{self.processes.logs()}") from None
+
+
+@contextmanager
+def running_cluster(
+    root: Path, *, database_url: str, bus_url: str, brains: int = 2, hands: int = 2, **settings: str
+) -> Iterator[Cluster]:
+    port = free_port()
+    env = {
+        "LOOPD_DATABASE_URL": database_url,
+        "LOOPD_BUS_URL": bus_url,
+        "LOOPD_ARTIFACTS_DIR": str(root / "artifacts"),
+        "LOOPD_TENANT": f"t-{secrets.token_hex(4)}",
+        "LOOPD_PORT": str(port),
+        "LOOPD_LEASE_SECONDS": "5",
+        "LOOPD_SWEEP_INTERVAL_SECONDS": "2",
+        "LOOPD_WAKE_VISIBILITY_SECONDS": "10",
+        **settings,
+    }
+    group = ProcessGroup(root, env)
+    cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url)
+    try:
+        group.start("gateway", "services.gateway")
+        for n in range(1, brains + 1):
+            group.start(f"brain-{n}", "services.brain", LOOPD_BRAIN_ID=f"brain-{n}-{secrets.token_hex(3)}")
+        for n in range(1, hands + 1):
+            group.start(f"hands-{n}", "services.hands", LOOPD_HANDS_ID=f"hands-{n}-{secrets.token_hex(3)}")
+        cluster.wait_ready(hands)
+        yield cluster
+    finally:
+        group.stop_all()
