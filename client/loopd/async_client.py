@@ -1,0 +1,225 @@
+"""The asyncio loopd client: the same calls as `Client`, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from loopd import calls
+from loopd.calls import DEFAULT_URL, Call, decode, parse, parse_list
+from loopd.downloads import VerifiedFile, safe_join
+from loopd.errors import LoopdAPIError, LoopdError, connection_error
+from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run
+from loopd.stream import (
+    Backoff,
+    ReconnectPolicy,
+    StreamCursor,
+    already_ended,
+    decode_message,
+    is_latest_end,
+    stream_closed,
+)
+
+
+class AsyncClient:
+    """Talks to a loopd gateway from asyncio code. Use `async with`, or await `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        stream_read_timeout: float = 60.0,
+        reconnect: ReconnectPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.reconnect = reconnect or ReconnectPolicy()
+        self._stream_timeout = httpx.Timeout(timeout, read=stream_read_timeout)
+        self._http = httpx.AsyncClient(
+            transport=transport, **calls.http_options(base_url, token, timeout, headers)
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def create_agent(self, spec: dict[str, Any], *, agent_id: str | None = None) -> Agent:
+        return parse(Agent, await self._send(calls.create_agent(spec, agent_id)))
+
+    async def update_agent(self, agent_id: str, spec: dict[str, Any]) -> Agent:
+        return parse(Agent, await self._send(calls.update_agent(agent_id, spec)))
+
+    async def list_agents(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Agent]:
+        return parse(Page[Agent], await self._send(calls.list_agents(limit, cursor)))
+
+    async def get_agent(self, agent_id: str, *, version: int | None = None) -> Agent:
+        return parse(Agent, await self._send(calls.get_agent(agent_id, version)))
+
+    async def create_run(
+        self,
+        input: str,
+        *,
+        agent: dict[str, Any] | None = None,
+        agent_id: str | None = None,
+        agent_version: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        call = calls.create_run(
+            input,
+            agent=agent,
+            agent_id=agent_id,
+            agent_version=agent_version,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return parse(Run, await self._send(call))
+
+    async def list_runs(
+        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Run]:
+        return parse(Page[Run], await self._send(calls.list_runs(status, limit, cursor)))
+
+    async def get_run(self, run_id: str) -> Run:
+        return parse(Run, await self._send(calls.get_run(run_id)))
+
+    async def send_message(self, run_id: str, content: str) -> Run:
+        return parse(Run, await self._send(calls.send_message(run_id, content)))
+
+    async def cancel_run(self, run_id: str, *, reason: str | None = None) -> Run:
+        return parse(Run, await self._send(calls.cancel_run(run_id, reason)))
+
+    async def list_events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> EventPage:
+        return parse(EventPage, await self._send(calls.list_events(run_id, after, limit)))
+
+    async def iter_events(self, run_id: str, *, after: int = 0) -> AsyncIterator[Event]:
+        """Every persisted event with seq > `after`, page by page, without waiting for new ones."""
+        while True:
+            page = await self.list_events(run_id, after=after)
+            for event in page.data:
+                yield event
+            if page.next_after is None or not page.data:
+                return
+            after = page.next_after
+
+    async def stream_events(self, run_id: str, *, after: int = 0) -> AsyncIterator[Event]:
+        """Yield events with seq > `after` live until the run ends; see `Client.stream_events`."""
+        if already_ended(after, await self.get_run(run_id)):
+            return
+        cursor = StreamCursor(after)
+        backoff = Backoff(self.reconnect)
+        while True:
+            try:
+                # aclosing: leaving early must close the connection now, not whenever the loop gets to it.
+                async with aclosing(self._stream_once(run_id, cursor, backoff)) as events:
+                    async for event in events:
+                        yield event
+                        if event.is_terminal and await self._is_latest_end(run_id, event):
+                            return
+                error: LoopdError = stream_closed()
+            except httpx.TransportError as transport_error:
+                error = connection_error(transport_error, self.base_url)
+            except LoopdAPIError as api_error:
+                error = api_error
+            await asyncio.sleep(backoff.next_delay(error))
+
+    async def wait(self, run_id: str, *, after: int = 0) -> Run:
+        """Wait until the run ends and return its final state."""
+        async for _ in self.stream_events(run_id, after=after):
+            pass
+        return await self.get_run(run_id)
+
+    async def list_artifacts(self, run_id: str) -> list[Artifact]:
+        return parse_list(Artifact, await self._send(calls.list_artifacts(run_id)))
+
+    async def download_artifact(self, run_id: str, artifact: Artifact, directory: str | Path) -> Path:
+        """Save one artifact under `directory` at its relative path, verifying size and sha256."""
+        destination = safe_join(directory, artifact.path)
+        async with self._stream(calls.get_artifact(run_id, artifact.path)) as response:
+            with VerifiedFile(destination, artifact.sha256, artifact.size) as file:
+                async for chunk in response.aiter_bytes():
+                    file.write(chunk)
+        return destination
+
+    async def list_hands(self) -> list[HandsWorker]:
+        return parse_list(HandsWorker, await self._send(calls.list_hands()))
+
+    async def health(self, *, ready: bool = False) -> Any:
+        return await self._send(calls.health(ready))
+
+    async def _send(self, call: Call) -> Any:
+        try:
+            response = await self._http.request(call.method, call.path, **call.request_options())
+        except httpx.TransportError as error:
+            raise connection_error(error, self.base_url) from None
+        return decode(response)
+
+    @asynccontextmanager
+    async def _stream(self, call: Call) -> AsyncIterator[httpx.Response]:
+        try:
+            async with self._http.stream(call.method, call.path, **call.request_options()) as response:
+                if response.is_error:
+                    await response.aread()
+                    decode(response)
+                yield response
+        except httpx.TransportError as error:
+            raise connection_error(error, self.base_url) from None
+
+    async def _stream_once(
+        self, run_id: str, cursor: StreamCursor, backoff: Backoff
+    ) -> AsyncGenerator[Event, None]:
+        call = calls.stream_events(run_id, cursor.last_seq)
+        options = call.request_options()
+        async with aconnect_sse(
+            self._http, call.method, call.path, timeout=self._stream_timeout, **options
+        ) as source:
+            if source.response.is_error:
+                await source.response.aread()
+                decode(source.response)
+            backoff.connected()
+            async for message in source.aiter_sse():
+                event = decode_message(message)
+                if event is None or not cursor.is_new(event):
+                    continue
+                if cursor.missing_before(event):
+                    async for earlier in self._backfill(run_id, cursor, event):
+                        yield earlier
+                cursor.advance(event)
+                yield event
+
+    async def _backfill(self, run_id: str, cursor: StreamCursor, event: Event) -> AsyncIterator[Event]:
+        assert event.seq is not None
+        while cursor.last_seq < event.seq - 1:
+            page = await self.list_events(
+                run_id, after=cursor.last_seq, limit=event.seq - 1 - cursor.last_seq
+            )
+            missing = [e for e in page.data if e.seq is not None and cursor.last_seq < e.seq < event.seq]
+            if not missing:
+                return
+            for earlier in missing:
+                cursor.advance(earlier)
+                yield earlier
+
+    async def _is_latest_end(self, run_id: str, event: Event) -> bool:
+        try:
+            run = await self.get_run(run_id)
+        except LoopdError:
+            return True
+        return is_latest_end(run, event)

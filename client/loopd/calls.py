@@ -1,0 +1,173 @@
+"""How each v1 API call is phrased (method, path, query, body, headers), and how answers are read.
+
+Both the sync and the async client send these same `Call`s, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from loopd.downloads import quote_artifact_path
+from loopd.errors import ProtocolError, api_error_from_response
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+USER_AGENT = "loopd-python"
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def request_options(self) -> dict[str, Any]:
+        """Keyword arguments for httpx's `request`/`stream`; unset query values are left out."""
+        options: dict[str, Any] = {"params": {k: v for k, v in self.params.items() if v is not None}}
+        if self.json is not None:
+            options["json"] = self.json
+        if self.headers:
+            options["headers"] = self.headers
+        return options
+
+
+def http_options(
+    base_url: str, token: str | None, timeout: float, headers: dict[str, str] | None
+) -> dict[str, Any]:
+    """Keyword arguments shared by the sync and async httpx clients."""
+    merged = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+    if token:
+        merged["Authorization"] = f"Bearer {token}"
+    return {"base_url": base_url.rstrip("/"), "headers": merged, "timeout": timeout}
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def create_agent(spec: dict[str, Any], agent_id: str | None) -> Call:
+    body = {**spec, "id": agent_id} if agent_id else dict(spec)
+    return Call("POST", "/v1/agents", json=body)
+
+
+def update_agent(agent_id: str, spec: dict[str, Any]) -> Call:
+    body = {key: value for key, value in spec.items() if key != "id"}
+    return Call("PUT", f"/v1/agents/{_segment(agent_id)}", json=body)
+
+
+def list_agents(limit: int | None, cursor: str | None) -> Call:
+    return Call("GET", "/v1/agents", params={"limit": limit, "cursor": cursor})
+
+
+def get_agent(agent_id: str, version: int | None) -> Call:
+    return Call("GET", f"/v1/agents/{_segment(agent_id)}", params={"version": version})
+
+
+def create_run(
+    user_input: str,
+    *,
+    agent: dict[str, Any] | None,
+    agent_id: str | None,
+    agent_version: int | None,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Call:
+    body: dict[str, Any] = {"input": user_input, "metadata": metadata or {}}
+    if agent is not None:
+        body["agent"] = agent
+    if agent_id is not None:
+        body["agent_id"] = agent_id
+    if agent_version is not None:
+        body["agent_version"] = agent_version
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    return Call("POST", "/v1/runs", json=body, headers=headers)
+
+
+def list_runs(status: str | None, limit: int | None, cursor: str | None) -> Call:
+    return Call("GET", "/v1/runs", params={"status": status, "limit": limit, "cursor": cursor})
+
+
+def get_run(run_id: str) -> Call:
+    return Call("GET", f"/v1/runs/{_segment(run_id)}")
+
+
+def list_events(run_id: str, after: int, limit: int | None) -> Call:
+    return Call("GET", f"/v1/runs/{_segment(run_id)}/events", params={"after": after, "limit": limit})
+
+
+def stream_events(run_id: str, last_seq: int) -> Call:
+    # The header is what a browser EventSource would send; `after` covers proxies that drop it.
+    headers = {"Last-Event-ID": str(last_seq)} if last_seq else {}
+    return Call(
+        "GET", f"/v1/runs/{_segment(run_id)}/events/stream", params={"after": last_seq}, headers=headers
+    )
+
+
+def send_message(run_id: str, content: str) -> Call:
+    return Call("POST", f"/v1/runs/{_segment(run_id)}/messages", json={"content": content})
+
+
+def cancel_run(run_id: str, reason: str | None) -> Call:
+    return Call("POST", f"/v1/runs/{_segment(run_id)}/cancel", json={"reason": reason} if reason else None)
+
+
+def list_artifacts(run_id: str) -> Call:
+    return Call("GET", f"/v1/runs/{_segment(run_id)}/artifacts")
+
+
+def get_artifact(run_id: str, path: str) -> Call:
+    return Call(
+        "GET",
+        f"/v1/runs/{_segment(run_id)}/artifacts/{quote_artifact_path(path)}",
+        headers={"Accept": "application/octet-stream"},
+    )
+
+
+def list_hands() -> Call:
+    return Call("GET", "/v1/hands")
+
+
+def health(ready: bool) -> Call:
+    return Call("GET", "/readyz" if ready else "/healthz")
+
+
+def decode(response: httpx.Response) -> Any:
+    """The JSON body of a successful response; an error status raises LoopdAPIError."""
+    if response.is_error:
+        raise api_error_from_response(response)
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise ProtocolError(
+            f"expected JSON from {response.request.url.path}, got {response.text[:200]!r}"
+        ) from None
+
+
+def parse(model: type[ModelT], payload: Any) -> ModelT:
+    """Validate a payload into `model`, reporting a contract violation instead of a traceback."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "body"
+        raise ProtocolError(
+            f"unexpected {model.__name__} from the server: {where}: {problem['msg']}"
+        ) from None
+
+
+def parse_list(model: type[ModelT], payload: Any) -> list[ModelT]:
+    """The `data` list of a `{"data": [...]}` envelope."""
+    items = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        raise ProtocolError(f"expected a {{'data': [...]}} list of {model.__name__} from the server")
+    return [parse(model, item) for item in items]

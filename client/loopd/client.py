@@ -1,0 +1,242 @@
+"""The synchronous loopd client: one method per v1 API call, plus a resilient live event stream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from httpx_sse import connect_sse
+
+from loopd import calls
+from loopd.calls import DEFAULT_URL, Call, decode, parse, parse_list
+from loopd.downloads import VerifiedFile, safe_join
+from loopd.errors import LoopdAPIError, LoopdError, connection_error
+from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run
+from loopd.stream import (
+    Backoff,
+    ReconnectPolicy,
+    StreamCursor,
+    already_ended,
+    decode_message,
+    is_latest_end,
+    stream_closed,
+)
+
+
+class Client:
+    """Talks to a loopd gateway. Use as a context manager, or call `close()` when done."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        stream_read_timeout: float = 60.0,
+        reconnect: ReconnectPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.reconnect = reconnect or ReconnectPolicy()
+        # The server pings idle streams every few seconds; silence longer than this means a dead link.
+        self._stream_timeout = httpx.Timeout(timeout, read=stream_read_timeout)
+        self._http = httpx.Client(
+            transport=transport, **calls.http_options(base_url, token, timeout, headers)
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def create_agent(self, spec: dict[str, Any], *, agent_id: str | None = None) -> Agent:
+        """Store an agent spec as version 1 of a new agent."""
+        return parse(Agent, self._send(calls.create_agent(spec, agent_id)))
+
+    def update_agent(self, agent_id: str, spec: dict[str, Any]) -> Agent:
+        """Store `spec` as the next immutable version of an agent."""
+        return parse(Agent, self._send(calls.update_agent(agent_id, spec)))
+
+    def list_agents(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Agent]:
+        return parse(Page[Agent], self._send(calls.list_agents(limit, cursor)))
+
+    def get_agent(self, agent_id: str, *, version: int | None = None) -> Agent:
+        return parse(Agent, self._send(calls.get_agent(agent_id, version)))
+
+    def create_run(
+        self,
+        input: str,
+        *,
+        agent: dict[str, Any] | None = None,
+        agent_id: str | None = None,
+        agent_version: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        """Start a run of an inline `agent` spec or of a stored agent (`agent_id`, optional version)."""
+        call = calls.create_run(
+            input,
+            agent=agent,
+            agent_id=agent_id,
+            agent_version=agent_version,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return parse(Run, self._send(call))
+
+    def list_runs(
+        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Run]:
+        return parse(Page[Run], self._send(calls.list_runs(status, limit, cursor)))
+
+    def get_run(self, run_id: str) -> Run:
+        return parse(Run, self._send(calls.get_run(run_id)))
+
+    def send_message(self, run_id: str, content: str) -> Run:
+        """Add a user message; a waiting or finished (not cancelled) run resumes with it."""
+        return parse(Run, self._send(calls.send_message(run_id, content)))
+
+    def cancel_run(self, run_id: str, *, reason: str | None = None) -> Run:
+        return parse(Run, self._send(calls.cancel_run(run_id, reason)))
+
+    def list_events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> EventPage:
+        """One page of persisted events with seq > `after`."""
+        return parse(EventPage, self._send(calls.list_events(run_id, after, limit)))
+
+    def iter_events(self, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        """Every persisted event with seq > `after`, page by page, without waiting for new ones."""
+        while True:
+            page = self.list_events(run_id, after=after)
+            yield from page.data
+            if page.next_after is None or not page.data:
+                return
+            after = page.next_after
+
+    def stream_events(self, run_id: str, *, after: int = 0) -> Iterator[Event]:
+        """Yield events with seq > `after` as they happen, until the run ends.
+
+        A dropped connection is reopened with backoff and resumes after the last seq yielded, so
+        no persisted event is yielded twice or skipped. The stream ends after a `run.completed`,
+        `run.failed` or `run.cancelled` event that is the run's latest.
+        """
+        if already_ended(after, self.get_run(run_id)):
+            return
+        cursor = StreamCursor(after)
+        backoff = Backoff(self.reconnect)
+        while True:
+            try:
+                ended = yield from self._stream_once(run_id, cursor, backoff)
+                if ended:
+                    return
+                error: LoopdError = stream_closed()
+            except httpx.TransportError as transport_error:
+                error = connection_error(transport_error, self.base_url)
+            except LoopdAPIError as api_error:
+                error = api_error
+            time.sleep(backoff.next_delay(error))
+
+    def wait(self, run_id: str, *, after: int = 0) -> Run:
+        """Block until the run ends and return its final state."""
+        for _ in self.stream_events(run_id, after=after):
+            pass
+        return self.get_run(run_id)
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        return parse_list(Artifact, self._send(calls.list_artifacts(run_id)))
+
+    def download_artifact(self, run_id: str, artifact: Artifact, directory: str | Path) -> Path:
+        """Save one artifact under `directory` at its relative path, verifying size and sha256."""
+        destination = safe_join(directory, artifact.path)
+        with (
+            self._stream(calls.get_artifact(run_id, artifact.path)) as response,
+            VerifiedFile(destination, artifact.sha256, artifact.size) as file,
+        ):
+            for chunk in response.iter_bytes():
+                file.write(chunk)
+        return destination
+
+    def download_artifacts(self, run_id: str, directory: str | Path) -> list[Path]:
+        """Save every artifact of a run under `directory`; stops at the first failure."""
+        return [self.download_artifact(run_id, a, directory) for a in self.list_artifacts(run_id)]
+
+    def list_hands(self) -> list[HandsWorker]:
+        return parse_list(HandsWorker, self._send(calls.list_hands()))
+
+    def health(self, *, ready: bool = False) -> Any:
+        """`/healthz` (the process is up) or, with `ready`, `/readyz` (it can serve)."""
+        return self._send(calls.health(ready))
+
+    def _send(self, call: Call) -> Any:
+        try:
+            response = self._http.request(call.method, call.path, **call.request_options())
+        except httpx.TransportError as error:
+            raise connection_error(error, self.base_url) from None
+        return decode(response)
+
+    @contextmanager
+    def _stream(self, call: Call) -> Iterator[httpx.Response]:
+        try:
+            with self._http.stream(call.method, call.path, **call.request_options()) as response:
+                if response.is_error:
+                    response.read()
+                    decode(response)
+                yield response
+        except httpx.TransportError as error:
+            raise connection_error(error, self.base_url) from None
+
+    def _stream_once(
+        self, run_id: str, cursor: StreamCursor, backoff: Backoff
+    ) -> Generator[Event, None, bool]:
+        """Follow one connection; returns True once the run has ended, False if the stream broke off."""
+        call = calls.stream_events(run_id, cursor.last_seq)
+        options = call.request_options()
+        with connect_sse(
+            self._http, call.method, call.path, timeout=self._stream_timeout, **options
+        ) as source:
+            if source.response.is_error:
+                source.response.read()
+                decode(source.response)
+            backoff.connected()
+            for message in source.iter_sse():
+                event = decode_message(message)
+                if event is None or not cursor.is_new(event):
+                    continue
+                if cursor.missing_before(event):
+                    yield from self._backfill(run_id, cursor, event)
+                cursor.advance(event)
+                yield event
+                if event.is_terminal and self._is_latest_end(run_id, event):
+                    return True
+        return False
+
+    def _backfill(self, run_id: str, cursor: StreamCursor, event: Event) -> Iterator[Event]:
+        # The server normally closes gaps itself; reading the log keeps the client exact regardless.
+        assert event.seq is not None
+        while cursor.last_seq < event.seq - 1:
+            page = self.list_events(run_id, after=cursor.last_seq, limit=event.seq - 1 - cursor.last_seq)
+            missing = [e for e in page.data if e.seq is not None and cursor.last_seq < e.seq < event.seq]
+            if not missing:
+                return
+            for earlier in missing:
+                cursor.advance(earlier)
+                yield earlier
+
+    def _is_latest_end(self, run_id: str, event: Event) -> bool:
+        # A message can reopen a finished run, so an end event only ends the stream if nothing follows it.
+        try:
+            run = self.get_run(run_id)
+        except LoopdError:
+            return True
+        return is_latest_end(run, event)

@@ -1,0 +1,110 @@
+"""Rich tables for the listing commands (`runs`, `show`, `artifacts`, `agents`, `hands`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from rich.table import Table
+from rich.text import Text
+
+from loopd.models import Agent, Artifact, HandsWorker, Run
+from loopd.render import clip
+
+STATUS_STYLES = {
+    "queued": "blue",
+    "running": "cyan",
+    "waiting": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "red",
+}
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp in the viewer's local time, to the second."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def _outcome(run: Run) -> str:
+    if run.error is not None:
+        return f"{run.error.code}: {clip(run.error.message, 60)}"
+    return clip(run.result, 60)
+
+
+def runs_table(runs: Iterable[Run]) -> Table:
+    table = Table("run", "status", "agent", "step", "tokens in/out", "tools", "created", "outcome")
+    for run in runs:
+        agent = run.agent_id or run.model or "inline"
+        if run.agent_id and run.agent_version:
+            agent += f"@{run.agent_version}"
+        table.add_row(
+            run.id, status_text(run.status), agent, str(run.step),
+            f"{run.usage.input_tokens}/{run.usage.output_tokens}", str(run.usage.tool_calls),
+            when(run.created_at), _outcome(run),
+        )  # fmt: skip
+    table.columns[0].no_wrap = True
+    return table
+
+
+def run_details(run: Run) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    agent = f"{run.agent_id} version {run.agent_version}" if run.agent_id else "inline spec"
+    rows: list[tuple[str, str | Text]] = [
+        ("run", run.id),
+        ("status", status_text(run.status)),
+        ("agent", agent + (f" ({run.model})" if run.model else "")),
+        ("step", str(run.step)),
+        ("usage", f"{run.usage.input_tokens} input tokens, {run.usage.output_tokens} output tokens, "
+                  f"{run.usage.tool_calls} tool calls"),
+        ("created", when(run.created_at)),
+        ("updated", when(run.updated_at)),
+        ("ended", when(run.ended_at)),
+    ]  # fmt: skip
+    if run.metadata:
+        rows.append(("metadata", json.dumps(run.metadata, ensure_ascii=False)))
+    if run.input is not None:
+        rows.append(("input", run.input))
+    if run.result is not None:
+        rows.append(("result", run.result))
+    if run.error is not None:
+        rows.append(("error", Text(f"{run.error.code}: {run.error.message}", style="red")))
+    for key, value in rows:
+        grid.add_row(key, value)
+    return grid
+
+
+def artifacts_table(artifacts: Iterable[Artifact]) -> Table:
+    table = Table("path", "size", "sha256")
+    for artifact in artifacts:
+        size = str(artifact.size) if artifact.size is not None else "-"
+        table.add_row(artifact.path, size, artifact.sha256 or "-")
+    table.columns[2].no_wrap = True
+    return table
+
+
+def agents_table(agents: Iterable[Agent]) -> Table:
+    table = Table("agent", "version", "name", "model", "tools", "created")
+    for agent in agents:
+        table.add_row(
+            agent.id, str(agent.version), agent.name or "-", agent.model or "-",
+            ", ".join(agent.tools), when(agent.created_at),
+        )  # fmt: skip
+    table.columns[0].no_wrap = True
+    return table
+
+
+def hands_table(workers: Iterable[HandsWorker]) -> Table:
+    table = Table("hands", "address", "slots busy/total", "sandboxes (runs)")
+    for worker in workers:
+        busy = f"{worker.slots_total - worker.slots_free}/{worker.slots_total}"
+        table.add_row(worker.hands_id, worker.address or "-", busy, ", ".join(worker.sandboxes) or "-")
+    table.columns[0].no_wrap = True
+    return table

@@ -1,0 +1,129 @@
+"""docker-compose.yml is valid and describes the deployment deploy/README.md promises.
+
+Needs `docker-compose` (CI installs the Debian package) or the `docker compose` plugin; no engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+LOOPD_SERVICES = ("gateway", "brain", "hands")
+ARTIFACTS = "/var/lib/loopd/artifacts"
+PASSED_THROUGH = ("LOOPD_OPENAI_API_KEY", "LOOPD_ANTHROPIC_API_KEY", "LOOPD_MODEL")
+
+
+def compose_command() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    pytest.fail("neither docker-compose nor `docker compose` is installed (apt-get install docker-compose)")
+
+
+def compose(*args: str) -> subprocess.CompletedProcess[str]:
+    # The shell's LOOPD_* settings would leak into the interpolated file; test the file itself.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LOOPD_")}
+    command = [*compose_command(), "-f", str(COMPOSE_FILE), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False)
+
+
+@cache
+def source() -> dict[str, Any]:
+    """The file as written, with YAML anchors and merge keys resolved."""
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+def service(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = source()["services"][name]
+    return found
+
+
+def command_line(name: str) -> str:
+    command = service(name)["command"]
+    return command if isinstance(command, str) else " ".join(command)
+
+
+def test_compose_accepts_the_file() -> None:
+    checked = compose("config", "-q")
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_brain_runs_two_replicas_in_the_resolved_config() -> None:
+    resolved = compose("config")
+    assert resolved.returncode == 0, resolved.stderr
+    brain = yaml.safe_load(resolved.stdout)["services"]["brain"]
+    assert brain.get("deploy", {}).get("replicas", brain.get("scale")) == 2
+
+
+def test_the_services_are_the_stores_and_the_three_loopd_roles() -> None:
+    assert set(source()["services"]) == {"postgres", "redis", *LOOPD_SERVICES}
+    assert service("postgres")["image"] == "postgres:16"
+    assert service("redis")["image"] == "redis:7"
+    assert "pg_isready" in " ".join(service("postgres")["healthcheck"]["test"])
+    assert "ping" in service("redis")["healthcheck"]["test"]
+
+
+def test_every_role_runs_the_one_image_with_its_own_module() -> None:
+    for name in LOOPD_SERVICES:
+        assert service(name)["image"] == "loopd:latest"
+        assert service(name)["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert f"python -m services.{name}" in command_line(name)
+
+
+def test_loopd_roles_wait_for_healthy_stores() -> None:
+    for name in LOOPD_SERVICES:
+        depends = service(name)["depends_on"]
+        assert depends == {
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        }
+
+
+def test_the_gateway_serves_on_8080_from_all_interfaces() -> None:
+    gateway = service("gateway")
+    assert any(str(port).endswith(":8080") for port in gateway["ports"])
+    assert gateway["environment"]["LOOPD_HOST"] == "0.0.0.0"
+    assert str(gateway["environment"]["LOOPD_PORT"]) == "8080"
+    assert "/healthz" in " ".join(gateway["healthcheck"]["test"])
+
+
+def test_hands_can_scale_and_reach_the_docker_engine() -> None:
+    hands = service("hands")
+    assert "ports" not in hands and "container_name" not in hands
+    assert "/var/run/docker.sock:/var/run/docker.sock" in hands["volumes"]
+    assert hands["environment"]["LOOPD_HANDS_LISTEN"] == "0.0.0.0:50051"
+    assert hands["environment"]["LOOPD_SANDBOX_IMAGE"] == "loopd-sandbox:latest"
+    # An empty setting means "advertise this container's own address".
+    assert hands["environment"]["LOOPD_HANDS_ADVERTISE_HOST"] == ""
+    assert "hostname" in command_line("hands")
+
+
+def test_every_role_shares_the_artifacts_volume_at_one_path_and_the_same_settings() -> None:
+    assert {"artifacts", "postgres-data"} <= set(source()["volumes"])
+    for name in LOOPD_SERVICES:
+        env = service(name)["environment"]
+        assert f"artifacts:{ARTIFACTS}" in service(name)["volumes"]
+        assert env["LOOPD_ARTIFACTS_DIR"] == ARTIFACTS
+        assert env["LOOPD_DATABASE_URL"] == "postgresql+psycopg://loopd:loopd@postgres:5432/loopd"
+        assert env["LOOPD_BUS_URL"] == "redis://redis:6379/0"
+        for key in PASSED_THROUGH:
+            assert key in env and env[key] is None, f"{name}: {key} should pass through from the shell"
+
+
+def test_the_image_installs_the_locked_dependencies_then_the_project_alone() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert [line for line in dockerfile.splitlines() if line.startswith("FROM")] == ["FROM python:3.11-slim"]
+    assert dockerfile.index("pip install -r requirements.lock") < dockerfile.index("pip install --no-deps .")
