@@ -58,7 +58,8 @@ async def _run_demo(settings: Settings, task: str, spec_file: Path) -> int:
         run = await asyncio.to_thread(
             subprocess.run, [loopd, "run", task, "--agent", str(spec_file), "--follow"], env=env, check=False
         )
-        run_id = _last_run_id(stack.url)
+        # The client is synchronous and the gateway serves from this loop: ask from a thread.
+        run_id = await asyncio.to_thread(_last_run_id, stack.url)
         if run_id is not None:
             target = settings.data_dir.resolve() / "demo-artifacts" / run_id
             await asyncio.to_thread(
