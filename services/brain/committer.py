@@ -31,7 +31,10 @@ class StepCommitter:
     async def start(self) -> list[log.Event]:
         return await self.commit([log.NewEvent(log.RUN_STATUS, {"status": "running"})], {"status": "running"})
 
-    async def model_response(self, model: str, response: ModelResponse) -> list[log.Event]:
+    async def model_response(
+        self, model: str, response: ModelResponse, workspace_snapshot: str | None
+    ) -> list[log.Event]:
+        """`workspace_snapshot` is where the first tool call starts; each later one starts after its predecessor."""
         calls = [{"id": c.id, "name": c.name, "input": c.input} for c in response.tool_calls]
         new_events = [
             log.NewEvent(
@@ -45,10 +48,20 @@ class StepCommitter:
                 },
             )
         ]
-        new_events += [
-            log.NewEvent(log.TOOL_CALL, {"call_id": c["id"], "name": c["name"], "input": c["input"]})
-            for c in calls
-        ]
+        starts_from: dict[str, str | None] = {"snapshot": workspace_snapshot}
+        for call in calls:
+            new_events.append(
+                log.NewEvent(
+                    log.TOOL_CALL,
+                    {
+                        "call_id": call["id"],
+                        "name": call["name"],
+                        "input": call["input"],
+                        "starts_from": starts_from,
+                    },
+                )
+            )
+            starts_from = {"after_call": call["id"]}
         return await self.commit(
             new_events,
             {

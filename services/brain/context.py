@@ -39,6 +39,8 @@ class RunState:
     messages: list[Message] = field(default_factory=list)
     pending: dict[str, ToolCall] = field(default_factory=dict)
     sandbox: SandboxLocation | None = None
+    # The snapshot of /workspace after the last committed tool call: where the next call starts.
+    workspace_snapshot: str | None = None
     model_calls: int = 0
     final_text: str | None = None
     deferred_user: list[Message] = field(default_factory=list)
@@ -115,6 +117,8 @@ def _tool_result(state: RunState, data: dict[str, Any]) -> None:
             is_error=not data.get("ok"),
         )
     )
+    if data.get("snapshot"):
+        state.workspace_snapshot = data["snapshot"]
     if not state.pending and state.deferred_user:
         state.messages.extend(state.deferred_user)
         state.deferred_user.clear()

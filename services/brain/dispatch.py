@@ -21,10 +21,12 @@ from services.core import events as log
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
-from services.core.errors import HandsUnavailable, InfrastructureError, NotFound
+from services.core.errors import HandsUnavailable, InfrastructureError, SandboxLost
 from services.core.journal import Journal
 from services.core.settings import Settings
+from services.hands.api import SANDBOX_LOST
 from services.hands.client import ExecuteRequest, ExecuteResult, HandsClient, OutputChunk
+from services.hands.manifest import decode as decode_manifest
 from services.hands.tools import TOOL_SCHEMAS
 
 logger = logging.getLogger(__name__)
@@ -60,39 +62,47 @@ class ToolDispatcher:
             return ToolOutcome([], _result(call, ok=False, output=message, error=code, error_message=message))
         sandbox_events: list[log.NewEvent] = []
         excluded: set[str] = set()
+        policy = spec.retry
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.hands_call_attempts),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
-            retry=retry_if_exception(lambda error: isinstance(error, InfrastructureError) and error.retryable),
+            stop=stop_after_attempt(policy.max_attempts),
+            wait=wait_exponential_jitter(
+                initial=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
+            ),
+            retry=retry_if_exception(
+                lambda error: isinstance(error, InfrastructureError) and error.retryable
+            ),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 location = await self._choose_hands(state, excluded, sandbox_events)
                 try:
-                    result = await self._execute(location, state.run_id, call, spec)
+                    result = await self._execute(location, state, call, spec)
                 except HandsUnavailable:
                     excluded.add(location[0])
                     if state.sandbox is not None:
                         sandbox_events.append(_lost(state.sandbox.sandbox_id, "hands worker unreachable"))
                         state.sandbox = None
                     raise
-        sandbox_events += self._sandbox_changes(state, location, result)
+                sandbox_events += self._sandbox_changes(state, location, result)
+                last_attempt = attempt.retry_state.attempt_number >= policy.max_attempts
+                if result.error == SANDBOX_LOST and not last_attempt:
+                    # The workspace is restored from the call's starting snapshot on the retry, so
+                    # re-running the call applies its effect once. A sandbox that keeps dying (the
+                    # call itself may kill it) reaches the model as a tool error in the end.
+                    raise SandboxLost(result.error_message or "the sandbox died during the call")
         return ToolOutcome(sandbox_events, await self._result_data(call, result))
 
-    async def export_workspace(self, state: RunState) -> list[dict[str, Any]]:
-        """The run's /workspace files, stored as artifacts; empty when the sandbox is gone."""
-        if state.sandbox is None or state.sandbox.hands_id not in {
-            h.hands_id for h in await self.bus.list_hands()
-        }:
+    async def workspace_artifacts(self, state: RunState) -> list[dict[str, Any]]:
+        """The files of the run's last workspace snapshot, whose blobs are already in the artifact store.
+
+        Read from the snapshot rather than a live sandbox, so a run that ends after its hands worker
+        died still gets exactly the files its committed tool calls left.
+        """
+        if state.workspace_snapshot is None:
             return []
-        try:
-            client = await self._client(state.sandbox.address)
-            files = await client.export_workspace(state.run_id)
-        except (HandsUnavailable, NotFound):
-            logger.warning("could not export the workspace of run %s", state.run_id, exc_info=True)
-            return []
-        return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
+        manifest = decode_manifest(await self.artifacts.get(state.workspace_snapshot))
+        return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in manifest.files()]
 
     async def release(self, state: RunState) -> None:
         if state.sandbox is None:
@@ -121,14 +131,18 @@ class ToolDispatcher:
         return best.hands_id, best.address
 
     async def _execute(
-        self, location: tuple[str, str], run_id: str, call: ToolCall, spec: AgentSpec
+        self, location: tuple[str, str], state: RunState, call: ToolCall, spec: AgentSpec
     ) -> ExecuteResult:
+        run_id = state.run_id
         request = ExecuteRequest(
             run_id=run_id,
-            call_id=call.id,
+            # Some OpenAI-compatible servers reuse ids across turns; the step makes the hands
+            # idempotency key unique within the run, and stays the same for every brain.
+            call_id=f"step{state.model_calls}-{call.id}",
             tool=call.name,
             input=call.input,
             timeout_seconds=_timeout(call, spec, self.settings),
+            base_snapshot=state.workspace_snapshot,
         )
 
         async def stream_chunk(chunk: OutputChunk) -> None:
@@ -199,6 +213,8 @@ class ToolDispatcher:
             error_message=result.error_message,
             truncated=result.truncated,
             duration_ms=result.duration_ms,
+            snapshot=result.snapshot_after,
+            replayed=result.replayed,
         )
 
 

@@ -18,16 +18,15 @@ from services.brain.context import NextAction, RunState, rebuild
 from services.brain.dispatch import ToolDispatcher
 from services.brain.models import ModelProvider, ModelRequest, ModelResponse, ToolSpec, build_provider
 from services.core import events as log
+from services.core import leases
 from services.core.agents import AgentSpec
 from services.core.db.schema import runs
-from services.core.errors import InfrastructureError, ModelError
+from services.core.errors import InfrastructureError, LeaseLost, ModelError
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.hands.tools import TOOL_SCHEMAS
 
 logger = logging.getLogger(__name__)
-
-MODEL_ATTEMPTS = 5
 
 
 class RunStepper:
@@ -68,13 +67,15 @@ class RunStepper:
         if action is NextAction.CALL_MODEL:
             response = await self._call_model(spec, provider)
             if response is not None:
-                await self._commit(self.committer.model_response(spec.model, response))
+                await self._commit(
+                    self.committer.model_response(spec.model, response, self.state.workspace_snapshot)
+                )
         elif action is NextAction.RUN_TOOL:
             call = self.state.next_tool_call()
             outcome = await self.dispatcher.run(self.state, call, spec)
             await self._commit(self.committer.tool_result(outcome.result, outcome.sandbox_events))
         elif action is NextAction.FINISH:
-            artifacts = await self.dispatcher.export_workspace(self.state)
+            artifacts = await self.dispatcher.workspace_artifacts(self.state)
             await self._commit(self.committer.complete(self.state.final_text or "", artifacts))
 
     async def _call_model(self, spec: AgentSpec, provider: ModelProvider) -> ModelResponse | None:
@@ -87,8 +88,10 @@ class RunStepper:
                 for name in spec.tools
             ),
         )
+        # A brain that lost its lease must not call the model for a step another brain may own.
+        await self._ensure_lease()
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(MODEL_ATTEMPTS),
+            stop=stop_after_attempt(spec.retry.max_attempts),
             wait=_model_wait,
             retry=retry_if_exception(lambda e: isinstance(e, ModelError) and e.retryable),
             reraise=True,
@@ -126,6 +129,12 @@ class RunStepper:
         """Await a commit and fold what it appended, plus anything others appended, into the state."""
         await pending
         await self._refresh()
+
+    async def _ensure_lease(self) -> None:
+        async with self.journal.engine.begin() as conn:
+            held = await leases.renew(conn, self.run_id, self.committer.fence, self.settings.lease_seconds)
+        if not held:
+            raise LeaseLost(f"the lease of run {self.run_id} was lost before a model call")
 
     async def _refresh(self) -> None:
         async with self.journal.engine.connect() as conn:

@@ -115,6 +115,11 @@ class BrainWorker:
         except Conflict:
             # The run ended under us (cancelled): free its sandbox.
             await self.dispatcher.release(stepper.state)
+        except Exception:
+            # Hand the run back at once (if the database lets us) so the sweeper's next pass can
+            # give it to a healthy brain instead of waiting for the lease to lapse.
+            await self._release_quietly(run_id, fence)
+            raise
         finally:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
@@ -125,6 +130,13 @@ class BrainWorker:
             ).one()
         if row.status in RUNNABLE and row.last_seq > stepper.state.last_seq:
             await self.bus.wake(run_id)  # something arrived while we were finishing
+
+    async def _release_quietly(self, run_id: str, fence: Fence) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await leases.release(conn, run_id, fence)
+        except Exception:
+            logger.info("could not release the lease of run %s; it will lapse", run_id)
 
     async def _renew(self, run_id: str, fence: Fence) -> None:
         current = asyncio.current_task()
@@ -137,6 +149,7 @@ class BrainWorker:
                 logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
                 continue
             if not held:
+                logger.warning("brain %s lost the lease of run %s; stopping", self.brain_id, run_id)
                 stepping = self._active.get(run_id)
                 if stepping is not None and stepping is not current:
                     stepping.cancel()

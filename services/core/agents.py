@@ -21,6 +21,19 @@ class Limits(BaseModel):
     tool_timeout_seconds: float | None = Field(None, gt=0, le=86_400)
 
 
+class RetryPolicy(BaseModel):
+    """How a run rides out infrastructure failures (hands unreachable, a sandbox lost mid-call).
+
+    Failures of the tool itself (non-zero exit, timeout) are never retried: they go to the model.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(6, ge=1, le=100)
+    initial_backoff_seconds: float = Field(0.2, gt=0, le=60)
+    max_backoff_seconds: float = Field(10.0, gt=0, le=600)
+
+
 class ScriptedToolCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +60,7 @@ class AgentSpec(BaseModel):
     system: str = Field("", max_length=200_000)
     tools: list[str] = Field(default_factory=lambda: list(BUILTIN_TOOLS))
     limits: Limits = Field(default_factory=Limits)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     script: list[ScriptedTurn] | None = None
 
     @field_validator("tools")

@@ -10,6 +10,13 @@
   gone; the next call for the run gets a fresh sandbox (``sandbox_created=True``).
 
 Output above the worker's cap is cut: ``truncated`` is True and ``output`` ends with a note saying so.
+
+Workspaces are durable (see snapshots.py): a call names the snapshot of /workspace it starts from
+(``base_snapshot``; None is the empty workspace, the same state as ``EMPTY_SNAPSHOT``) and its result
+names the snapshot after it (``snapshot_after``, never None). A call's result is recorded once per
+(run_id, call_id); sending the call again returns the recorded result with ``replayed=True``. A
+``sandbox_lost`` result is not recorded, and its ``snapshot_after`` is the call's base: its effects
+are gone, and running it again starts from the base.
 """
 
 from __future__ import annotations
@@ -17,11 +24,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.core.errors import NotFound
+
 TIMEOUT = "timeout"
 NONZERO_EXIT = "nonzero_exit"
 TOOL_ERROR = "tool_error"
 SANDBOX_LOST = "sandbox_lost"
 ERROR_CODES = (TIMEOUT, NONZERO_EXIT, TOOL_ERROR, SANDBOX_LOST)
+
+
+class SnapshotMissing(NotFound):
+    """A call's base snapshot (its manifest or a file's blob) is not in the artifact store.
+
+    Not retryable: no worker can rebuild that workspace, so the run cannot continue from it.
+    """
+
+    code = "snapshot_missing"
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,7 @@ class ExecuteRequest:
     tool: str
     input: dict[str, Any]
     timeout_seconds: float
+    base_snapshot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,8 @@ class ExecuteResult:
     duration_ms: int
     sandbox_id: str
     sandbox_created: bool
+    snapshot_after: str | None = None
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,34 @@
-"""Executes one ExecuteRequest end to end: run lock, slot, lazy sandbox, tool run, result."""
+"""Executes one ExecuteRequest end to end, with its effect on /workspace applied once.
+
+Under the run's lock: a call already in the ledger is replayed without running. Otherwise, with a
+slot: the run's sandbox (created lazily) is brought to the call's base snapshot, the tool runs, a
+mutating tool's workspace is snapshotted (whatever the tool's outcome), and the result is recorded.
+The pool's WorkspaceState is dirty from the moment a mutating call starts until its snapshot is
+taken, so a call that never finished (a cancelled stream, a failed snapshot) makes the next call
+restore its base rather than trust the sandbox. A lost sandbox's call is not recorded: it runs again
+from its base on a fresh sandbox.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import replace
 
 import jsonschema
 
-from services.core.errors import InvalidRequest
-from services.hands.api import SANDBOX_LOST, ExecuteRequest, ExecuteResult, OutputChunk
-from services.hands.pool import SandboxPool
+from services.core.errors import InfrastructureError, InvalidRequest, SandboxLost
+from services.hands.api import SANDBOX_LOST, ExecuteRequest, ExecuteResult, OutputChunk, SnapshotMissing
+from services.hands.ledger import CallLedger
+from services.hands.manifest import EMPTY_SNAPSHOT, is_sha256
+from services.hands.pool import Lease, SandboxPool, WorkspaceState
 from services.hands.runner import call_timeout, run_tool
 from services.hands.sandbox import SandboxDriver
 from services.hands.slots import Slots
-from services.hands.toolcall import ToolCall, ToolOutcome
-from services.hands.tools import TOOL_SCHEMAS
+from services.hands.snapshots import Snapshots
+from services.hands.toolcall import ToolCall, ToolOutcome, lost
+from services.hands.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS
 
 
 class CallExecutor:
@@ -24,6 +37,8 @@ class CallExecutor:
         driver: SandboxDriver,
         pool: SandboxPool,
         slots: Slots,
+        snapshots: Snapshots,
+        ledger: CallLedger,
         *,
         default_timeout: float,
         output_cap: int,
@@ -31,6 +46,8 @@ class CallExecutor:
         self._driver = driver
         self._pool = pool
         self._slots = slots
+        self._snapshots = snapshots
+        self._ledger = ledger
         self._default_timeout = default_timeout
         self._output_cap = output_cap
 
@@ -38,41 +55,93 @@ class CallExecutor:
         """Stream the call's output chunks, then its ExecuteResult. Raises InvalidRequest before any work."""
         validate(request)
         timeout = call_timeout(request.tool, request.input, request.timeout_seconds, self._default_timeout)
-        async with self._pool.locked(request.run_id), self._slots:
-            started = time.monotonic()
-            lease = await self._pool.ensure(request.run_id)
-            call = ToolCall(lease.sandbox_id, request.tool, request.input, timeout, self._output_cap)
-            outcome: ToolOutcome | None = None
-            try:
-                async with aclosing(run_tool(self._driver, call)) as items:
-                    async for item in items:
-                        if isinstance(item, ToolOutcome):
-                            outcome = item
-                        else:
-                            yield item
-            finally:
-                self._pool.touch(request.run_id)
-            if outcome is None:
-                raise RuntimeError("the tool run ended without an outcome")
-            if outcome.error == SANDBOX_LOST:
-                await self._pool.discard(request.run_id)
-            yield ExecuteResult(
-                ok=outcome.ok,
-                output=outcome.output,
-                exit_code=outcome.exit_code,
-                error=outcome.error,
-                error_message=outcome.error_message,
-                truncated=outcome.truncated,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                sandbox_id=lease.sandbox_id,
-                sandbox_created=lease.created,
-            )
+        run_id, base = request.run_id, request.base_snapshot or EMPTY_SNAPSHOT
+        async with self._pool.locked(run_id):
+            recorded = await self._ledger.get(run_id, request.call_id)
+            if recorded is not None:
+                yield replace(recorded, replayed=True)
+                return
+            async with self._slots:
+                started = time.monotonic()
+                lease = await self._at_base(run_id, base)
+                mutating = request.tool not in READ_ONLY_TOOLS
+                if mutating:
+                    self._pool.set_workspace(run_id, WorkspaceState(base, dirty=True))
+                call = ToolCall(lease.sandbox_id, request.tool, request.input, timeout, self._output_cap)
+                outcome: ToolOutcome | None = None
+                try:
+                    async with aclosing(run_tool(self._driver, call)) as items:
+                        async for item in items:
+                            if isinstance(item, ToolOutcome):
+                                outcome = item
+                            else:
+                                yield item
+                finally:
+                    self._pool.touch(run_id)
+                if outcome is None:
+                    raise RuntimeError("the tool run ended without an outcome")
+                after = base
+                if mutating and outcome.error != SANDBOX_LOST:
+                    after, outcome = await self._snapshot_after(run_id, lease, base, outcome)
+                if outcome.error == SANDBOX_LOST:
+                    await self._pool.discard(run_id)
+                result = _result(outcome, lease, after, int((time.monotonic() - started) * 1000))
+            if outcome.error != SANDBOX_LOST:
+                kept = await self._ledger.put(run_id, request.call_id, result)
+                result = result if kept == result else replace(kept, replayed=True)
+            yield result
+
+    async def _at_base(self, run_id: str, base: str) -> Lease:
+        """The run's sandbox, with /workspace restored to `base` unless it is known to be there."""
+        lease = await self._pool.ensure(run_id)
+        state = self._pool.workspace(run_id)
+        if state.at(base):
+            return lease
+        self._pool.set_workspace(run_id, replace(state, dirty=True))
+        try:
+            await self._snapshots.restore(lease.sandbox_id, base, clear=not state.at(EMPTY_SNAPSHOT))
+        except SnapshotMissing:
+            self._pool.set_workspace(run_id, state)  # refused before the sandbox was touched
+            raise
+        except InfrastructureError:
+            # A sandbox that could not be cleared or filled is not worth trusting: start afresh.
+            await self._pool.discard(run_id)
+            raise
+        self._pool.set_workspace(run_id, WorkspaceState(base))
+        return lease
+
+    async def _snapshot_after(
+        self, run_id: str, lease: Lease, base: str, outcome: ToolOutcome
+    ) -> tuple[str, ToolOutcome]:
+        try:
+            after = await self._snapshots.take(lease.sandbox_id)
+        except SandboxLost:
+            return base, lost()
+        self._pool.set_workspace(run_id, WorkspaceState(after))
+        return after, outcome
+
+
+def _result(outcome: ToolOutcome, lease: Lease, snapshot_after: str, duration_ms: int) -> ExecuteResult:
+    return ExecuteResult(
+        ok=outcome.ok,
+        output=outcome.output,
+        exit_code=outcome.exit_code,
+        error=outcome.error,
+        error_message=outcome.error_message,
+        truncated=outcome.truncated,
+        duration_ms=duration_ms,
+        sandbox_id=lease.sandbox_id,
+        sandbox_created=lease.created,
+        snapshot_after=snapshot_after,
+    )
 
 
 def validate(request: ExecuteRequest) -> None:
     """Check the request again at the worker's edge; the brain should already have done so."""
-    if not request.run_id:
-        raise InvalidRequest("run_id is required")
+    if not request.run_id or not request.call_id:
+        raise InvalidRequest("run_id and call_id are required")
+    if request.base_snapshot is not None and not is_sha256(request.base_snapshot):
+        raise InvalidRequest(f"base_snapshot {request.base_snapshot!r} is not a snapshot id")
     schema = TOOL_SCHEMAS.get(request.tool)
     if schema is None:
         raise InvalidRequest(f"unknown tool {request.tool!r}; known tools: {', '.join(TOOL_SCHEMAS)}")

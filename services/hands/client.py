@@ -70,7 +70,11 @@ class HandsClient:
         self._channel = self._stub = None
 
     async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
-        """Stream the call's output chunks; the last item is always its one ExecuteResult."""
+        """Stream the call's output chunks; the last item is always its one ExecuteResult.
+
+        A call that already finished (same run_id and call_id, on any worker sharing the ledger)
+        yields only its recorded result, with replayed=True.
+        """
         deadline = request.timeout_seconds + self._deadline_margin if request.timeout_seconds > 0 else None
         call = self._hands().Execute(wire.request_to_pb(request), timeout=deadline)
         finished = False
@@ -109,7 +113,7 @@ class HandsClient:
         return wire.files_from_pb(response)
 
     async def release(self, run_id: str) -> None:
-        """Destroy the run's sandbox; releasing twice is fine."""
+        """Destroy the run's sandbox; releasing twice is fine. Its snapshots and recorded results stay."""
         await self._unary(self._hands().Release, pb.ReleaseRequest(run_id=run_id), self._rpc_timeout)
 
     async def status(self) -> HandsStatus:

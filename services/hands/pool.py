@@ -1,7 +1,8 @@
 """The worker's sandboxes: one per run while warm, created on the run's first call, reaped when idle.
 
 Calls of one run are serialised by a per-run lock: a timeout kills every process in the sandbox, which
-must not take a concurrent call of the same run down with it.
+must not take a concurrent call of the same run down with it. The pool also keeps what each sandbox's
+/workspace is known to hold (WorkspaceState), forgotten with the sandbox.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 
 from services.hands.api import SandboxStatus
+from services.hands.manifest import EMPTY_SNAPSHOT
 from services.hands.sandbox import CreateSandbox, SandboxDriver
 
 RUN_LABEL = "loopd.run_id"
@@ -24,6 +26,17 @@ log = logging.getLogger(__name__)
 class Lease:
     sandbox_id: str
     created: bool
+
+
+@dataclass(frozen=True)
+class WorkspaceState:
+    """The snapshot a sandbox's /workspace equals, unless `dirty`: a change is (or was left) under way."""
+
+    snapshot: str
+    dirty: bool = False
+
+    def at(self, snapshot_id: str) -> bool:
+        return not self.dirty and self.snapshot == snapshot_id
 
 
 class _RunLocks:
@@ -55,6 +68,7 @@ class SandboxPool:
         self._driver = driver
         self._clock = clock
         self._sandboxes: dict[str, SandboxStatus] = {}
+        self._workspaces: dict[str, WorkspaceState] = {}
         self._locks = _RunLocks()
 
     def locked(self, run_id: str) -> AbstractAsyncContextManager[None]:
@@ -71,6 +85,7 @@ class SandboxPool:
         sandbox_id = await self._driver.create(CreateSandbox(labels={RUN_LABEL: run_id}))
         now = self._clock()
         self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
+        self._workspaces[run_id] = WorkspaceState(EMPTY_SNAPSHOT)
         log.info("created sandbox %s for run %s", sandbox_id[:12], run_id)
         return Lease(sandbox_id, created=True)
 
@@ -78,6 +93,14 @@ class SandboxPool:
         warm = self._sandboxes.get(run_id)
         if warm is not None:
             self._sandboxes[run_id] = replace(warm, last_used_at=self._clock())
+
+    def workspace(self, run_id: str) -> WorkspaceState:
+        """What the run's sandbox holds; a run without a sandbox holds nothing known (dirty)."""
+        return self._workspaces.get(run_id, WorkspaceState(EMPTY_SNAPSHOT, dirty=True))
+
+    def set_workspace(self, run_id: str, state: WorkspaceState) -> None:
+        if run_id in self._sandboxes:
+            self._workspaces[run_id] = state
 
     def sandbox_of(self, run_id: str) -> str | None:
         warm = self._sandboxes.get(run_id)
@@ -89,6 +112,7 @@ class SandboxPool:
             # Forgotten only once destroyed: the status never hides a container that still exists.
             await self._driver.destroy(warm.sandbox_id)
             self._sandboxes.pop(run_id, None)
+            self._workspaces.pop(run_id, None)
             log.info("destroyed sandbox %s of run %s", warm.sandbox_id[:12], run_id)
 
     async def release(self, run_id: str) -> None:

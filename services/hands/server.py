@@ -1,7 +1,8 @@
 """HandsWorker: the hands process's lifecycle around the gRPC server, its sandboxes and its registration.
 
 Start: remove sandboxes a previous process with the same hands_id left behind, bind and serve, start
-the reaper, then register on the bus. Stop: report NOT_SERVING, drain in-flight calls, unregister,
+the reaper, then register on the bus. Snapshots and the call ledger live beside the artifact store, so
+every worker sharing it can take over any run. Stop: report NOT_SERVING, drain in-flight calls, unregister,
 stop the reaper and destroy the remaining sandboxes.
 """
 
@@ -23,6 +24,7 @@ from services.core.settings import Settings
 from services.hands.api import HandsStatus
 from services.hands.calls import CallExecutor
 from services.hands.client import CHANNEL_OPTIONS
+from services.hands.ledger import CallLedger, build_ledger
 from services.hands.pool import SandboxPool
 from services.hands.proto import hands_pb2, hands_pb2_grpc
 from services.hands.reaper import Reaper
@@ -30,6 +32,7 @@ from services.hands.registry import Registration
 from services.hands.sandbox import SandboxDriver, build_driver
 from services.hands.servicer import HandsServicer
 from services.hands.slots import Slots
+from services.hands.snapshots import Snapshots
 
 HANDS_LABEL = "loopd.hands_id"
 SERVICE_NAME = hands_pb2.DESCRIPTOR.services_by_name["Hands"].full_name
@@ -40,8 +43,15 @@ log = logging.getLogger(__name__)
 
 class HandsWorker:
     def __init__(
-        self, settings: Settings, bus: Bus, artifacts: ArtifactStore, *, driver: SandboxDriver | None = None
+        self,
+        settings: Settings,
+        bus: Bus,
+        artifacts: ArtifactStore,
+        *,
+        driver: SandboxDriver | None = None,
+        ledger: CallLedger | None = None,
     ) -> None:
+        """`ledger` defaults to the one every worker sharing the artifacts directory shares."""
         self.hands_id = settings.hands_id or f"hands-{uuid.uuid4().hex[:12]}"
         self.address = ""
         self._settings = settings
@@ -50,6 +60,7 @@ class HandsWorker:
         self._labels = {HANDS_LABEL: self.hands_id}
         self._driver = driver
         self._owns_driver = driver is None
+        self._ledger = ledger or build_ledger(settings.artifacts_path / "ledger")
         self._slots = Slots(settings.hands_slots)
         self._pool: SandboxPool | None = None
         self._server: grpc.aio.Server | None = None
@@ -100,6 +111,8 @@ class HandsWorker:
             self._driver,
             pool,
             self._slots,
+            Snapshots(self._driver, self._artifacts, owner=settings.sandbox_user),
+            self._ledger,
             default_timeout=settings.tool_timeout_seconds,
             output_cap=settings.tool_output_cap,
         )

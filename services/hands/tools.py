@@ -80,3 +80,7 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+# Tools that never change /workspace: their calls need no snapshot, and their result's snapshot is
+# the one they ran on.
+READ_ONLY_TOOLS = frozenset({"read_file", "list_files"})

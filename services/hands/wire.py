@@ -18,6 +18,7 @@ from services.hands.api import (
     HandsStatus,
     OutputChunk,
     SandboxStatus,
+    SnapshotMissing,
     WorkspaceFile,
 )
 from services.hands.proto import hands_pb2 as pb
@@ -35,6 +36,7 @@ _ERROR_CLASSES: tuple[type[errors.LoopdError], ...] = (
     errors.HandsUnavailable,
     errors.SandboxLost,
     errors.ModelError,
+    SnapshotMissing,
 )
 _BY_CODE = {cls.code: cls for cls in _ERROR_CLASSES}
 _STATUS_OF: tuple[tuple[type[errors.LoopdError], grpc.StatusCode], ...] = (
@@ -91,6 +93,7 @@ def request_to_pb(request: ExecuteRequest) -> pb.ExecuteRequest:
         tool=request.tool,
         input_json=json.dumps(request.input),
         timeout_seconds=request.timeout_seconds,
+        base_snapshot=request.base_snapshot,
     )
 
 
@@ -107,6 +110,7 @@ def request_from_pb(message: pb.ExecuteRequest) -> ExecuteRequest:
         tool=message.tool,
         input=payload,
         timeout_seconds=message.timeout_seconds,
+        base_snapshot=message.base_snapshot if message.HasField("base_snapshot") else None,
     )
 
 
@@ -124,6 +128,8 @@ def event_to_pb(item: OutputChunk | ExecuteResult) -> pb.ExecuteEvent:
             duration_ms=item.duration_ms,
             sandbox_id=item.sandbox_id,
             sandbox_created=item.sandbox_created,
+            snapshot_after=item.snapshot_after,
+            replayed=item.replayed,
         )
     )
 
@@ -146,6 +152,8 @@ def event_from_pb(message: pb.ExecuteEvent) -> OutputChunk | ExecuteResult | Non
         duration_ms=result.duration_ms,
         sandbox_id=result.sandbox_id,
         sandbox_created=result.sandbox_created,
+        snapshot_after=result.snapshot_after if result.HasField("snapshot_after") else None,
+        replayed=result.replayed,
     )
 
 

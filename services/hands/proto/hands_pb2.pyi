@@ -8,18 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("run_id", "call_id", "tool", "input_json", "timeout_seconds")
+    __slots__ = ("run_id", "call_id", "tool", "input_json", "timeout_seconds", "base_snapshot")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     TOOL_FIELD_NUMBER: _ClassVar[int]
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BASE_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     call_id: str
     tool: str
     input_json: str
     timeout_seconds: float
-    def __init__(self, run_id: _Optional[str] = ..., call_id: _Optional[str] = ..., tool: _Optional[str] = ..., input_json: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+    base_snapshot: str
+    def __init__(self, run_id: _Optional[str] = ..., call_id: _Optional[str] = ..., tool: _Optional[str] = ..., input_json: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., base_snapshot: _Optional[str] = ...) -> None: ...
 
 class OutputChunk(_message.Message):
     __slots__ = ("stream", "data")
@@ -30,7 +32,7 @@ class OutputChunk(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
 
 class ExecuteResult(_message.Message):
-    __slots__ = ("ok", "output", "exit_code", "error", "error_message", "truncated", "duration_ms", "sandbox_id", "sandbox_created")
+    __slots__ = ("ok", "output", "exit_code", "error", "error_message", "truncated", "duration_ms", "sandbox_id", "sandbox_created", "snapshot_after", "replayed")
     OK_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +42,8 @@ class ExecuteResult(_message.Message):
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_CREATED_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     output: str
     exit_code: int
@@ -49,7 +53,9 @@ class ExecuteResult(_message.Message):
     duration_ms: int
     sandbox_id: str
     sandbox_created: bool
-    def __init__(self, ok: _Optional[bool] = ..., output: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., error_message: _Optional[str] = ..., truncated: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., sandbox_id: _Optional[str] = ..., sandbox_created: _Optional[bool] = ...) -> None: ...
+    snapshot_after: str
+    replayed: bool
+    def __init__(self, ok: _Optional[bool] = ..., output: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., error_message: _Optional[str] = ..., truncated: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., sandbox_id: _Optional[str] = ..., sandbox_created: _Optional[bool] = ..., snapshot_after: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class ExecuteEvent(_message.Message):
     __slots__ = ("chunk", "result")

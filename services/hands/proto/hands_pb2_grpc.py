@@ -61,7 +61,9 @@ class HandsServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Execute(self, request, context):
-        """Runs one tool call, streaming its output; the stream ends with exactly one ExecuteResult.
+        """Runs one tool call, streaming its output; the stream ends with exactly one ExecuteResult. A call
+        is run at most once per (run_id, call_id) to a recorded result: sending it again replays that
+        result without output chunks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,7 +77,8 @@ class HandsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Release(self, request, context):
-        """Destroys the run's sandbox; releasing a run without a sandbox is not an error.
+        """Destroys the run's sandbox; releasing a run without a sandbox is not an error. The run's
+        snapshots and recorded call results stay: a later call restores or replays them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -103,6 +103,20 @@ class SandboxDriver(Protocol):
         """Write a tar archive of the sandbox directory `path` to the host file `dest`."""
         ...
 
+    async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
+        """Unpack the host tar file `source` into the existing sandbox directory `path`.
+
+        Members keep the owner, mode and link target the archive gives them.
+        """
+        ...
+
+    async def clear(self, sandbox_id: str, path: str) -> None:
+        """Kill every process of the sandbox user, then delete everything inside the directory `path`.
+
+        Killing first means nothing left running from earlier calls writes into what comes next.
+        """
+        ...
+
     async def find(self, labels: Mapping[str, str]) -> list[str]:
         """Ids of every sandbox, running or not, that carries all these labels."""
         ...

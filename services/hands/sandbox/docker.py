@@ -20,10 +20,10 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.types import Mount
 
-from services.core.errors import LoopdError, SandboxLost
+from services.core.errors import InfrastructureError, LoopdError, SandboxLost
 from services.hands.sandbox import CreateSandbox, ExecExit, ExecOutput, ExecRequest, PutFile, SandboxSpec
 from services.hands.sandbox.docker_io import drained, engine_errors, pump, single_file_tar
-from services.hands.sandbox.programs import INIT, RELAY
+from services.hands.sandbox.programs import CLEAR, INIT, RELAY
 
 _T = TypeVar("_T")
 # Run as the sandbox user, this kills every process of the sandbox but PID 1 and itself in one
@@ -96,6 +96,15 @@ class DockerDriver:
 
     async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
         await self._call(self._export, sandbox_id, path, dest)
+
+    async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
+        await self._call(self._import, sandbox_id, path, source)
+
+    async def clear(self, sandbox_id: str, path: str) -> None:
+        if not await self._call(self._run_to_end, sandbox_id, ("python3", "-c", CLEAR, path)):
+            raise InfrastructureError(
+                f"could not clear {path} in sandbox {sandbox_id[:12]}", code="sandbox_clear_failed"
+            )
 
     async def find(self, labels: Mapping[str, str]) -> list[str]:
         return await self._call(self._find, labels)
@@ -241,6 +250,22 @@ class DockerDriver:
                     out.write(chunk)
 
         self._archive_call(sandbox_id, write)
+
+    def _import(self, sandbox_id: str, path: str, source: Path) -> None:
+        def upload(api: docker.APIClient) -> None:
+            # A file object makes the client stream the archive instead of loading it.
+            with source.open("rb") as data:
+                api.put_archive(sandbox_id, path, data)
+
+        self._archive_call(sandbox_id, upload)
+
+    def _run_to_end(self, sandbox_id: str, argv: tuple[str, ...]) -> bool:
+        try:
+            return self._run_quick(sandbox_id, argv)
+        except APIError as exc:
+            if isinstance(exc, NotFound) or exc.status_code == 409:  # gone, or not running
+                raise SandboxLost(f"sandbox {sandbox_id[:12]} is gone") from exc
+            raise
 
     def _archive_call(self, sandbox_id: str, fn: Callable[[docker.APIClient], object]) -> None:
         try:

@@ -41,3 +41,49 @@ while sel.get_map():
 code = proc.wait()
 sys.exit(128 - code if code < 0 else code)
 """
+
+# Empties a directory for a restore. It first kills every process of the sandbox user but PID 1 and
+# itself, and waits until they are gone, so no leftover of an earlier call writes into the restored
+# files. Directories the user made unwritable or unreadable are opened up first (the user owns them).
+CLEAR = """
+import os, shutil, signal, stat, sys, time
+try:
+    os.kill(-1, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+me, deadline = os.getpid(), time.monotonic() + 5
+
+def running():
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (1, me):
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
+
+while running():
+    if time.monotonic() > deadline:
+        sys.exit("processes of the sandbox user survived SIGKILL")
+    time.sleep(0.01)
+
+def open_up(path):
+    mode = os.lstat(path).st_mode
+    if stat.S_ISDIR(mode):
+        os.chmod(path, stat.S_IMODE(mode) | 0o700)
+
+root = sys.argv[1]
+open_up(root)
+for top, dirs, _ in os.walk(root):
+    for name in dirs:
+        open_up(os.path.join(top, name))
+for entry in os.scandir(root):
+    if entry.is_dir(follow_symlinks=False):
+        shutil.rmtree(entry.path)
+    else:
+        os.unlink(entry.path)
+"""

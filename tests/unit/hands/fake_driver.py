@@ -39,6 +39,12 @@ class FakeDriver:
     async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
         raise NotImplementedError
 
+    async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
+        raise NotImplementedError
+
+    async def clear(self, sandbox_id: str, path: str) -> None:
+        raise NotImplementedError
+
     async def find(self, labels: Mapping[str, str]) -> list[str]:
         return [sid for sid, have in self.labels.items() if labels.items() <= have.items()]
 

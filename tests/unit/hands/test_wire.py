@@ -7,11 +7,21 @@ import pytest
 
 from services.core import errors
 from services.hands import wire
-from services.hands.api import ExecuteRequest, ExecuteResult, HandsStatus, OutputChunk, SandboxStatus
+from services.hands.api import (
+    ExecuteRequest,
+    ExecuteResult,
+    HandsStatus,
+    OutputChunk,
+    SandboxStatus,
+    SnapshotMissing,
+)
 
 
-def test_requests_round_trip() -> None:
-    request = ExecuteRequest("run-1", "call-1", "bash", {"command": "ls", "timeout": 3}, 12.5)
+@pytest.mark.parametrize("base", [None, "a" * 64])
+def test_requests_round_trip(base: str | None) -> None:
+    request = ExecuteRequest(
+        "run-1", "call-1", "bash", {"command": "ls", "timeout": 3}, 12.5, base_snapshot=base
+    )
 
     assert wire.request_from_pb(wire.request_to_pb(request)) == request
 
@@ -30,6 +40,7 @@ def test_a_request_input_must_be_a_json_object() -> None:
         OutputChunk("stderr", "boom\n"),
         ExecuteResult(True, "out", 0, None, None, False, 12, "sb", True),
         ExecuteResult(False, "[timed out]", None, "timeout", "too slow", True, 1000, "sb", False),
+        ExecuteResult(True, "", 0, None, None, False, 3, "sb", False, snapshot_after="c" * 64, replayed=True),
     ],
 )
 def test_events_round_trip(item: OutputChunk | ExecuteResult) -> None:
@@ -56,6 +67,7 @@ def rpc_error(
         errors.InfrastructureError("engine down", code="sandbox_unavailable"),
         errors.InfrastructureError("image missing", code="sandbox_image_missing", retryable=False),
         errors.SandboxLost("gone"),
+        SnapshotMissing("no such snapshot"),
         errors.LoopdError("surprise"),
     ],
 )

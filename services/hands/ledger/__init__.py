@@ -1,0 +1,58 @@
+"""The call ledger boundary: the finished result of each tool call, keyed by (run_id, call_id).
+
+It is what makes a call's effect happen once: a worker looks a call up before running it and records
+its result after, and the ledger outlives the worker, so a retry on another worker or after a restart
+finds it. Backends: filesystem.py (beside the artifact store, shared by the workers), memory.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.hands.api import ExecuteResult
+
+_FORMAT = "loopd.call-result/1"
+
+
+class CallLedger(Protocol):
+    async def get(self, run_id: str, call_id: str) -> ExecuteResult | None:
+        """The call's recorded result, or None if it never finished."""
+        ...
+
+    async def put(self, run_id: str, call_id: str, result: ExecuteResult) -> ExecuteResult:
+        """Record the call's result unless one is recorded already; return the one recorded.
+
+        The first result wins, so every later reader sees the same one, even when two workers ran the
+        same call at once.
+        """
+        ...
+
+    async def forget(self, run_id: str) -> None:
+        """Drop every result of a run: the cleanup hook for runs that are deleted or archived.
+
+        Releasing a sandbox does not call it: a run may still retry a call after its sandbox is gone.
+        """
+        ...
+
+
+def encode(result: ExecuteResult) -> bytes:
+    document = {"format": _FORMAT, "result": dataclasses.asdict(result)}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> ExecuteResult:
+    """Parse a recorded result; fields this version does not know are ignored."""
+    document: Any = json.loads(data)
+    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        raise ValueError("not a recorded call result")
+    known = {field.name for field in dataclasses.fields(ExecuteResult)}
+    return ExecuteResult(**{key: value for key, value in document["result"].items() if key in known})
+
+
+def build_ledger(root: Path) -> CallLedger:
+    from services.hands.ledger.filesystem import FilesystemLedger
+
+    return FilesystemLedger(root)

@@ -1,0 +1,79 @@
+"""Filesystem CallLedger: one JSON file per finished call at ROOT/<run_id>/<call_id>.json.
+
+A result is written to a temporary file, flushed to disk, then linked into place; linking fails when
+the name exists, so the first result recorded for a call is the one that stays, and a crash never
+leaves a partial file under a valid name. Every worker that shares ROOT shares the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from services.hands.api import ExecuteResult
+from services.hands.ledger import decode, encode
+
+# Ids made of these are their own file names; any other id is named by its hash ("~" marks those).
+_PLAIN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+
+
+class FilesystemLedger:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def path_of(self, run_id: str, call_id: str) -> Path:
+        return self._root / _name(run_id) / f"{_name(call_id)}.json"
+
+    async def get(self, run_id: str, call_id: str) -> ExecuteResult | None:
+        return await asyncio.to_thread(self._read, self.path_of(run_id, call_id))
+
+    async def put(self, run_id: str, call_id: str, result: ExecuteResult) -> ExecuteResult:
+        return await asyncio.to_thread(self._put, self.path_of(run_id, call_id), result)
+
+    async def forget(self, run_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._root / _name(run_id), True)
+
+    def _read(self, path: Path) -> ExecuteResult | None:
+        try:
+            return decode(path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def _put(self, target: Path, result: ExecuteResult) -> ExecuteResult:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(encode(result))
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(temp_name, target)
+        except FileExistsError:
+            recorded = self._read(target)
+            if recorded is None:
+                raise RuntimeError(f"{target} vanished while recording a result") from None
+            return recorded
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+        _sync_directory(target.parent)
+        return result
+
+
+def _name(an_id: str) -> str:
+    if _PLAIN.match(an_id):
+        return an_id
+    return "~" + hashlib.sha256(an_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the new name itself durable, not only the file's bytes."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,20 @@
+"""An in-process CallLedger, for tests and single-process setups: it dies with the process."""
+
+from __future__ import annotations
+
+from services.hands.api import ExecuteResult
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self._results: dict[tuple[str, str], ExecuteResult] = {}
+
+    async def get(self, run_id: str, call_id: str) -> ExecuteResult | None:
+        return self._results.get((run_id, call_id))
+
+    async def put(self, run_id: str, call_id: str, result: ExecuteResult) -> ExecuteResult:
+        return self._results.setdefault((run_id, call_id), result)
+
+    async def forget(self, run_id: str) -> None:
+        for key in [key for key in self._results if key[0] == run_id]:
+            del self._results[key]

@@ -1,0 +1,78 @@
+"""Every CallLedger backend keeps the first result recorded for a call, per run."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from services.hands.api import ExecuteResult
+from services.hands.ledger import CallLedger, decode, encode
+from services.hands.ledger.filesystem import FilesystemLedger
+from services.hands.ledger.memory import MemoryLedger
+
+RESULT = ExecuteResult(True, "ok\n", 0, None, None, False, 12, "sb-1", True, snapshot_after="a" * 64)
+OTHER = dataclasses.replace(RESULT, output="other\n", snapshot_after="b" * 64)
+
+
+@pytest.fixture(params=["memory", "filesystem"])
+def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], CallLedger]:
+    if request.param == "memory":
+        shared = MemoryLedger()
+        return lambda: shared
+    return lambda: FilesystemLedger(tmp_path / "ledger")
+
+
+async def test_a_recorded_result_is_found_again(make_ledger: Callable[[], CallLedger]) -> None:
+    ledger = make_ledger()
+    assert await ledger.get("run-1", "call-1") is None
+
+    assert await ledger.put("run-1", "call-1", RESULT) == RESULT
+
+    assert await make_ledger().get("run-1", "call-1") == RESULT
+    assert await ledger.get("run-1", "call-2") is None
+    assert await ledger.get("run-2", "call-1") is None
+
+
+async def test_the_first_result_recorded_wins(make_ledger: Callable[[], CallLedger]) -> None:
+    ledger = make_ledger()
+    await ledger.put("run-1", "call-1", RESULT)
+
+    assert await make_ledger().put("run-1", "call-1", OTHER) == RESULT
+    assert await ledger.get("run-1", "call-1") == RESULT
+
+
+@pytest.mark.parametrize("odd", ["", ".", "..", "../escape", "a/b", "x" * 300, "caf\u00e9", "~abc"])
+async def test_any_id_is_a_key_of_its_own(make_ledger: Callable[[], CallLedger], odd: str) -> None:
+    ledger = make_ledger()
+    await ledger.put(odd, odd, RESULT)
+    await ledger.put("run-1", "call-1", OTHER)
+
+    assert await ledger.get(odd, odd) == RESULT
+    assert await ledger.get("run-1", "call-1") == OTHER
+
+
+async def test_forgetting_a_run_drops_its_results_only(make_ledger: Callable[[], CallLedger]) -> None:
+    ledger = make_ledger()
+    await ledger.put("run-1", "call-1", RESULT)
+    await ledger.put("run-2", "call-1", RESULT)
+
+    await ledger.forget("run-1")
+
+    assert await ledger.get("run-1", "call-1") is None
+    assert await ledger.get("run-2", "call-1") == RESULT
+
+
+def test_the_filesystem_ledger_keeps_plain_ids_readable(tmp_path: Path) -> None:
+    ledger = FilesystemLedger(tmp_path)
+
+    assert ledger.path_of("run-1", "call_0_1") == tmp_path / "run-1" / "call_0_1.json"
+    assert ledger.path_of("../x", "a").parent.parent == tmp_path
+
+
+def test_a_recorded_result_from_a_newer_worker_still_decodes() -> None:
+    data = encode(RESULT).replace(b'"replayed":false', b'"replayed":false,"added_later":1')
+
+    assert decode(data) == RESULT
