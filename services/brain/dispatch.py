@@ -6,7 +6,9 @@ failures of the tool itself (non-zero exit, timeout, a lost sandbox) go back to 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,7 @@ from services.hands.tools import TOOL_SCHEMAS
 logger = logging.getLogger(__name__)
 
 PREVIEW_BYTES = 8 * 1024
+HANDS_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class ToolDispatcher:
                 try:
                     result = await self._execute(location, state, call, spec)
                 except HandsUnavailable:
-                    excluded.add(location[0])
+                    excluded.add(location[1])
                     if state.sandbox is not None:
                         sandbox_events.append(_lost(state.sandbox.sandbox_id, "hands worker unreachable"))
                         state.sandbox = None
@@ -118,7 +121,18 @@ class ToolDispatcher:
     async def _choose_hands(
         self, state: RunState, excluded: set[str], sandbox_events: list[log.NewEvent]
     ) -> tuple[str, str]:
-        alive = [h for h in await self.bus.list_hands() if h.hands_id not in excluded]
+        """The worker holding the run's sandbox if it is alive, else the one with most free slots.
+
+        `excluded` holds addresses that just failed: a restarted worker keeps its id but gets a new
+        address, so it is welcome again at once. An empty pool is waited for (workers restart or
+        scale up), up to `hands_wait_seconds`, rather than spending the run's retry budget.
+        """
+        deadline = time.monotonic() + self.settings.hands_wait_seconds
+        while True:
+            alive = [h for h in await self.bus.list_hands() if h.address not in excluded]
+            if alive or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(HANDS_POLL_SECONDS)
         if state.sandbox is not None:
             for hands in alive:
                 if hands.hands_id == state.sandbox.hands_id:
@@ -126,7 +140,9 @@ class ToolDispatcher:
             sandbox_events.append(_lost(state.sandbox.sandbox_id, "hands worker left the pool"))
             state.sandbox = None
         if not alive:
-            raise HandsUnavailable("no hands worker is registered", code="no_hands")
+            raise HandsUnavailable(
+                f"no hands worker was available for {self.settings.hands_wait_seconds:.0f}s", code="no_hands"
+            )
         best = max(alive, key=lambda h: (h.slots_free, h.hands_id))
         return best.hands_id, best.address
 

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     lease_seconds: float = 15.0
     wake_visibility_seconds: float = 30.0
     sweep_interval_seconds: float = 5.0
-    hands_call_attempts: int = 4
+    hands_wait_seconds: float = 60.0
 
     # Hands.
     hands_id: str | None = None

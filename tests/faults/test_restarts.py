@@ -1,0 +1,47 @@
+"""PostgreSQL and Redis restart under a batch of runs; every process reconnects and every run completes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.conftest import FaultCluster, assert_gapless
+from tests.support.waiting import eventually_sync
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
+
+STEADY = [
+    {"tool_calls": [{"name": "bash", "input": {"command": "sleep 1; echo one >> out.txt"}}]},
+    {"tool_calls": [{"name": "bash", "input": {"command": "sleep 1; echo two >> out.txt"}}]},
+    {"tool_calls": [{"name": "read_file", "input": {"path": "out.txt"}}]},
+    {"text": "finished"},
+]
+
+
+def all_completed(faults: FaultCluster, run_ids: list[str]) -> bool:
+    statuses = {faults.run(run_id)["status"] for run_id in run_ids}
+    assert statuses <= {"queued", "running", "completed"}, statuses
+    return statuses == {"completed"}
+
+
+def test_runs_survive_a_postgres_restart_then_a_redis_restart(faults: FaultCluster) -> None:
+    faults.use_script(STEADY)
+    run_ids = [faults.start_run() for _ in range(6)]
+    eventually_sync(lambda: len(faults.model.requests) >= 6, timeout=60)
+
+    faults.postgres.kill()
+    faults.postgres.start()
+    eventually_sync(lambda: sum(1 for r in faults.model.requests) >= 12, timeout=90)
+    faults.redis.stop()
+    faults.redis.start()
+
+    try:
+        eventually_sync(lambda: all_completed(faults, run_ids), timeout=180, interval=0.5)
+    except AssertionError:
+        raise AssertionError(faults.cluster.processes.logs()) from None
+    for run_id in run_ids:
+        events = faults.events(run_id)
+        assert_gapless(events)
+        results = [e["data"] for e in events if e["type"] == "tool.result"]
+        assert results[-1]["output"] == "one\ntwo\n"
+        faults.assert_no_committed_model_call_repeated(run_id)
+    assert all(p.alive for p in faults.cluster.processes.processes.values())
