@@ -32,9 +32,9 @@ class StepCommitter:
         return await self.commit([log.NewEvent(log.RUN_STATUS, {"status": "running"})], {"status": "running"})
 
     async def model_response(
-        self, model: str, response: ModelResponse, workspace_snapshot: str | None
+        self, model: str, response: ModelResponse, workspace_snapshot: str | None, cost_usd: float = 0.0
     ) -> list[log.Event]:
-        """`workspace_snapshot` is where the first tool call starts; each later one starts after its predecessor."""
+        """`workspace_snapshot` is where the first call starts; later calls start after the one before."""
         calls = [{"id": c.id, "name": c.name, "input": c.input} for c in response.tool_calls]
         new_events = [
             log.NewEvent(
@@ -45,6 +45,7 @@ class StepCommitter:
                     "usage": asdict(response.usage),
                     "stop_reason": response.stop_reason,
                     "model": model,
+                    "cost_usd": cost_usd,
                 },
             )
         ]
@@ -68,6 +69,7 @@ class StepCommitter:
                 "step": _plus("step", 1),
                 "input_tokens": _plus("input_tokens", response.usage.input_tokens),
                 "output_tokens": _plus("output_tokens", response.usage.output_tokens),
+                "cost_usd": _plus("cost_usd", cost_usd),
             },
         )
 
@@ -77,6 +79,17 @@ class StepCommitter:
         """`before` carries sandbox events that belong in the same commit, ahead of the result."""
         new_events = [*(before or []), log.NewEvent(log.TOOL_RESULT, result)]
         return await self.commit(new_events, {"tool_calls": _plus("tool_calls", 1)})
+
+    async def tool_results(self, results: list[dict[str, Any]]) -> list[log.Event]:
+        """Results settled without a sandbox (refusals, interruptions), in one commit."""
+        new_events = [log.NewEvent(log.TOOL_RESULT, result) for result in results]
+        return await self.commit(new_events, {"tool_calls": _plus("tool_calls", len(results))})
+
+    async def wait(self, waiting_for: dict[str, Any]) -> list[log.Event]:
+        return await self.commit(
+            [log.NewEvent(log.RUN_WAITING, {"waiting_for": waiting_for})],
+            {"status": "waiting", "waiting_for": waiting_for},
+        )
 
     async def complete(self, text: str, artifacts: list[dict[str, Any]]) -> list[log.Event]:
         new_events = [log.NewEvent(log.ARTIFACT_CREATED, a) for a in artifacts]
@@ -91,5 +104,5 @@ class StepCommitter:
         )
 
 
-def _plus(column: str, amount: int) -> Any:
+def _plus(column: str, amount: float) -> Any:
     return runs.c[column] + amount

@@ -1,5 +1,5 @@
 """Rebuilds a run's state from its event log: the conversation for the next model call, the tool calls
-still owed a result, where the run's sandbox lives, and what the brain must do next.
+still owed a result, approvals, budgets, where the run's sandbox lives, and what the brain must do next.
 
 This is a pure fold over events, so any brain reaches the same state from the same log.
 """
@@ -20,6 +20,8 @@ TOOL_OUTPUT_NOTE = "\n[output truncated: {size} bytes in total, stored as artifa
 class NextAction(Enum):
     CALL_MODEL = "call_model"
     RUN_TOOL = "run_tool"
+    INTERRUPT_TOOLS = "interrupt_tools"  # an interrupt arrived: resolve the pending calls
+    PAUSE = "pause"  # an interrupt without a message: wait for the next user message
     FINISH = "finish"
     IDLE = "idle"  # nothing to do until something new arrives (e.g. a user message)
 
@@ -42,12 +44,23 @@ class RunState:
     # The snapshot of /workspace after the last committed tool call: where the next call starts.
     workspace_snapshot: str | None = None
     model_calls: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
     final_text: str | None = None
     deferred_user: list[Message] = field(default_factory=list)
+    approvals: dict[str, tuple[str, str]] = field(default_factory=dict)  # call_id -> (decision, message)
+    children: dict[str, str] = field(default_factory=dict)  # spawn_agent call_id -> child run id
+    budget_raises: dict[str, float] = field(default_factory=dict)
+    interrupt_open: bool = False
+    interrupt_message: str | None = None
 
     def next_action(self) -> NextAction:
-        if self.status in log.TERMINAL_STATUSES:
+        if self.status in log.TERMINAL_STATUSES or self.status == "waiting":
             return NextAction.IDLE
+        if self.interrupt_open and self.pending:
+            return NextAction.INTERRUPT_TOOLS
+        if self.interrupt_open and self.interrupt_message is None:
+            return NextAction.PAUSE
         if self.pending:
             return NextAction.RUN_TOOL
         if not self.messages:
@@ -93,12 +106,24 @@ def _user_message(state: RunState, data: dict[str, Any]) -> None:
     # Tool results must follow their assistant turn directly, so a message sent while tools run waits.
     (state.deferred_user if state.pending else state.messages).append(message)
     state.final_text = None
+    state.interrupt_open = False
+
+
+def _user_interrupt(state: RunState, data: dict[str, Any]) -> None:
+    state.interrupt_open = True
+    state.interrupt_message = data.get("message")
+    if state.interrupt_message:
+        _user_message(state, {"content": state.interrupt_message})
+        state.interrupt_open = bool(state.pending)  # still owed: resolving the calls in flight
 
 
 def _model_response(state: RunState, data: dict[str, Any]) -> None:
     calls = tuple(ToolCall(c["id"], c["name"], c.get("input") or {}) for c in data.get("tool_calls", []))
     state.messages.append(Message(role="assistant", content=data.get("text") or "", tool_calls=calls))
     state.model_calls += 1
+    usage = data.get("usage") or {}
+    state.tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+    state.cost_usd += float(data.get("cost_usd") or 0.0)
     state.final_text = None if calls else (data.get("text") or "")
 
 
@@ -119,9 +144,23 @@ def _tool_result(state: RunState, data: dict[str, Any]) -> None:
     )
     if data.get("snapshot"):
         state.workspace_snapshot = data["snapshot"]
-    if not state.pending and state.deferred_user:
+    if not state.pending:
         state.messages.extend(state.deferred_user)
         state.deferred_user.clear()
+        if state.interrupt_message:
+            state.interrupt_open = False
+
+
+def _tool_approval(state: RunState, data: dict[str, Any]) -> None:
+    state.approvals[data["call_id"]] = (data["decision"], data.get("message") or "")
+
+
+def _child_started(state: RunState, data: dict[str, Any]) -> None:
+    state.children[data["call_id"]] = data["child_run_id"]
+
+
+def _budget_raised(state: RunState, data: dict[str, Any]) -> None:
+    state.budget_raises.update({k: v for k, v in data.items() if v is not None})
 
 
 def _sandbox_provisioned(state: RunState, data: dict[str, Any]) -> None:
@@ -130,6 +169,19 @@ def _sandbox_provisioned(state: RunState, data: dict[str, Any]) -> None:
 
 def _sandbox_lost(state: RunState, _: dict[str, Any]) -> None:
     state.sandbox = None
+
+
+def _run_waiting(state: RunState, _: dict[str, Any]) -> None:
+    state.status = "waiting"
+    if state.interrupt_open and not state.pending:
+        state.interrupt_open = False
+
+
+def _run_forked(state: RunState, _: dict[str, Any]) -> None:
+    # A fork continues from its copied history as a fresh run: whatever the parent was doing at
+    # that point (waiting, finished) is the parent's business.
+    state.status = "queued"
+    state.interrupt_open = False
 
 
 def _status(status: str) -> Any:
@@ -141,11 +193,17 @@ def _status(status: str) -> Any:
 
 _HANDLERS = {
     log.USER_MESSAGE: _user_message,
+    log.USER_INTERRUPT: _user_interrupt,
     log.MODEL_RESPONSE: _model_response,
     log.TOOL_CALL: _tool_call,
     log.TOOL_RESULT: _tool_result,
+    log.TOOL_APPROVAL: _tool_approval,
+    log.CHILD_STARTED: _child_started,
+    log.BUDGET_RAISED: _budget_raised,
     log.SANDBOX_PROVISIONED: _sandbox_provisioned,
     log.SANDBOX_LOST: _sandbox_lost,
+    log.RUN_WAITING: _run_waiting,
+    log.RUN_FORKED: _run_forked,
     log.RUN_STATUS: _status(""),
     log.RUN_COMPLETED: _status("completed"),
     log.RUN_FAILED: _status("failed"),

@@ -1,22 +1,28 @@
 """Steps one run while this brain holds its lease: call the model, run tools, commit, repeat.
 
 Every decision is taken from the state rebuilt from the log, and every outcome is committed before
-the next decision, so a crash at any point costs at most the uncommitted step.
+the next decision, so a crash at any point costs at most the uncommitted step. When the run needs a
+person, the caller or a child run, it commits `run.waiting` and the brain lets go of it entirely.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from services.brain.budget import Budget
+from services.brain.children import Children
 from services.brain.committer import StepCommitter
 from services.brain.context import NextAction, RunState, rebuild
 from services.brain.dispatch import ToolDispatcher
-from services.brain.models import ModelProvider, ModelRequest, ModelResponse, ToolSpec, build_provider
+from services.brain.models import ModelProvider, ModelRequest, ModelResponse, build_provider
+from services.brain.tool_specs import tool_specs
+from services.brain.triage import Answer, Dispatch, Spawn, Wait, refusal, triage
 from services.core import events as log
 from services.core import leases
 from services.core.agents import AgentSpec
@@ -24,7 +30,6 @@ from services.core.db.schema import runs
 from services.core.errors import InfrastructureError, LeaseLost, ModelError
 from services.core.journal import Journal
 from services.core.settings import Settings
-from services.hands.tools import TOOL_SCHEMAS
 
 logger = logging.getLogger(__name__)
 
@@ -36,25 +41,31 @@ class RunStepper:
         self.settings = settings
         self.journal = journal
         self.dispatcher = dispatcher
+        self.children = Children(settings, journal)
         self.run_id = run_id
+        self.fence = fence
         self.committer = StepCommitter(journal, run_id, fence)
         self.state = RunState(run_id=run_id)
 
     async def drive(self) -> None:
         """Step until the run has nothing left to do now (finished, idle, or waiting)."""
-        spec, created_at = await self._load_run()
+        spec, created_at, overrides = await self._load_run()
         provider = build_provider(spec.model, self.settings, [t.model_dump() for t in spec.script or []])
         try:
             await self._refresh()
-            if self.state.status in log.TERMINAL_STATUSES:
-                if self.state.status != "completed":
-                    await self.dispatcher.release(self.state)
+            if self.state.status in ("failed", "cancelled"):
+                await self.dispatcher.release(self.state)
                 return
             if self.state.status == "queued" and self.state.next_action() is not NextAction.IDLE:
                 await self._commit(self.committer.start())
             while (action := self.state.next_action()) is not NextAction.IDLE:
-                if await self._over_limits(spec, created_at):
-                    break
+                if action is NextAction.CALL_MODEL:
+                    reached = Budget.effective(spec, overrides, self.state.budget_raises).reached(
+                        self.state, created_at
+                    )
+                    if reached is not None:
+                        await self._wait(reached)
+                        continue
                 await self._take(action, spec, provider)
         except InfrastructureError as error:
             logger.warning("run %s failed after retries: %s", self.run_id, error.message)
@@ -67,26 +78,50 @@ class RunStepper:
         if action is NextAction.CALL_MODEL:
             response = await self._call_model(spec, provider)
             if response is not None:
+                price = self.settings.model_prices.get(spec.model)
+                cost = price.cost(response.usage.input_tokens, response.usage.output_tokens) if price else 0.0
                 await self._commit(
-                    self.committer.model_response(spec.model, response, self.state.workspace_snapshot)
+                    self.committer.model_response(spec.model, response, self.state.workspace_snapshot, cost)
                 )
         elif action is NextAction.RUN_TOOL:
-            call = self.state.next_tool_call()
-            outcome = await self.dispatcher.run(self.state, call, spec)
-            await self._commit(self.committer.tool_result(outcome.result, outcome.sandbox_events))
+            await self._run_tool(spec)
+        elif action is NextAction.INTERRUPT_TOOLS:
+            results = [
+                refusal(call, "interrupted", "interrupted by the user")
+                for call in self.state.pending.values()
+            ]
+            await self._commit(self.committer.tool_results(results))
+        elif action is NextAction.PAUSE:
+            await self._wait({"type": "interrupt"})
         elif action is NextAction.FINISH:
             artifacts = await self.dispatcher.workspace_artifacts(self.state)
             await self._commit(self.committer.complete(self.state.final_text or "", artifacts))
 
+    async def _run_tool(self, spec: AgentSpec) -> None:
+        decision = triage(self.state, spec)
+        if isinstance(decision, Wait):
+            await self._wait(decision.waiting_for)
+        elif isinstance(decision, Answer):
+            await self._commit(self.committer.tool_results([decision.result]))
+        elif isinstance(decision, Spawn):
+            refused = await self.children.spawn(self.run_id, decision.call, self.fence)
+            if refused is not None:
+                await self._commit(self.committer.tool_results([refused]))
+            else:
+                await self._refresh()
+                await self.dispatcher.release(self.state)
+        elif isinstance(decision, Dispatch):
+            outcome = await self.dispatcher.run(self.state, decision.call, spec)
+            await self._commit(self.committer.tool_result(outcome.result, outcome.sandbox_events))
+
+    async def _wait(self, waiting_for: dict[str, Any]) -> None:
+        """Park the run: nothing (no brain, lease or sandbox process) is held while it waits."""
+        await self._commit(self.committer.wait(waiting_for))
+        await self.dispatcher.release(self.state)
+
     async def _call_model(self, spec: AgentSpec, provider: ModelProvider) -> ModelResponse | None:
         request = ModelRequest(
-            model=spec.model,
-            system=spec.system,
-            messages=tuple(self.state.messages),
-            tools=tuple(
-                ToolSpec(name, TOOL_SCHEMAS[name]["description"], TOOL_SCHEMAS[name]["input_schema"])
-                for name in spec.tools
-            ),
+            model=spec.model, system=spec.system, messages=tuple(self.state.messages), tools=tool_specs(spec)
         )
         # A brain that lost its lease must not call the model for a step another brain may own.
         await self._ensure_lease()
@@ -104,27 +139,6 @@ class RunStepper:
             await self._commit(self.committer.fail(error.code, error.message))
         return None
 
-    async def _over_limits(self, spec: AgentSpec, created_at: datetime) -> bool:
-        if (
-            self.state.next_action() is NextAction.CALL_MODEL
-            and self.state.model_calls >= spec.limits.max_steps
-        ):
-            await self._commit(
-                self.committer.fail(
-                    "max_steps_exceeded", f"the run reached its limit of {spec.limits.max_steps} model calls"
-                )
-            )
-            return True
-        if datetime.now(UTC) - created_at > timedelta(seconds=spec.limits.timeout_seconds):
-            await self._commit(
-                self.committer.fail(
-                    "timeout", f"the run exceeded its wall-time limit of {spec.limits.timeout_seconds:.0f}s"
-                )
-            )
-            await self.dispatcher.release(self.state)
-            return True
-        return False
-
     async def _commit(self, pending: Awaitable[object]) -> None:
         """Await a commit and fold what it appended, plus anything others appended, into the state."""
         await pending
@@ -132,7 +146,7 @@ class RunStepper:
 
     async def _ensure_lease(self) -> None:
         async with self.journal.engine.begin() as conn:
-            held = await leases.renew(conn, self.run_id, self.committer.fence, self.settings.lease_seconds)
+            held = await leases.renew(conn, self.run_id, self.fence, self.settings.lease_seconds)
         if not held:
             raise LeaseLost(f"the lease of run {self.run_id} was lost before a model call")
 
@@ -141,14 +155,16 @@ class RunStepper:
             new_events = await log.read(conn, self.run_id, after=self.state.last_seq)
         rebuild(self.run_id, new_events, self.state)
 
-    async def _load_run(self) -> tuple[AgentSpec, datetime]:
+    async def _load_run(self) -> tuple[AgentSpec, datetime, dict[str, Any]]:
         async with self.journal.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(runs.c.agent_spec, runs.c.created_at).where(runs.c.id == self.run_id)
+                    select(runs.c.agent_spec, runs.c.created_at, runs.c.budget).where(
+                        runs.c.id == self.run_id
+                    )
                 )
             ).one()
-        return AgentSpec.model_validate(row.agent_spec), row.created_at
+        return AgentSpec.model_validate(row.agent_spec), row.created_at, dict(row.budget or {})
 
 
 def _model_wait(retry_state: object) -> float:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.brain.children import Children
 from services.brain.dispatch import ToolDispatcher
 from services.brain.stepper import RunStepper
 from services.core import leases
@@ -23,7 +24,7 @@ from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, WakeUp
 from services.core.db.schema import run_leases, runs
 from services.core.errors import Conflict, LeaseLost
-from services.core.events import Fence
+from services.core.events import TERMINAL_STATUSES, Fence
 from services.core.journal import Journal
 from services.core.settings import Settings
 
@@ -44,6 +45,7 @@ class BrainWorker:
         )
         self.journal = Journal(engine, bus)
         self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
+        self.children = Children(settings, self.journal)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -130,6 +132,8 @@ class BrainWorker:
             ).one()
         if row.status in RUNNABLE and row.last_seq > stepper.state.last_seq:
             await self.bus.wake(run_id)  # something arrived while we were finishing
+        if row.status in TERMINAL_STATUSES:
+            await self.children.deliver_to_parent(run_id)
 
     async def _release_quietly(self, run_id: str, fence: Fence) -> None:
         try:
@@ -161,8 +165,23 @@ class BrainWorker:
             try:
                 for run_id in await self._stranded_runs():
                     await self.bus.wake(run_id)
+                for child_id in await self._undelivered_children():
+                    await self.children.deliver_to_parent(child_id)
             except Exception:
                 logger.warning("sweep failed", exc_info=True)
+
+    async def _undelivered_children(self) -> list[str]:
+        """Finished children whose parent still waits on them (the delivering brain died)."""
+        child = runs.alias("child")
+        query = (
+            select(child.c.id)
+            .join(runs, runs.c.id == child.c.parent_run_id)
+            .where(runs.c.status == "waiting", runs.c.waiting_for["child_run_id"].astext == child.c.id)
+            .where(child.c.status.in_(TERMINAL_STATUSES))
+            .limit(100)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
     async def _stranded_runs(self) -> list[str]:
         """Runnable runs that nobody holds and nobody has touched for a sweep interval."""

@@ -6,19 +6,39 @@ exact spec it started with.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-BUILTIN_TOOLS = ("bash", "read_file", "write_file", "edit_file", "list_files")
+SANDBOX_TOOLS = ("bash", "read_file", "write_file", "edit_file", "list_files")
+# Tools the brain serves itself, without a sandbox: they make the run wait durably.
+BRAIN_TOOLS = ("ask_user", "spawn_agent")
+BUILTIN_TOOLS = SANDBOX_TOOLS + BRAIN_TOOLS
+DEFAULT_TOOLS = list(SANDBOX_TOOLS)
+
+Permission = Literal["allow", "ask", "deny"]
 
 
 class Limits(BaseModel):
+    """Budgets, checked before every model call; reaching one makes the run wait for a raise."""
+
     model_config = ConfigDict(extra="forbid")
 
     max_steps: int = Field(50, ge=1, le=100_000)
-    timeout_seconds: float = Field(3600.0, gt=0)
+    max_tokens: int | None = Field(None, ge=1)
+    max_cost_usd: float | None = Field(None, gt=0)
+    timeout_seconds: float = Field(3600.0, gt=0, description="the run's maximum wall time")
     tool_timeout_seconds: float | None = Field(None, gt=0, le=86_400)
+
+
+class ClientTool(BaseModel):
+    """A tool the caller runs (with its own credentials): the run waits for its result over the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+    description: str = Field("", max_length=10_000)
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
 class RetryPolicy(BaseModel):
@@ -58,7 +78,9 @@ class AgentSpec(BaseModel):
     name: str = Field("agent", min_length=1, max_length=200)
     model: str = Field(min_length=1, max_length=200)
     system: str = Field("", max_length=200_000)
-    tools: list[str] = Field(default_factory=lambda: list(BUILTIN_TOOLS))
+    tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
+    client_tools: list[ClientTool] = Field(default_factory=list)
+    permissions: dict[str, Permission] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     script: list[ScriptedTurn] | None = None
@@ -70,6 +92,25 @@ class AgentSpec(BaseModel):
         if unknown:
             raise ValueError(f"unknown tools {unknown}; built-in tools are {list(BUILTIN_TOOLS)}")
         return tools
+
+    @model_validator(mode="after")
+    def _consistent_tools(self) -> AgentSpec:
+        client_names = [tool.name for tool in self.client_tools]
+        clashes = sorted(set(client_names) & set(BUILTIN_TOOLS)) or sorted(
+            {n for n in client_names if client_names.count(n) > 1}
+        )
+        if clashes:
+            raise ValueError(f"client tool names must be unique and not built-in: {clashes}")
+        unknown = sorted(set(self.permissions) - set(self.tools) - set(client_names))
+        if unknown:
+            raise ValueError(f"permissions name tools the agent does not have: {unknown}")
+        return self
+
+    def permission(self, tool: str) -> Permission:
+        return self.permissions.get(tool, "allow")
+
+    def client_tool(self, name: str) -> ClientTool | None:
+        return next((tool for tool in self.client_tools if tool.name == name), None)
 
     @field_validator("model")
     @classmethod

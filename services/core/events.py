@@ -30,6 +30,12 @@ ARTIFACT_CREATED = "artifact.created"
 RUN_COMPLETED = "run.completed"
 RUN_FAILED = "run.failed"
 RUN_CANCELLED = "run.cancelled"
+RUN_WAITING = "run.waiting"
+RUN_FORKED = "run.forked"
+TOOL_APPROVAL = "tool.approval"
+USER_INTERRUPT = "user.interrupt"
+BUDGET_RAISED = "budget.raised"
+CHILD_STARTED = "child.started"
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as log
@@ -32,6 +32,7 @@ async def create_run(
     metadata: dict[str, Any],
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> tuple[Row[Any], list[log.Event]]:
     run_id = new_id("run")
     await conn.execute(
@@ -46,6 +47,7 @@ async def create_run(
             metadata=metadata,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            budget=budget or {},
         )
     )
     appended = await log.append(
@@ -69,11 +71,43 @@ async def create_run(
     return await get_run(conn, tenant, run_id), appended
 
 
-async def get_run(conn: AsyncConnection, tenant: str, run_id: str) -> Row[Any]:
-    row = (await conn.execute(select(runs).where(runs.c.id == run_id, runs.c.tenant_id == tenant))).first()
+async def get_run(conn: AsyncConnection, tenant: str, run_id: str, *, lock: bool = False) -> Row[Any]:
+    """`lock` holds the row until commit, so checks made on it stay true for the append that follows."""
+    query = select(runs).where(runs.c.id == run_id, runs.c.tenant_id == tenant)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
     if row is None:
         raise NotFound(f"run {run_id} not found", code="run_not_found")
     return row
+
+
+async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[str, list[log.Event]]:
+    """Cancel a run and every unfinished descendant (sub-agents), in the caller's transaction."""
+    tree = select(runs.c.id, runs.c.parent_run_id).where(runs.c.id == run_id).cte("tree", recursive=True)
+    tree = tree.union_all(
+        select(runs.c.id, runs.c.parent_run_id).join(tree, runs.c.parent_run_id == tree.c.id)
+    )
+    ids = list((await conn.execute(select(tree.c.id))).scalars())
+    cancelled: dict[str, list[log.Event]] = {}
+    for target in ids:
+        status = (
+            await conn.execute(select(runs.c.status).where(runs.c.id == target).with_for_update())
+        ).scalar()
+        if status in log.TERMINAL_STATUSES:
+            continue
+        cancelled[target] = await log.append(
+            conn,
+            log.Append(
+                target,
+                (
+                    log.NewEvent(
+                        log.RUN_CANCELLED,
+                        {"reason": reason if target == run_id else "the parent run was cancelled"},
+                    ),
+                ),
+                {"status": "cancelled", "waiting_for": None, "ended_at": func.now()},
+            ),
+        )
+    return cancelled
 
 
 async def find_by_idempotency_key(conn: AsyncConnection, tenant: str, key: str) -> Row[Any] | None:
@@ -133,6 +167,11 @@ def run_to_wire(row: Row[Any]) -> dict[str, Any]:
         "result": row.result,
         "error": row.error,
         "metadata": row.metadata,
+        "waiting_for": row.waiting_for,
+        "budget": row.budget,
+        "cost_usd": row.cost_usd,
+        "parent_run_id": row.parent_run_id,
+        "forked_from": row.forked_from,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "ended_at": iso(row.ended_at),

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens, for cost budgets."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1_000_000
 
 
 class Settings(BaseSettings):
@@ -57,6 +67,10 @@ class Settings(BaseSettings):
     sandbox_tmp_size: str = Field(default="256m", description="each sandbox's /tmp (uses its memory)")
     sandbox_docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker Engine API")
 
+    # People in the loop and sub-agents.
+    max_agent_depth: int = 3
+    max_children: int = 8
+
     # Models.
     model: str | None = Field(default=None, description="overrides an agent's model, e.g. openai/gpt-4o-mini")
     openai_base_url: str = "https://api.openai.com/v1"
@@ -64,6 +78,10 @@ class Settings(BaseSettings):
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_api_key: SecretStr | None = None
     model_timeout_seconds: float = 120.0
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='JSON: {"openai/gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}',
+    )
 
     @property
     def artifacts_path(self) -> Path:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -60,9 +61,15 @@ runs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("ended_at", DateTime(timezone=True)),
+    Column("waiting_for", JSONB),
+    Column("budget", JSONB, nullable=False, server_default="{}"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    Column("parent_run_id", Text, ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("forked_from", JSONB),
     UniqueConstraint("tenant_id", "idempotency_key", name="runs_tenant_idempotency_key"),
     Index("runs_tenant_status_created", "tenant_id", "status", "created_at"),
     Index("runs_tenant_created", "tenant_id", "created_at"),
+    Index("runs_parent", "parent_run_id"),
 )
 
 events = Table(

@@ -8,15 +8,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
-from services.core.errors import Conflict
+from services.core.errors import Conflict, InvalidRequest
 from services.gateway.deps import ServicesDep
 from services.gateway.routes.agents import load_agent
+from services.gateway.waiting import BudgetLimits, answer_question
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -31,6 +31,7 @@ class CreateRun(BaseModel):
     agent: AgentSpec | None = None
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    budget: BudgetLimits | None = None
 
     @model_validator(mode="after")
     def _one_agent(self) -> CreateRun:
@@ -40,9 +41,11 @@ class CreateRun(BaseModel):
 
 
 class UserMessage(BaseModel):
+    """A user message; for a run waiting on `ask_user`, the answer (any JSON, checked against its schema)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    content: Any
 
 
 class CancelRun(BaseModel):
@@ -78,6 +81,7 @@ async def create_run(
                 agent_version=version,
                 user_input=body.input,
                 metadata=body.metadata,
+                budget=body.budget.model_dump(exclude_none=True) if body.budget else None,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
             )
@@ -135,41 +139,48 @@ async def get_run(run_id: str, services: ServicesDep) -> dict[str, Any]:
 @router.post("/{run_id}/messages", status_code=202)
 async def send_message(run_id: str, body: UserMessage, services: ServicesDep) -> dict[str, Any]:
     async with services.engine.begin() as conn:
-        run = await run_store.get_run(conn, services.settings.tenant, run_id)
+        run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
         if run.status == "cancelled":
             raise Conflict(f"run {run_id} was cancelled", code="run_cancelled")
-        reopen = run.status in log.TERMINAL_STATUSES
-        new_events = [log.NewEvent(log.USER_MESSAGE, {"content": body.content})]
-        changes: dict[str, Any] = {}
-        if reopen:
-            new_events.append(log.NewEvent(log.RUN_STATUS, {"status": "queued"}))
-            changes = {"status": "queued", "ended_at": None, "result": None, "error": None}
-        appended = await log.append(
-            conn, log.Append(run_id, tuple(new_events), changes, allow_terminal=reopen)
-        )
+        waiting = run.waiting_for or {}
+        if run.status == "waiting" and waiting.get("type") == "input":
+            appended = await answer_question(conn, run, body.content)
+        else:
+            appended = await _user_message(conn, run, _message_text(body.content))
         row = await run_store.get_run(conn, services.settings.tenant, run_id)
     await services.journal.publish(appended)
     await services.bus.wake(run_id)
     return run_store.run_to_wire(row)
 
 
+def _message_text(content: Any) -> str:
+    if not isinstance(content, str) or not content.strip() or len(content) > MAX_INPUT_CHARS:
+        raise InvalidRequest(f"content must be a non-empty string of at most {MAX_INPUT_CHARS} characters")
+    return content
+
+
+async def _user_message(conn: Any, run: Any, content: str) -> list[log.Event]:
+    message = log.NewEvent(log.USER_MESSAGE, {"content": content})
+    if run.status in ("queued", "running"):
+        return await log.append(conn, log.Append(run.id, (message,)))
+    # A finished run takes the message as a new turn; a paused or waiting one resumes with it.
+    resumed = (message, log.NewEvent(log.RUN_STATUS, {"status": "queued"}))
+    changes = {"status": "queued", "waiting_for": None, "ended_at": None, "result": None, "error": None}
+    return await log.append(conn, log.Append(run.id, resumed, changes, allow_terminal=True))
+
+
 @router.post("/{run_id}/cancel", status_code=202)
 async def cancel_run(run_id: str, services: ServicesDep, body: CancelRun | None = None) -> dict[str, Any]:
     reason = (body or CancelRun()).reason
     async with services.engine.begin() as conn:
-        run = await run_store.get_run(conn, services.settings.tenant, run_id)
+        run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
         if run.status in log.TERMINAL_STATUSES:
             raise Conflict(f"run {run_id} is already {run.status}", code="run_finished")
-        appended = await log.append(
-            conn,
-            log.Append(
-                run_id,
-                (log.NewEvent(log.RUN_CANCELLED, {"reason": reason}),),
-                {"status": "cancelled", "ended_at": func.now()},
-            ),
-        )
+        cancelled = await run_store.cancel_tree(conn, run_id, reason)
         row = await run_store.get_run(conn, services.settings.tenant, run_id)
-    await services.journal.publish(appended)
-    # The wake-up lets a brain release the run's sandbox promptly.
-    await services.bus.wake(run_id)
+    for appended in cancelled.values():
+        await services.journal.publish(appended)
+    # Wake-ups let brains stop calls in flight and release the runs' sandboxes promptly.
+    for cancelled_id in cancelled:
+        await services.bus.wake(cancelled_id)
     return run_store.run_to_wire(row)

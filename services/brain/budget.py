@@ -1,0 +1,49 @@
+"""Budgets: the run's effective limits (agent spec, per-run overrides, raises) and whether one is reached.
+
+Checked before every model call; a reached budget makes the run wait for a raise, not fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from services.brain.context import RunState
+from services.core.agents import AgentSpec
+
+LIMIT_KEYS = ("max_steps", "max_tokens", "max_cost_usd", "max_wall_time_seconds")
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_steps: float
+    max_tokens: float | None
+    max_cost_usd: float | None
+    max_wall_time_seconds: float
+
+    @classmethod
+    def effective(cls, spec: AgentSpec, overrides: dict[str, Any], raises: dict[str, float]) -> Budget:
+        base: dict[str, Any] = {
+            "max_steps": spec.limits.max_steps,
+            "max_tokens": spec.limits.max_tokens,
+            "max_cost_usd": spec.limits.max_cost_usd,
+            "max_wall_time_seconds": spec.limits.timeout_seconds,
+        }
+        for source in (overrides, raises):
+            base.update({k: v for k, v in source.items() if k in LIMIT_KEYS and v is not None})
+        return cls(**base)
+
+    def reached(self, state: RunState, created_at: datetime) -> dict[str, Any] | None:
+        """The `waiting_for` of the first limit reached, or None."""
+        elapsed = (datetime.now(UTC) - created_at).total_seconds()
+        checks: list[tuple[str, float, float | None]] = [
+            ("max_steps", state.model_calls, self.max_steps),
+            ("max_tokens", state.tokens, self.max_tokens),
+            ("max_cost_usd", round(state.cost_usd, 6), self.max_cost_usd),
+            ("max_wall_time", round(elapsed, 3), self.max_wall_time_seconds),
+        ]
+        for limit, used, allowed in checks:
+            if allowed is not None and used >= allowed:
+                return {"type": "budget", "limit": limit, "used": used, "allowed": allowed}
+        return None

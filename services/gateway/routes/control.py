@@ -1,0 +1,124 @@
+"""People in the loop: approvals, interrupts, budget raises and client tool results."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.core import events as log
+from services.core import runs as run_store
+from services.core.db.schema import runs
+from services.core.errors import Conflict
+from services.gateway.deps import ServicesDep
+from services.gateway.waiting import BudgetLimits, ensure_call, settle, waiting_for
+
+router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["allow", "deny"]
+    message: str = Field("", max_length=20_000)
+
+
+class Interrupt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str | None = Field(None, min_length=1, max_length=200_000)
+
+
+class ClientToolResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = Field(max_length=1_000_000)
+    ok: bool = True
+
+
+async def _apply(services: ServicesDep, run_id: str, change: Any) -> dict[str, Any]:
+    """Run `change(conn, run)` with the run row locked, then publish, wake and answer with the run."""
+    async with services.engine.begin() as conn:
+        run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
+        appended = await change(conn, run)
+        row = await run_store.get_run(conn, services.settings.tenant, run_id)
+    await services.journal.publish(appended)
+    await services.bus.wake(run_id)
+    return run_store.run_to_wire(row)
+
+
+@router.post("/approvals/{call_id}", status_code=202)
+async def decide(run_id: str, call_id: str, body: Approval, services: ServicesDep) -> dict[str, Any]:
+    async def change(conn: Any, run: Any) -> list[log.Event]:
+        await ensure_call(conn, run.id, call_id)
+        waiting = waiting_for(run, "approval", "not_waiting_for_approval")
+        if call_id not in waiting["call_ids"]:
+            raise Conflict(f"call {call_id} is not waiting for approval", code="not_waiting_for_approval")
+        left = [c for c in waiting["call_ids"] if c != call_id]
+        remaining = {
+            **waiting,
+            "call_ids": left,
+            "calls": [c for c in waiting["calls"] if c["call_id"] != call_id],
+        }
+        decision = log.NewEvent(log.TOOL_APPROVAL, {"call_id": call_id, **body.model_dump()})
+        return await settle(conn, run, [decision], remaining if left else None)
+
+    return await _apply(services, run_id, change)
+
+
+@router.post("/interrupt", status_code=202)
+async def interrupt(run_id: str, services: ServicesDep, body: Interrupt | None = None) -> dict[str, Any]:
+    async def change(conn: Any, run: Any) -> list[log.Event]:
+        if run.status not in ("queued", "running"):
+            raise Conflict(
+                f"run {run.id} is {run.status}; only a running run can be interrupted", code="not_running"
+            )
+        event = log.NewEvent(log.USER_INTERRUPT, {"message": (body or Interrupt()).message})
+        return await log.append(conn, log.Append(run.id, (event,)))
+
+    return await _apply(services, run_id, change)
+
+
+@router.post("/budget", status_code=202)
+async def raise_budget(run_id: str, body: BudgetLimits, services: ServicesDep) -> dict[str, Any]:
+    async def change(conn: Any, run: Any) -> list[log.Event]:
+        waiting_for(run, "budget", "not_waiting_for_budget")
+        limits = body.model_dump(exclude_none=True)
+        budget = {**(run.budget or {}), **limits}
+        return await settle(conn, run, [log.NewEvent(log.BUDGET_RAISED, limits)], None, budget=budget)
+
+    return await _apply(services, run_id, change)
+
+
+@router.post("/tool_results/{call_id}", status_code=202)
+async def submit_tool_result(
+    run_id: str, call_id: str, body: ClientToolResult, services: ServicesDep
+) -> dict[str, Any]:
+    async def change(conn: Any, run: Any) -> list[log.Event]:
+        call = await ensure_call(conn, run.id, call_id)
+        waiting = waiting_for(run, "tool_result", "not_waiting_for_tool_result")
+        if call_id not in waiting["call_ids"]:
+            raise Conflict(f"call {call_id} is not waiting for a result", code="not_waiting_for_tool_result")
+        left = [c for c in waiting["call_ids"] if c != call_id]
+        remaining = {
+            **waiting,
+            "call_ids": left,
+            "calls": [c for c in waiting["calls"] if c["call_id"] != call_id],
+        }
+        result = {
+            "call_id": call_id,
+            "name": call["name"],
+            "ok": body.ok,
+            "output": body.output,
+            "error": None if body.ok else "client_tool_error",
+        }
+        return await settle(
+            conn,
+            run,
+            [log.NewEvent(log.TOOL_RESULT, result)],
+            remaining if left else None,
+            tool_calls=runs.c.tool_calls + 1,
+        )
+
+    return await _apply(services, run_id, change)

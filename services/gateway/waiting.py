@@ -1,0 +1,94 @@
+"""Unblocking runs that wait for people or callers: each answer is checked against what the run waits
+for, appended with the run row locked, and the run is queued again once nothing is left to wait for."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.core import events as log
+from services.core.db.schema import events, runs
+from services.core.errors import Conflict, InvalidRequest, NotFound
+
+
+class BudgetLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_cost_usd: float | None = Field(None, gt=0)
+    max_wall_time_seconds: float | None = Field(None, gt=0)
+
+
+def waiting_for(run: Any, kind: str, code: str) -> dict[str, Any]:
+    """What the run waits for, if it waits for `kind`; otherwise a 409 with `code`."""
+    waiting = run.waiting_for or {}
+    if run.status != "waiting" or waiting.get("type") != kind:
+        state = f"waiting for {waiting.get('type')}" if run.status == "waiting" else run.status
+        raise Conflict(f"run {run.id} is not waiting for {kind.replace('_', ' ')} (it is {state})", code=code)
+    return dict(waiting)
+
+
+async def ensure_call(conn: AsyncConnection, run_id: str, call_id: str) -> dict[str, Any]:
+    """The tool.call event of `call_id` in this run, or a 404."""
+    row = (
+        await conn.execute(
+            select(events.c.data).where(
+                events.c.run_id == run_id,
+                events.c.type == log.TOOL_CALL,
+                events.c.data["call_id"].astext == call_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"run {run_id} has no tool call {call_id!r}", code="call_not_found")
+    return dict(row.data)
+
+
+async def settle(
+    conn: AsyncConnection,
+    run: Any,
+    new_events: list[log.NewEvent],
+    remaining: dict[str, Any] | None,
+    **changes: Any,
+) -> list[log.Event]:
+    """Append what settles part of a wait; with nothing `remaining`, queue the run again."""
+    if remaining is None:
+        new_events = [*new_events, log.NewEvent(log.RUN_STATUS, {"status": "queued"})]
+        changes.update(status="queued", waiting_for=None)
+    else:
+        changes.update(waiting_for=remaining)
+    return await log.append(conn, log.Append(run.id, tuple(new_events), changes))
+
+
+async def answer_question(conn: AsyncConnection, run: Any, content: Any) -> list[log.Event]:
+    waiting = waiting_for(run, "input", "not_waiting_for_input")
+    schema = waiting.get("schema")
+    if schema:
+        try:
+            jsonschema.validate(content, schema)
+        except jsonschema.ValidationError as error:
+            where = "/".join(str(part) for part in error.absolute_path) or "the answer"
+            raise InvalidRequest(f"{where}: {error.message}", code="answer_invalid") from None
+        except jsonschema.SchemaError:
+            raise InvalidRequest(
+                "the question's schema is not a valid JSON schema", code="answer_invalid"
+            ) from None
+    elif not isinstance(content, str) or not content.strip():
+        raise InvalidRequest("the answer must be a non-empty string", code="answer_invalid")
+    output = content if isinstance(content, str) else json.dumps(content)
+    result = {
+        "call_id": waiting["call_id"],
+        "name": "ask_user",
+        "ok": True,
+        "output": output,
+        "answer": content,
+    }
+    return await settle(
+        conn, run, [log.NewEvent(log.TOOL_RESULT, result)], None, tool_calls=runs.c.tool_calls + 1
+    )
