@@ -31,69 +31,86 @@ class Children:
         self.settings = settings
         self.journal = journal
 
-    async def spawn(self, run_id: str, call: ToolCall, fence: log.Fence) -> dict[str, Any] | None:
-        """Start the child and make the parent wait; returns a refusal tool.result instead if it can't."""
-        child_id = child_run_id(run_id, call.id)
+    async def spawn(self, run_id: str, calls: tuple[ToolCall, ...], fence: log.Fence) -> None:
+        """Start a child per call (or settle the call with a refusal) and make the parent wait for them."""
+        parent_events: list[log.NewEvent] = []
+        appended: list[log.Event] = []
+        children: list[dict[str, str]] = []
         async with self.journal.engine.begin() as conn:
             parent = (await conn.execute(select(runs).where(runs.c.id == run_id))).one()
-            problem = await self._refuse(conn, parent, call)
-            if isinstance(problem, str):
-                return refusal(call, "spawn_refused", problem)
-            spec, agent_id, version = problem
-            created = await conn.execute(
-                insert(runs)
-                .values(
-                    id=child_id,
-                    tenant_id=parent.tenant_id,
-                    agent_id=agent_id,
-                    agent_version=version,
-                    agent_spec=spec,
-                    status="queued",
-                    input=call.input["input"],
-                    metadata={},
-                    parent_run_id=run_id,
+            for call in calls:
+                problem = await self._refuse(conn, parent, call)
+                if isinstance(problem, str):
+                    parent_events.append(
+                        log.NewEvent(log.TOOL_RESULT, refusal(call, "spawn_refused", problem))
+                    )
+                    continue
+                child_id = child_run_id(run_id, call.id)
+                appended += await self._create_child(conn, parent, call, child_id, *problem)
+                parent_events.append(
+                    log.NewEvent(log.CHILD_STARTED, {"call_id": call.id, "child_run_id": child_id})
                 )
-                .on_conflict_do_nothing(index_elements=[runs.c.id])
-            )
-            appended: list[log.Event] = []
-            if created.rowcount:
-                appended += await log.append(
-                    conn,
-                    log.Append(
-                        child_id,
-                        (
-                            log.NewEvent(
-                                log.RUN_CREATED,
-                                {
-                                    "input": call.input["input"],
-                                    "agent_id": agent_id,
-                                    "agent_version": version,
-                                    "parent_run_id": run_id,
-                                },
-                            ),
-                            log.NewEvent(log.USER_MESSAGE, {"content": call.input["input"]}),
-                        ),
-                    ),
-                )
-            waiting_for = {"type": "child", "call_id": call.id, "child_run_id": child_id}
-            appended += await log.append(
-                conn,
-                log.Append(
-                    run_id,
-                    (
-                        log.NewEvent(log.CHILD_STARTED, {"call_id": call.id, "child_run_id": child_id}),
-                        log.NewEvent(log.RUN_WAITING, {"waiting_for": waiting_for}),
-                    ),
-                    {"status": "waiting", "waiting_for": waiting_for},
-                    fence=fence,
-                ),
-            )
+                children.append({"call_id": call.id, "child_run_id": child_id})
+            changes: dict[str, Any] = {}
+            if children:
+                waiting_for = {
+                    "type": "child",
+                    "call_ids": [c["call_id"] for c in children],
+                    "children": children,
+                }
+                parent_events.append(log.NewEvent(log.RUN_WAITING, {"waiting_for": waiting_for}))
+                changes = {"status": "waiting", "waiting_for": waiting_for}
+            appended += await log.append(conn, log.Append(run_id, tuple(parent_events), changes, fence=fence))
         await self.journal.publish(appended)
-        await self.journal.bus.wake(child_id)
-        return None
+        for child in children:
+            await self.journal.bus.wake(child["child_run_id"])
+
+    async def _create_child(
+        self,
+        conn: AsyncConnection,
+        parent: Any,
+        call: ToolCall,
+        child_id: str,
+        spec: Any,
+        agent_id: Any,
+        version: Any,
+    ) -> list[log.Event]:
+        created = await conn.execute(
+            insert(runs)
+            .values(
+                id=child_id,
+                tenant_id=parent.tenant_id,
+                agent_id=agent_id,
+                agent_version=version,
+                agent_spec=spec,
+                status="queued",
+                input=call.input["input"],
+                metadata={},
+                parent_run_id=parent.id,
+            )
+            .on_conflict_do_nothing(index_elements=[runs.c.id])
+        )
+        if not created.rowcount:
+            return []  # started by an earlier attempt of this step
+        started = {
+            "input": call.input["input"],
+            "agent_id": agent_id,
+            "agent_version": version,
+            "parent_run_id": parent.id,
+        }
+        return await log.append(
+            conn,
+            log.Append(
+                child_id,
+                (
+                    log.NewEvent(log.RUN_CREATED, started),
+                    log.NewEvent(log.USER_MESSAGE, {"content": call.input["input"]}),
+                ),
+            ),
+        )
 
     async def deliver_to_parent(self, child_id: str) -> None:
-        """If a parent waits on this finished child, give it the child's outcome and wake it."""
+        """If a parent waits on this finished child, give it the child's outcome (and wake it when done)."""
         async with self.journal.engine.begin() as conn:
             child = (await conn.execute(select(runs).where(runs.c.id == child_id))).one_or_none()
             if child is None or child.parent_run_id is None or child.status not in log.TERMINAL_STATUSES:
@@ -102,7 +119,8 @@ class Children:
                 await conn.execute(select(runs).where(runs.c.id == child.parent_run_id).with_for_update())
             ).one()
             waiting = parent.waiting_for or {}
-            if parent.status != "waiting" or waiting.get("child_run_id") != child_id:
+            entry = next((c for c in waiting.get("children", []) if c["child_run_id"] == child_id), None)
+            if parent.status != "waiting" or entry is None:
                 return
             ok = child.status == "completed"
             output = (
@@ -111,26 +129,29 @@ class Children:
                 else f"the sub-agent {child.status}: {(child.error or {}).get('message', '')}"
             )
             result = {
-                "call_id": waiting["call_id"],
+                "call_id": entry["call_id"],
                 "name": "spawn_agent",
                 "ok": ok,
                 "output": output or "",
                 "error": None if ok else f"child_{child.status}",
                 "child_run_id": child_id,
             }
-            appended = await log.append(
-                conn,
-                log.Append(
-                    parent.id,
-                    (
-                        log.NewEvent(log.TOOL_RESULT, result),
-                        log.NewEvent(log.RUN_STATUS, {"status": "queued"}),
-                    ),
-                    {"status": "queued", "waiting_for": None, "tool_calls": runs.c.tool_calls + 1},
-                ),
-            )
+            left = [c for c in waiting["children"] if c["child_run_id"] != child_id]
+            new_events = [log.NewEvent(log.TOOL_RESULT, result)]
+            changes: dict[str, Any] = {"tool_calls": runs.c.tool_calls + 1}
+            if left:
+                changes["waiting_for"] = {
+                    **waiting,
+                    "call_ids": [c["call_id"] for c in left],
+                    "children": left,
+                }
+            else:
+                new_events.append(log.NewEvent(log.RUN_STATUS, {"status": "queued"}))
+                changes.update(status="queued", waiting_for=None)
+            appended = await log.append(conn, log.Append(parent.id, tuple(new_events), changes))
         await self.journal.publish(appended)
-        await self.journal.bus.wake(parent.id)
+        if not left:
+            await self.journal.bus.wake(parent.id)
 
     async def _refuse(self, conn: AsyncConnection, parent: Any, call: ToolCall) -> str | tuple[Any, ...]:
         """Why this spawn can't happen, or the child's (spec, agent_id, version)."""
@@ -142,9 +163,8 @@ class Children:
         if depth + 1 > self.settings.max_agent_depth:
             return f"sub-agents may nest at most {self.settings.max_agent_depth} deep"
         count = (await conn.execute(select(func.count()).where(runs.c.parent_run_id == parent.id))).scalar()
-        if (count or 0) >= self.settings.max_children and child_run_id(parent.id, call.id) not in await _kids(
-            conn, parent.id
-        ):
+        known = await _kids(conn, parent.id)
+        if child_run_id(parent.id, call.id) not in known and (count or 0) >= self.settings.max_children:
             return f"a run may start at most {self.settings.max_children} sub-agents"
         if "agent" in call.input:
             try:

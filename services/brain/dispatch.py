@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from services.brain.context import RunState, SandboxLocation
 from services.brain.models import ToolCall
 from services.brain.models.openai import RAW_ARGUMENTS_KEY
+from services.brain.stop_signal import wait_for_stop
 from services.core import events as log
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
@@ -173,12 +175,32 @@ class ToolDispatcher:
 
         try:
             client = await self._client(location[1])
-            return await client.execute_collect(request, on_chunk=stream_chunk)
+            return await self._unless_stopped(client.execute_collect(request, on_chunk=stream_chunk), state)
         except HandsUnavailable:
             stale = self._clients.pop(location[1], None)
             if stale is not None:
                 await stale.__aexit__(None, None, None)
             raise
+
+    async def _unless_stopped(self, execution: Awaitable[ExecuteResult], state: RunState) -> ExecuteResult:
+        """Run the call, but cut it short if a person interrupts or cancels the run meanwhile.
+
+        Cancelling the gRPC call makes hands kill what the call started; its partial changes to the
+        workspace are dropped, because the next call starts from the snapshot this one started from.
+        """
+        running = asyncio.ensure_future(execution)
+        stop = asyncio.ensure_future(wait_for_stop(self.journal, state.run_id, state.last_seq))
+        try:
+            await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not running.done() and stop.done() and stop.exception() is None:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+                return _stopped(state, stop.result())
+            return await running
+        finally:
+            for task in (running, stop):
+                task.cancel()
+            await asyncio.gather(stop, return_exceptions=True)
 
     async def _client(self, address: str) -> HandsClient:
         """One long-lived channel per hands address, reused by every run on this brain."""
@@ -256,6 +278,21 @@ def _timeout(call: ToolCall, spec: AgentSpec, settings: Settings) -> float:
     if isinstance(requested, int | float) and requested > 0:
         return float(min(requested, ceiling))
     return float(ceiling)
+
+
+def _stopped(state: RunState, why: str) -> ExecuteResult:
+    reason = "interrupted by the user" if why == log.USER_INTERRUPT else "the run was cancelled"
+    return ExecuteResult(
+        ok=False,
+        output=f"the call was stopped: {reason}",
+        exit_code=None,
+        error="interrupted",
+        error_message=reason,
+        truncated=False,
+        duration_ms=0,
+        sandbox_id=state.sandbox.sandbox_id if state.sandbox else "",
+        sandbox_created=False,
+    )
 
 
 def _lost(sandbox_id: str, reason: str) -> log.NewEvent:

@@ -104,11 +104,9 @@ class RunStepper:
         elif isinstance(decision, Answer):
             await self._commit(self.committer.tool_results([decision.result]))
         elif isinstance(decision, Spawn):
-            refused = await self.children.spawn(self.run_id, decision.call, self.fence)
-            if refused is not None:
-                await self._commit(self.committer.tool_results([refused]))
-            else:
-                await self._refresh()
+            await self.children.spawn(self.run_id, decision.calls, self.fence)
+            await self._refresh()
+            if self.state.status == "waiting":
                 await self.dispatcher.release(self.state)
         elif isinstance(decision, Dispatch):
             outcome = await self.dispatcher.run(self.state, decision.call, spec)

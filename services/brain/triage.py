@@ -28,7 +28,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Spawn:
-    call: ToolCall
+    """Start a child for each of these calls (children of one step run side by side)."""
+
+    calls: tuple[ToolCall, ...]
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,10 @@ def triage(state: RunState, spec: AgentSpec) -> Decision:
             }
         )
     if call.name == "spawn_agent" and "spawn_agent" in spec.tools:
-        child = state.children.get(call.id)
-        if child is not None:
-            return Wait({"type": "child", "call_id": call.id, "child_run_id": child})
-        return Spawn(call)
+        spawns = tuple(c for c in state.pending.values() if c.name == "spawn_agent")
+        if all(c.id in state.children for c in spawns):
+            return Wait(children_waiting(state, spawns))
+        return Spawn(spawns)
     return Dispatch(call)
 
 
@@ -102,3 +104,8 @@ def _ask_user(call: ToolCall) -> Decision:
 
 def _brief(call: ToolCall) -> dict[str, Any]:
     return {"call_id": call.id, "name": call.name, "input": call.input}
+
+
+def children_waiting(state: RunState, calls: tuple[ToolCall, ...]) -> dict[str, Any]:
+    children = [{"call_id": c.id, "child_run_id": state.children[c.id]} for c in calls]
+    return {"type": "child", "call_ids": [c.id for c in calls], "children": children}

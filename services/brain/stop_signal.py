@@ -1,0 +1,53 @@
+"""Watches a run while one of its tool calls is in flight, for a person asking it to stop (an interrupt
+or a cancel), so the call can be cut short instead of running to its timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import select
+
+from services.core import events as log
+from services.core.bus import run_channel
+from services.core.db.schema import events
+from services.core.journal import Journal
+
+STOPPING = (log.USER_INTERRUPT, log.RUN_CANCELLED)
+# The bus brings the signal at once; the database is read this often in case its message was lost.
+RECHECK_SECONDS = 2.0
+
+
+async def wait_for_stop(journal: Journal, run_id: str, after_seq: int) -> str:
+    """Return the type of the first stopping event appended after `after_seq`."""
+    live: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    async with journal.bus.subscribe(run_channel(run_id)) as messages:
+        pump = asyncio.create_task(_pump(messages, live))
+        try:
+            while True:
+                found = await _stopping_event(journal, run_id, after_seq)
+                if found is not None:
+                    return found
+                with contextlib.suppress(TimeoutError):
+                    message = await asyncio.wait_for(live.get(), RECHECK_SECONDS)
+                    if message.get("type") in STOPPING:
+                        return str(message["type"])
+        finally:
+            pump.cancel()
+
+
+async def _pump(messages: AsyncIterator[dict[str, Any]], live: asyncio.Queue[dict[str, Any]]) -> None:
+    async for message in messages:
+        live.put_nowait(message)
+
+
+async def _stopping_event(journal: Journal, run_id: str, after_seq: int) -> str | None:
+    query = (
+        select(events.c.type)
+        .where(events.c.run_id == run_id, events.c.seq > after_seq, events.c.type.in_(STOPPING))
+        .limit(1)
+    )
+    async with journal.engine.connect() as conn:
+        return (await conn.execute(query)).scalar()
