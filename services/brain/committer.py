@@ -49,7 +49,7 @@ class StepCommitter:
                 },
             )
         ]
-        starts_from: dict[str, str | None] = {"snapshot": workspace_snapshot}
+        starts_from: dict[str, Any] = {"snapshot": workspace_snapshot}
         for call in calls:
             new_events.append(
                 log.NewEvent(

@@ -57,9 +57,9 @@ class RedisBus:
             claimed = await self._redis.xautoclaim(
                 WAKEUP_STREAM, WAKEUP_GROUP, consumer, min_idle_time=self._visibility_ms, count=1
             )
-            entries = claimed[1]
+            entries: list[Any] = list(claimed[1])
             if not entries:
-                response = await self._redis.xreadgroup(
+                response: Any = await self._redis.xreadgroup(
                     WAKEUP_GROUP, consumer, {WAKEUP_STREAM: ">"}, count=1, block=max(1, int(timeout * 1000))
                 )
                 entries = response[0][1] if response else []
@@ -96,7 +96,7 @@ class RedisBus:
             yield messages()
         finally:
             await pubsub.unsubscribe(channel)
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def register_hands(self, info: HandsInfo, ttl: float) -> None:
         payload = asdict(info)
