@@ -16,7 +16,7 @@ from loopd import calls
 from loopd.calls import DEFAULT_URL, Call, decode, parse, parse_list
 from loopd.downloads import VerifiedFile, safe_join
 from loopd.errors import LoopdAPIError, LoopdError, connection_error
-from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run
+from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run, RunDiff
 from loopd.stream import (
     Backoff,
     ReconnectPolicy,
@@ -81,6 +81,7 @@ class AsyncClient:
         agent_version: int | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> Run:
         call = calls.create_run(
             input,
@@ -89,6 +90,7 @@ class AsyncClient:
             agent_version=agent_version,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            budget=budget,
         )
         return parse(Run, await self._send(call))
 
@@ -105,6 +107,53 @@ class AsyncClient:
 
     async def cancel_run(self, run_id: str, *, reason: str | None = None) -> Run:
         return parse(Run, await self._send(calls.cancel_run(run_id, reason)))
+
+    async def approve(self, run_id: str, call_id: str, message: str | None = None) -> Run:
+        return parse(Run, await self._send(calls.decide_approval(run_id, call_id, "allow", message)))
+
+    async def deny(self, run_id: str, call_id: str, message: str) -> Run:
+        return parse(Run, await self._send(calls.decide_approval(run_id, call_id, "deny", message)))
+
+    async def reply(self, run_id: str, content: Any) -> Run:
+        return parse(Run, await self._send(calls.send_message(run_id, content)))
+
+    async def interrupt(self, run_id: str, message: str | None = None) -> Run:
+        return parse(Run, await self._send(calls.interrupt(run_id, message)))
+
+    async def raise_budget(
+        self,
+        run_id: str,
+        *,
+        max_steps: int | None = None,
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        max_wall_time_seconds: float | None = None,
+    ) -> Run:
+        limits = {
+            "max_steps": max_steps,
+            "max_tokens": max_tokens,
+            "max_cost_usd": max_cost_usd,
+            "max_wall_time_seconds": max_wall_time_seconds,
+        }
+        return parse(Run, await self._send(calls.raise_budget(run_id, limits)))
+
+    async def fork(
+        self,
+        run_id: str,
+        at_seq: int,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        tool_result: dict[str, Any] | None = None,
+    ) -> Run:
+        call = calls.fork(run_id, at_seq, model=model, system=system, tool_result=tool_result)
+        return parse(Run, await self._send(call))
+
+    async def diff(self, run_a: str, run_b: str) -> RunDiff:
+        return parse(RunDiff, await self._send(calls.diff(run_a, run_b)))
+
+    async def submit_tool_result(self, run_id: str, call_id: str, output: str, *, ok: bool = True) -> Run:
+        return parse(Run, await self._send(calls.submit_tool_result(run_id, call_id, output, ok)))
 
     async def list_events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> EventPage:
         return parse(EventPage, await self._send(calls.list_events(run_id, after, limit)))
@@ -141,7 +190,7 @@ class AsyncClient:
             await asyncio.sleep(backoff.next_delay(error))
 
     async def wait(self, run_id: str, *, after: int = 0) -> Run:
-        """Wait until the run ends and return its final state."""
+        """Wait until the run ends (a waiting run has not) and return its final state."""
         async for _ in self.stream_events(run_id, after=after):
             pass
         return await self.get_run(run_id)

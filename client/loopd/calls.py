@@ -13,7 +13,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from loopd.downloads import quote_artifact_path
-from loopd.errors import ProtocolError, api_error_from_response
+from loopd.errors import LoopdError, ProtocolError, api_error_from_response
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 USER_AGENT = "loopd-python"
@@ -79,8 +79,11 @@ def create_run(
     agent_version: int | None,
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
+    budget: dict[str, Any] | None = None,
 ) -> Call:
     body: dict[str, Any] = {"input": user_input, "metadata": metadata or {}}
+    if budget:
+        body["budget"] = {key: value for key, value in budget.items() if value is not None}
     if agent is not None:
         body["agent"] = agent
     if agent_id is not None:
@@ -111,8 +114,54 @@ def stream_events(run_id: str, last_seq: int) -> Call:
     )
 
 
-def send_message(run_id: str, content: str) -> Call:
+def send_message(run_id: str, content: Any) -> Call:
+    # The same call carries a plain message and an `ask_user` answer, which may be any JSON value.
     return Call("POST", f"/v1/runs/{_segment(run_id)}/messages", json={"content": content})
+
+
+def decide_approval(run_id: str, call_id: str, decision: str, message: str | None) -> Call:
+    body: dict[str, Any] = {"decision": decision}
+    if message is not None:
+        body["message"] = message
+    return Call("POST", f"/v1/runs/{_segment(run_id)}/approvals/{_segment(call_id)}", json=body)
+
+
+def interrupt(run_id: str, message: str | None) -> Call:
+    body = {"message": message} if message is not None else {}
+    return Call("POST", f"/v1/runs/{_segment(run_id)}/interrupt", json=body)
+
+
+def raise_budget(run_id: str, limits: dict[str, Any]) -> Call:
+    body = {key: value for key, value in limits.items() if value is not None}
+    if not body:
+        raise LoopdError("name at least one limit to raise", code="invalid_budget")
+    return Call("POST", f"/v1/runs/{_segment(run_id)}/budget", json=body)
+
+
+def fork(
+    run_id: str, at_seq: int, *, model: str | None, system: str | None, tool_result: dict[str, Any] | None
+) -> Call:
+    overrides: dict[str, Any] = {}
+    if model is not None:
+        overrides["model"] = model
+    if system is not None:
+        overrides["system"] = system
+    if tool_result is not None:
+        overrides["tool_result"] = tool_result
+    body = {"at_seq": at_seq, "overrides": overrides}
+    return Call("POST", f"/v1/runs/{_segment(run_id)}/fork", json=body)
+
+
+def diff(run_a: str, run_b: str) -> Call:
+    return Call("GET", f"/v1/runs/{_segment(run_a)}/diff/{_segment(run_b)}")
+
+
+def submit_tool_result(run_id: str, call_id: str, output: str, ok: bool) -> Call:
+    return Call(
+        "POST",
+        f"/v1/runs/{_segment(run_id)}/tool_results/{_segment(call_id)}",
+        json={"output": output, "ok": ok},
+    )
 
 
 def cancel_run(run_id: str, reason: str | None) -> Call:

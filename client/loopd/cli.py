@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +16,21 @@ import typer
 from typer.core import TyperGroup
 
 from loopd.calls import DEFAULT_URL
-from loopd.client import Client
+from loopd.cli_context import (
+    EXIT_ERROR,
+    AsJson,
+    Connection,
+    Follow,
+    MaxCostUsd,
+    MaxSteps,
+    MaxTokens,
+    MaxWallTime,
+    RunId,
+    budget_limits,
+    client_for,
+)
 from loopd.console import io_error, out, print_error
+from loopd.control_cli import control_app
 from loopd.errors import LoopdError
 from loopd.follow import download_all, follow_events, follow_run
 from loopd.models import RUN_STATUSES
@@ -26,7 +38,6 @@ from loopd.render import event_text
 from loopd.spec import load_agent_spec, parse_metadata, to_yaml
 from loopd.tables import agents_table, artifacts_table, hands_table, run_details, runs_table
 
-EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -60,19 +71,8 @@ app = typer.Typer(
 )
 agent_app = typer.Typer(help="Store and inspect versioned agent specs.", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
-
-
-@dataclass(frozen=True)
-class Connection:
-    url: str
-    token: str | None
-
-    def client(self) -> Client:
-        return Client(self.url, token=self.token)
-
-
-def _client(ctx: typer.Context) -> Client:
-    return ctx.find_object(Connection).client()  # type: ignore[union-attr]
+# approve, deny, reply, interrupt, budget, tool-result, fork and diff: top-level commands.
+app.add_typer(control_app)
 
 
 @app.callback()
@@ -84,9 +84,6 @@ def main(
     ] = None,
 ) -> None:
     ctx.obj = Connection(url, token)
-
-
-AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON instead of a table.")]
 
 
 @app.command()
@@ -105,17 +102,25 @@ def run(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Retrying with the same key starts no new run.")
     ] = None,
+    max_steps: MaxSteps = None,
+    max_tokens: MaxTokens = None,
+    max_cost_usd: MaxCostUsd = None,
+    max_wall_time: MaxWallTime = None,
 ) -> None:
-    """Start a run and print its id; with --follow, exit 0 if it completes and 1 if not."""
+    """Start a run and print its id; with --follow, exit 0 if it completes and 1 if not.
+
+    The --max-* options override the agent's limits for this run only.
+    """
     if (agent is None) == (agent_id is None):
         raise typer.BadParameter("give exactly one of --agent FILE or --agent-id ID", param_hint="--agent")
     if agent_version is not None and agent_id is None:
         raise typer.BadParameter("needs --agent-id", param_hint="--agent-version")
     spec = load_agent_spec(agent) if agent is not None else None
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         created = client.create_run(
             task, agent=spec, agent_id=agent_id, agent_version=agent_version,
             metadata=parse_metadata(metadata or []), idempotency_key=idempotency_key,
+            budget=budget_limits(max_steps, max_tokens, max_cost_usd, max_wall_time) or None,
         )  # fmt: skip
         typer.echo(created.id)
         if follow:
@@ -130,7 +135,7 @@ def list_runs(
     as_json: AsJson = False,
 ) -> None:
     """List runs."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         page = client.list_runs(status=status, limit=limit)
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
@@ -142,8 +147,8 @@ def list_runs(
 def show(
     ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: AsJson = False
 ) -> None:
-    """Show one run: status, usage, result or error."""
-    with _client(ctx) as client:
+    """Show one run: status, usage, result or error, and what a waiting run waits for."""
+    with client_for(ctx) as client:
         found = client.get_run(run_id)
     if as_json:
         typer.echo(found.model_dump_json(indent=2))
@@ -159,12 +164,12 @@ def logs(
     after: Annotated[int, typer.Option(min=0, metavar="SEQ", help="Only events after this seq.")] = 0,
 ) -> None:
     """Print a run's events, one line each."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         if follow:
             follow_events(client, run_id, after=after)
             return
         for event in client.iter_events(run_id, after=after):
-            out().print(event_text(event), soft_wrap=True)
+            out().print(event_text(event, run_id=run_id), soft_wrap=True)
 
 
 @app.command()
@@ -176,7 +181,7 @@ def artifacts(
     ] = None,
 ) -> None:
     """List a run's artifacts, or download them all with their sha256 checked."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         if download is None:
             out().print(artifacts_table(client.list_artifacts(run_id)))
         elif not download_all(client, run_id, download):
@@ -190,7 +195,7 @@ def cancel(
     reason: Annotated[str | None, typer.Option(help="Recorded in the run.cancelled event.")] = None,
 ) -> None:
     """Cancel a run."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         cancelled = client.cancel_run(run_id, reason=reason)
     typer.echo(f"{cancelled.id} {cancelled.status}")
 
@@ -198,14 +203,12 @@ def cancel(
 @app.command()
 def send(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    run_id: RunId,
     message: Annotated[str, typer.Argument(metavar="MESSAGE", help="What to tell the agent.")],
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Print what happens next until the run ends.")
-    ] = False,
+    follow: Follow = False,
 ) -> None:
     """Send a message to a run; a waiting or finished run picks it up."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         updated = client.send_message(run_id, message)
         typer.echo(f"{updated.id} {updated.status}")
         if follow:
@@ -215,7 +218,7 @@ def send(
 @app.command()
 def hands(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List the hands workers and the sandboxes they hold."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         workers = client.list_hands()
     if as_json:
         typer.echo(_json_list(workers))
@@ -230,7 +233,7 @@ def list_agents(
     as_json: AsJson = False,
 ) -> None:
     """List stored agents (latest version of each)."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         page = client.list_agents(limit=limit)
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
@@ -246,7 +249,7 @@ def create_agent(
 ) -> None:
     """Store an agent spec as version 1 of a new agent; prints `ID VERSION`."""
     spec = load_agent_spec(spec_file)
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         created = client.create_agent(spec, agent_id=agent_id)
     typer.echo(f"{created.id} {created.version}")
 
@@ -259,7 +262,7 @@ def update_agent(
 ) -> None:
     """Store a spec as the agent's next version; prints `ID VERSION`."""
     spec = load_agent_spec(spec_file)
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         updated = client.update_agent(agent_id, spec)
     typer.echo(f"{updated.id} {updated.version}")
 
@@ -271,7 +274,7 @@ def show_agent(
     version: Annotated[int | None, typer.Option(help="Latest if unset.")] = None,
 ) -> None:
     """Print a stored agent spec as YAML."""
-    with _client(ctx) as client:
+    with client_for(ctx) as client:
         found = client.get_agent(agent_id, version=version)
     typer.echo(to_yaml(found.model_dump(mode="json")), nl=False)
 

@@ -16,7 +16,7 @@ from loopd import calls
 from loopd.calls import DEFAULT_URL, Call, decode, parse, parse_list
 from loopd.downloads import VerifiedFile, safe_join
 from loopd.errors import LoopdAPIError, LoopdError, connection_error
-from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run
+from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run, RunDiff
 from loopd.stream import (
     Backoff,
     ReconnectPolicy,
@@ -84,8 +84,13 @@ class Client:
         agent_version: int | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> Run:
-        """Start a run of an inline `agent` spec or of a stored agent (`agent_id`, optional version)."""
+        """Start a run of an inline `agent` spec or of a stored agent (`agent_id`, optional version).
+
+        `budget` overrides the agent's limits for this run: any of `max_steps`, `max_tokens`,
+        `max_cost_usd` and `max_wall_time_seconds`.
+        """
         call = calls.create_run(
             input,
             agent=agent,
@@ -93,6 +98,7 @@ class Client:
             agent_version=agent_version,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            budget=budget,
         )
         return parse(Run, self._send(call))
 
@@ -110,6 +116,65 @@ class Client:
 
     def cancel_run(self, run_id: str, *, reason: str | None = None) -> Run:
         return parse(Run, self._send(calls.cancel_run(run_id, reason)))
+
+    def approve(self, run_id: str, call_id: str, message: str | None = None) -> Run:
+        """Let a tool call that waits for approval run; `message` is passed on to the model."""
+        return parse(Run, self._send(calls.decide_approval(run_id, call_id, "allow", message)))
+
+    def deny(self, run_id: str, call_id: str, message: str) -> Run:
+        """Refuse a tool call that waits for approval; the model gets `message` as the call's error."""
+        return parse(Run, self._send(calls.decide_approval(run_id, call_id, "deny", message)))
+
+    def reply(self, run_id: str, content: Any) -> Run:
+        """Answer an `ask_user` question with any JSON value, checked against the question's schema."""
+        return parse(Run, self._send(calls.send_message(run_id, content)))
+
+    def interrupt(self, run_id: str, message: str | None = None) -> Run:
+        """Without `message`, pause the run until a message is sent; with one, deliver it after this step."""
+        return parse(Run, self._send(calls.interrupt(run_id, message)))
+
+    def raise_budget(
+        self,
+        run_id: str,
+        *,
+        max_steps: int | None = None,
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        max_wall_time_seconds: float | None = None,
+    ) -> Run:
+        """Give a run that waits at a limit new, higher limits, and let it go on."""
+        limits = {
+            "max_steps": max_steps,
+            "max_tokens": max_tokens,
+            "max_cost_usd": max_cost_usd,
+            "max_wall_time_seconds": max_wall_time_seconds,
+        }
+        return parse(Run, self._send(calls.raise_budget(run_id, limits)))
+
+    def fork(
+        self,
+        run_id: str,
+        at_seq: int,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        tool_result: dict[str, Any] | None = None,
+    ) -> Run:
+        """Start a new run from this run's log and workspace as they were at seq `at_seq`.
+
+        The fork may use another `model` or `system` prompt, or replace one tool call's result with
+        `tool_result={"call_id": ..., "output": ...}`.
+        """
+        call = calls.fork(run_id, at_seq, model=model, system=system, tool_result=tool_result)
+        return parse(Run, self._send(call))
+
+    def diff(self, run_a: str, run_b: str) -> RunDiff:
+        """Where two runs' logs diverge, and each run's events from there."""
+        return parse(RunDiff, self._send(calls.diff(run_a, run_b)))
+
+    def submit_tool_result(self, run_id: str, call_id: str, output: str, *, ok: bool = True) -> Run:
+        """Hand back the result of a client tool call the run waits on; `ok=False` marks an error."""
+        return parse(Run, self._send(calls.submit_tool_result(run_id, call_id, output, ok)))
 
     def list_events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> EventPage:
         """One page of persisted events with seq > `after`."""
@@ -148,7 +213,11 @@ class Client:
             time.sleep(backoff.next_delay(error))
 
     def wait(self, run_id: str, *, after: int = 0) -> Run:
-        """Block until the run ends and return its final state."""
+        """Block until the run ends and return its final state.
+
+        A run that waits (for an approval, an answer, a budget raise...) has not ended, so this keeps
+        blocking; to answer a run as it goes, watch `stream_events` for `run.waiting` events.
+        """
         for _ in self.stream_events(run_id, after=after):
             pass
         return self.get_run(run_id)

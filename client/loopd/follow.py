@@ -17,10 +17,14 @@ EXIT_NOT_COMPLETED = 1
 
 
 def follow_events(client: Client, run_id: str, *, after: int = 0) -> Event | None:
-    """Print each event as it arrives until the run ends; returns the last event printed."""
+    """Print each event as it arrives until the run ends; returns the last event printed.
+
+    A waiting run has not ended: its `run.waiting` event is printed with the command that unblocks
+    it, and following goes on until the run completes, fails or is cancelled.
+    """
     last = None
     for event in client.stream_events(run_id, after=after):
-        out().print(event_text(event), soft_wrap=True)
+        out().print(event_text(event, run_id=run_id), soft_wrap=True)
         last = event
     return last
 

@@ -1,4 +1,4 @@
-"""Typed views of the v1 API's JSON: runs, events, agents, artifacts and hands workers.
+"""Typed views of the v1 API's JSON: runs, events, agents, artifacts, hands workers and run diffs.
 
 Every model keeps fields it does not know (`extra="allow"`), so a newer server never breaks an
 older client; only the fields the client relies on are declared.
@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 RUN_STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled"})
 TERMINAL_EVENT_TYPES = frozenset({"run.completed", "run.failed", "run.cancelled"})
+WAITING_TYPES = ("approval", "input", "budget", "tool_result", "child", "interrupt")
+PERMISSIONS = ("allow", "ask", "deny")
 
 
 class WireModel(BaseModel):
@@ -29,6 +31,53 @@ class Usage(WireModel):
 class ErrorInfo(WireModel):
     code: str
     message: str = ""
+
+
+class PendingCall(WireModel):
+    """A tool call a run waits on: for approval, or for its result from the caller."""
+
+    call_id: str
+    name: str | None = None
+    input: Any = None
+
+
+class WaitingFor(WireModel):
+    """What a `waiting` run needs before it can go on.
+
+    `type` is one of `WAITING_TYPES`; the other fields are set by type (see the v1 API docs). The
+    shape is kept flat and open rather than a closed union, so a kind of wait added by a newer
+    server still reads. An `input` wait's JSON schema is `answer_schema` (`schema` on the wire).
+    """
+
+    type: str
+    call_id: str | None = None
+    call_ids: list[str] = Field(default_factory=list)
+    calls: list[PendingCall] = Field(default_factory=list)
+    question: str | None = None
+    limit: str | None = None
+    used: int | float | None = None
+    allowed: int | float | None = None
+    child_run_id: str | None = None
+
+    @property
+    def answer_schema(self) -> dict[str, Any] | None:
+        # Not a declared field: `schema` would shadow a BaseModel method.
+        schema = (self.model_extra or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
+
+
+class ForkedFrom(WireModel):
+    run_id: str
+    seq: int
+
+
+class Budget(WireModel):
+    """A run's effective limits; any of them may be unset (no limit)."""
+
+    max_steps: int | None = None
+    max_tokens: int | None = None
+    max_cost_usd: int | float | None = None
+    max_wall_time_seconds: int | float | None = None
 
 
 class Run(WireModel):
@@ -47,6 +96,10 @@ class Run(WireModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     ended_at: datetime | None = None
+    waiting_for: WaitingFor | None = None
+    parent_run_id: str | None = None
+    forked_from: ForkedFrom | None = None
+    budget: Budget | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -73,6 +126,8 @@ class Agent(WireModel):
     model: str | None = None
     system: str = ""
     tools: list[str] = Field(default_factory=list)
+    client_tools: list[dict[str, Any]] = Field(default_factory=list)
+    permissions: dict[str, str] = Field(default_factory=dict)
     limits: dict[str, Any] | None = None
     script: list[dict[str, Any]] | None = None
     created_at: datetime | None = None
@@ -103,3 +158,11 @@ class Page(WireModel, Generic[ItemT]):
 class EventPage(WireModel):
     data: list[Event]
     next_after: int | None = None
+
+
+class RunDiff(WireModel):
+    """Where two runs' logs part ways, and what each did from there (`diverges_at` is None if never)."""
+
+    diverges_at: int | None = None
+    a: list[Event] = Field(default_factory=list)
+    b: list[Event] = Field(default_factory=list)

@@ -1,22 +1,23 @@
 """Turns events into one readable line each (seq, type, short summary) for `loopd logs` and `--follow`.
 
-Everything here is a pure function of an event, so the command line and its tests share it.
+Everything here is a pure function of an event (and, for the hints under `run.waiting`, of the run
+id), so the command line and its tests share it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
 
 from loopd.models import Event
+from loopd.text import SUMMARY_WIDTH, clip, compact_json, number, summarize_tool_input
+from loopd.waiting import waiting_lines
 
-SUMMARY_WIDTH = 120
 PREVIEW_LINES = 3
 TYPE_WIDTH = len("sandbox.provisioned")
-# Continuation lines (tool output previews) start under the summary column.
+# Continuation lines (tool output previews, further waiting hints) start under the summary column.
 INDENT = " " * (5 + 2 + TYPE_WIDTH + 1)
 
 TYPE_STYLES = {
@@ -32,33 +33,12 @@ TYPE_STYLES = {
     "run.completed": "bold green",
     "run.failed": "bold red",
     "run.cancelled": "bold red",
+    "run.waiting": "bold yellow",
+    "user.interrupt": "bold cyan",
+    "budget.raised": "yellow",
+    "run.forked": "magenta",
+    "child.started": "blue",
 }
-
-
-def clip(text: Any, width: int = SUMMARY_WIDTH) -> str:
-    """The first line of `text`, shortened to `width`; an ellipsis marks anything left out."""
-    value = "" if text is None else str(text)
-    lines = value.strip().splitlines() or [""]
-    first = lines[0].strip()
-    if len(first) > width:
-        return first[: width - 1] + "…"
-    return first + (" …" if len(lines) > 1 else "")
-
-
-def summarize_tool_input(tool_input: Any) -> str:
-    """The part of a tool's input a person wants to see: the command, the path, or compact JSON."""
-    if not isinstance(tool_input, dict):
-        return clip(json.dumps(tool_input))
-    if isinstance(tool_input.get("command"), str):
-        return clip(tool_input["command"], 80)
-    if isinstance(tool_input.get("path"), str):
-        summary = tool_input["path"]
-        if isinstance(tool_input.get("content"), str):
-            summary += f" ({len(tool_input['content'])} chars)"
-        return clip(summary, 80)
-    if not tool_input:
-        return ""
-    return clip(json.dumps(tool_input, separators=(",", ":"), ensure_ascii=False), 80)
 
 
 def _model_response(data: dict[str, Any]) -> str:
@@ -98,6 +78,42 @@ def _artifact(data: dict[str, Any]) -> str:
     return f"{data.get('path')} ({data.get('size')} bytes, sha256 {sha})"
 
 
+DECISIONS = {"allow": "allowed", "deny": "denied"}
+
+
+def _approval(data: dict[str, Any]) -> str:
+    decision = DECISIONS.get(str(data.get("decision")), str(data.get("decision")))
+    message = clip(data.get("message"), 100)
+    return f"call {data.get('call_id')} {decision}" + (f": {message}" if message else "")
+
+
+def _budget_raised(data: dict[str, Any]) -> str:
+    # The event carries the new limits, either at the top level or under `limits`.
+    nested = data.get("limits")
+    limits = nested if isinstance(nested, dict) else data
+    return ", ".join(f"{key} {number(value)}" for key, value in limits.items()) or "(no change)"
+
+
+def _forked(data: dict[str, Any]) -> str:
+    origin = data.get("from") or {}
+    summary = f"from {origin.get('run_id')} at seq {origin.get('seq')}"
+    overrides = data.get("overrides") or {}
+    changed = []
+    if overrides.get("model"):
+        changed.append(f"model {overrides['model']}")
+    if overrides.get("system") is not None:
+        changed.append(f"system prompt ({len(str(overrides['system']))} chars)")
+    tool_result = overrides.get("tool_result")
+    if isinstance(tool_result, dict):
+        changed.append(f"result of {tool_result.get('call_id')}: {clip(tool_result.get('output'), 60)}")
+    return " · ".join([summary, *changed])
+
+
+def _waiting(data: dict[str, Any]) -> str:
+    waiting_for = data.get("waiting_for")
+    return waiting_lines(waiting_for)[0] if isinstance(waiting_for, dict) else "waiting"
+
+
 def short_id(value: Any) -> str:
     """Container-style ids are 64 hex characters; 12 identify them, as in `docker ps`."""
     text = str(value)
@@ -118,6 +134,12 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "run.completed": lambda d: clip(d.get("result")),
     "run.failed": _run_failed,
     "run.cancelled": lambda d: clip(d.get("reason")),
+    "run.waiting": _waiting,
+    "tool.approval": _approval,
+    "user.interrupt": lambda d: clip(d.get("message")) or "pause until a message is sent",
+    "budget.raised": _budget_raised,
+    "run.forked": _forked,
+    "child.started": lambda d: f"call {d.get('call_id')} started child run {d.get('child_run_id')}",
 }
 
 
@@ -125,7 +147,7 @@ def summarize(event: Event) -> str:
     """A one-line summary of an event's data; unknown types show their data as compact JSON."""
     summary = SUMMARIES.get(event.type)
     if summary is None:
-        return clip(json.dumps(event.data, separators=(",", ":"), ensure_ascii=False))
+        return compact_json(event.data)
     return summary(event.data)
 
 
@@ -143,13 +165,32 @@ def output_preview(event: Event, lines: int = PREVIEW_LINES) -> list[str]:
     return shown
 
 
-def event_text(event: Event) -> Text:
-    """`  seq  type  summary`, plus indented output lines for tool results."""
-    seq = f"{event.seq:>5}" if event.seq is not None else "    ·"
-    style = TYPE_STYLES.get(event.type, "")
+def _event_lines(event: Event, run_id: str | None) -> tuple[str, list[str]]:
+    """The summary, and the lines shown under it (output previews, further waiting hints)."""
+    waiting_for = event.data.get("waiting_for")
+    if event.type == "run.waiting" and isinstance(waiting_for, dict):
+        first, *more = waiting_lines(waiting_for, run_id)
+        return first, more
+    return summarize(event), output_preview(event)
+
+
+def _style(event: Event) -> str:
     if event.type == "tool.result":
-        style = "green" if event.data.get("ok") else "red"
-    text = Text.assemble((seq, "dim"), "  ", (f"{event.type:<{TYPE_WIDTH}}", style), " ", summarize(event))
-    for line in output_preview(event):
-        text.append(f"\n{INDENT}│ {line}", style="dim")
+        return "green" if event.data.get("ok") else "red"
+    if event.type == "tool.approval":
+        return "green" if event.data.get("decision") == "allow" else "red"
+    return TYPE_STYLES.get(event.type, "")
+
+
+def event_text(event: Event, *, run_id: str | None = None) -> Text:
+    """`  seq  type  summary`, plus indented lines for tool output and waiting hints.
+
+    With `run_id`, the hint of a `run.waiting` event names the run in its command.
+    """
+    seq = f"{event.seq:>5}" if event.seq is not None else "    ·"
+    summary, more = _event_lines(event, run_id)
+    text = Text.assemble((seq, "dim"), "  ", (f"{event.type:<{TYPE_WIDTH}}", _style(event)), " ", summary)
+    more_style = "yellow" if event.type == "run.waiting" else "dim"
+    for line in more:
+        text.append(f"\n{INDENT}│ {line}", style=more_style)
     return text

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from loopd.errors import SpecError
+from loopd.models import PERMISSIONS
 
 
 def load_agent_spec(path: str | Path) -> dict[str, Any]:
@@ -46,8 +47,38 @@ def check_agent_spec(spec: Any, *, source: str = "agent spec") -> dict[str, Any]
             raise SpecError(f"{source}: `{key}` must be a string")
     if "limits" in spec and not isinstance(spec["limits"], dict):
         raise SpecError(f"{source}: `limits` must be a mapping")
+    _check_client_tools(spec.get("client_tools"), source)
+    _check_permissions(spec.get("permissions"), source)
     _check_script(spec.get("script"), source)
     return spec
+
+
+def _check_client_tools(client_tools: Any, source: str) -> None:
+    if client_tools is None:
+        return
+    if not isinstance(client_tools, list):
+        raise SpecError(f"{source}: `client_tools` must be a list of tools")
+    for number, tool in enumerate(client_tools, start=1):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise SpecError(
+                f"{source}: client tool {number} must be a mapping with a `name` "
+                "(and a `description` and an `input_schema`)"
+            )
+        if "input_schema" in tool and not isinstance(tool["input_schema"], dict):
+            raise SpecError(f"{source}: client tool {tool['name']}: `input_schema` must be a JSON schema")
+
+
+def _check_permissions(permissions: Any, source: str) -> None:
+    if permissions is None:
+        return
+    if not isinstance(permissions, dict):
+        raise SpecError(f"{source}: `permissions` must map tool names to {', '.join(PERMISSIONS)}")
+    for tool, permission in permissions.items():
+        if permission not in PERMISSIONS:
+            raise SpecError(
+                f"{source}: permission for {tool!r} must be one of {', '.join(PERMISSIONS)}, "
+                f"got {permission!r}"
+            )
 
 
 def _check_script(script: Any, source: str) -> None:

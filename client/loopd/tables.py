@@ -6,11 +6,13 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from loopd.models import Agent, Artifact, HandsWorker, Run
-from loopd.render import clip
+from loopd.models import Agent, Artifact, Budget, HandsWorker, Run
+from loopd.text import clip, number
+from loopd.waiting import waiting_lines
 
 STATUS_STYLES = {
     "queued": "blue",
@@ -32,6 +34,8 @@ def status_text(status: str) -> Text:
 
 
 def _outcome(run: Run) -> str:
+    if run.waiting_for is not None:
+        return f"waiting for {run.waiting_for.type.replace('_', ' ')}"
     if run.error is not None:
         return f"{run.error.code}: {clip(run.error.message, 60)}"
     return clip(run.result, 60)
@@ -52,7 +56,14 @@ def runs_table(runs: Iterable[Run]) -> Table:
     return table
 
 
-def run_details(run: Run) -> Table:
+def budget_text(budget: Budget) -> str:
+    """`max_steps 50, max_cost_usd 2`, leaving out limits that are not set."""
+    limits = budget.model_dump(exclude_none=True)
+    return ", ".join(f"{key} {number(value)}" for key, value in limits.items()) or "no limits"
+
+
+def run_details(run: Run) -> RenderableType:
+    """The run as `key  value` rows; a waiting run ends with what it waits for and how to unblock it."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -68,6 +79,12 @@ def run_details(run: Run) -> Table:
         ("updated", when(run.updated_at)),
         ("ended", when(run.ended_at)),
     ]  # fmt: skip
+    if run.budget is not None:
+        rows.append(("budget", budget_text(run.budget)))
+    if run.parent_run_id:
+        rows.append(("parent", run.parent_run_id))
+    if run.forked_from is not None:
+        rows.append(("forked from", f"{run.forked_from.run_id} at seq {run.forked_from.seq}"))
     if run.metadata:
         rows.append(("metadata", json.dumps(run.metadata, ensure_ascii=False)))
     if run.input is not None:
@@ -78,7 +95,10 @@ def run_details(run: Run) -> Table:
         rows.append(("error", Text(f"{run.error.code}: {run.error.message}", style="red")))
     for key, value in rows:
         grid.add_row(key, value)
-    return grid
+    if run.waiting_for is None:
+        return grid
+    hints = waiting_lines(run.waiting_for.model_dump(mode="json", exclude_unset=True), run.id)
+    return Group(grid, Text(""), *(Text(line, style="yellow") for line in hints))
 
 
 def artifacts_table(artifacts: Iterable[Artifact]) -> Table:

@@ -1,7 +1,9 @@
 """An in-memory stand-in for the gateway's v1 HTTP API, served through httpx.MockTransport.
 
 It can drop event streams mid-way and replay events a client has already seen, which is what
-the client's reconnect logic has to survive.
+the client's reconnect logic has to survive. It also answers the control calls (approvals, answers,
+interrupts, budgets, client tool results, forks and diffs) the way the gateway does, refusing the
+ones that do not match what the run waits for.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import unquote
 import httpx
 
 RUN_ID = "run_test"
+FORK_ID = "run_fork"
 
 
 def event(seq: int | None, type: str, **data: Any) -> dict[str, Any]:
@@ -63,6 +66,10 @@ class FakeGateway:
     listed_sha256: dict[str, str] = field(default_factory=dict)
     extra_artifact_paths: list[str] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)
+    waiting_for: dict[str, Any] | None = None
+    # False accepts every control call, whatever the run waits for.
+    strict: bool = True
+    diff_result: dict[str, Any] = field(default_factory=lambda: {"diverges_at": None, "a": [], "b": []})
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -71,13 +78,27 @@ class FakeGateway:
     def stream_requests(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.url.path.endswith("/events/stream")]
 
+    def bodies(self, method: str = "POST") -> list[tuple[str, Any]]:
+        """(path, JSON body) of every request with `method`, in order."""
+        return [
+            (r.url.path, json.loads(r.content) if r.content else None)
+            for r in self.requests
+            if r.method == method
+        ]
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         path = request.url.path
+        if (request.method, path) == ("POST", "/v1/runs"):
+            return httpx.Response(201, json={"id": RUN_ID, "status": "queued"})
+        if (request.method, path) == ("GET", "/v1/runs"):
+            return httpx.Response(200, json={"data": [self.run()], "next_cursor": None})
         base = f"/v1/runs/{RUN_ID}"
         if not path.startswith(base):
             return _error(404, "run_not_found", f"no run at {path}")
         rest = path[len(base) :]
+        if request.method == "POST" or rest.startswith("/diff/"):
+            return self._control(rest, json.loads(request.content) if request.content else {})
         if rest == "":
             return httpx.Response(200, json=self.run())
         if rest == "/events":
@@ -93,7 +114,53 @@ class FakeGateway:
     def run(self) -> dict[str, Any]:
         seqs = [e["seq"] for e in self.events if e["seq"] is not None]
         last = self.last_seq if self.last_seq is not None else max(seqs, default=0)
-        return {"id": RUN_ID, "status": self.status, "last_seq": last, "step": 3, "metadata": {}}
+        status = "waiting" if self.waiting_for else self.status
+        return {
+            "id": RUN_ID, "status": status, "last_seq": last, "step": 3, "metadata": {},
+            "waiting_for": self.waiting_for,
+        }  # fmt: skip
+
+    def _control(self, rest: str, body: dict[str, Any]) -> httpx.Response:
+        action, _, target = rest.strip("/").partition("/")
+        if action == "diff":
+            return httpx.Response(200, json=self.diff_result)
+        if action == "fork":
+            forked = {
+                "id": FORK_ID,
+                "status": "queued",
+                "forked_from": {"run_id": RUN_ID, "seq": body["at_seq"]},
+            }
+            return httpx.Response(201, json=forked)
+        if action == "interrupt":
+            self.waiting_for = None if body.get("message") else {"type": "interrupt"}
+            return self._accepted()
+        if self.strict:
+            refused = self._refusal(action, target, body)
+            if refused is not None:
+                return refused
+        self.waiting_for = None
+        return self._accepted()
+
+    def _refusal(self, action: str, target: str, body: dict[str, Any]) -> httpx.Response | None:
+        expected = {
+            "approvals": "approval",
+            "messages": "input",
+            "budget": "budget",
+            "tool_results": "tool_result",
+        }
+        kind = (self.waiting_for or {}).get("type")
+        if action not in expected or (kind != expected[action] and action != "messages"):
+            return _error(409, f"not_waiting_for_{expected.get(action, action)}", f"the run waits for {kind}")
+        if kind == "input" and not _matches(body.get("content"), self.waiting_for or {}):
+            return _error(422, "answer_invalid", "the answer must be an object with a `colour`")
+        if target and target not in (self.waiting_for or {}).get("call_ids", [target]):
+            return _error(404, "call_not_found", f"the run does not wait on call {target}")
+        return None
+
+    def _accepted(self) -> httpx.Response:
+        return httpx.Response(
+            202, json={**self.run(), "status": "waiting" if self.waiting_for else "running"}
+        )
 
     def _after(self, after: int) -> list[dict[str, Any]]:
         """Events that came after seq `after`, including live-only ones sent since then."""
@@ -139,6 +206,12 @@ class FakeGateway:
         return httpx.Response(
             200, content=self.artifacts[path], headers={"content-type": "application/octet-stream"}
         )
+
+
+def _matches(answer: Any, waiting_for: dict[str, Any]) -> bool:
+    """A stand-in for the server's JSON schema check: object schemas need an object with `colour`."""
+    schema = waiting_for.get("schema") or {}
+    return schema.get("type") != "object" or (isinstance(answer, dict) and "colour" in answer)
 
 
 def _error(status: int, code: str, message: str) -> httpx.Response:

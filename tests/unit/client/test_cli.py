@@ -9,27 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import loopd.cli
 import pytest
-from loopd import Client, ReconnectPolicy
 from loopd.cli import app
 from typer.testing import CliRunner
 
 from tests.unit.client.fake_gateway import RUN_ID, FakeGateway, completed_run_events, event
 
 Invoke = Callable[..., Any]
-
-
-@pytest.fixture
-def use_gateway(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeGateway], None]:
-    def install(gateway: FakeGateway) -> None:
-        def make_client(url: str, *, token: str | None = None) -> Client:
-            policy = ReconnectPolicy(initial_delay=0, max_delay=0)
-            return Client(url, token=token, transport=gateway.transport(), reconnect=policy)
-
-        monkeypatch.setattr(loopd.cli, "Client", make_client)
-
-    return install
 
 
 def invoke(*args: str) -> Any:

@@ -72,6 +72,38 @@ def test_a_failed_tool_result_shows_its_error() -> None:
         ("run.completed", {"result": "All done."}, "All done."),
         ("run.failed", {"error": {"code": "max_steps", "message": "50 steps"}}, "max_steps: 50 steps"),
         ("run.cancelled", {"reason": "cancelled by user"}, "cancelled by user"),
+        ("tool.approval", {"call_id": "c1", "decision": "allow", "message": None}, "call c1 allowed"),
+        (
+            "tool.approval",
+            {"call_id": "c2", "decision": "deny", "message": "not on prod"},
+            "call c2 denied: not on prod",
+        ),
+        ("user.interrupt", {"message": None}, "pause until a message is sent"),
+        ("user.interrupt", {"message": "use staging"}, "use staging"),
+        ("budget.raised", {"max_steps": 100, "max_cost_usd": 2.0}, "max_steps 100, max_cost_usd 2"),
+        (
+            "run.forked",
+            {"from": {"run_id": "run_a", "seq": 12}, "overrides": {}},
+            "from run_a at seq 12",
+        ),
+        (
+            "run.forked",
+            {
+                "from": {"run_id": "run_a", "seq": 12},
+                "overrides": {
+                    "model": "m2",
+                    "system": "Be terse.",
+                    "tool_result": {"call_id": "c1", "output": "7"},
+                },
+            },
+            "from run_a at seq 12 · model m2 · system prompt (9 chars) · result of c1: 7",
+        ),
+        ("child.started", {"call_id": "c5", "child_run_id": "run_kid"}, "call c5 started child run run_kid"),
+        (
+            "run.waiting",
+            {"waiting_for": {"type": "interrupt"}},
+            "waiting for a message after an interrupt → loopd send RUN MESSAGE",
+        ),
         ("something.new", {"k": 1}, '{"k":1}'),
     ],
 )
@@ -83,3 +115,31 @@ def test_clip_keeps_one_line_and_marks_what_it_cuts() -> None:
     assert clip("x" * 10, width=5) == "xxxx…"
     assert clip("a\nb") == "a …"
     assert clip(None) == ""
+
+
+def test_a_waiting_event_names_the_run_in_its_hint_and_lists_every_call() -> None:
+    waiting_for = {
+        "type": "approval",
+        "call_ids": ["c1", "c2"],
+        "calls": [
+            {"call_id": "c1", "name": "bash", "input": {"command": "rm -rf build"}},
+            {"call_id": "c2", "name": "bash", "input": {"command": "git push"}},
+        ],
+    }
+    event = Event(seq=9, type="run.waiting", data={"waiting_for": waiting_for})
+    first, second = event_text(event, run_id="run_42").plain.splitlines()
+    assert first.split()[:2] == ["9", "run.waiting"]
+    assert first.endswith(
+        "waiting for approval of call c1 (bash: rm -rf build) → loopd approve run_42 c1"
+        "  (or: loopd deny run_42 c1 -m REASON)"
+    )
+    assert second.split("│ ")[1].startswith(
+        "waiting for approval of call c2 (bash: git push) → loopd approve run_42 c2"
+    )
+
+
+def test_approval_decisions_are_coloured_by_outcome() -> None:
+    allowed = event_text(Event(seq=1, type="tool.approval", data={"call_id": "c", "decision": "allow"}))
+    denied = event_text(Event(seq=2, type="tool.approval", data={"call_id": "c", "decision": "deny"}))
+    assert [span.style for span in allowed.spans][1] == "green"
+    assert [span.style for span in denied.spans][1] == "red"

@@ -36,6 +36,20 @@ def test_an_explicit_name_is_kept(tmp_path: Path) -> None:
         ("model: scripted\nlimits: 5\n", "`limits` must be a mapping"),
         ("model: scripted\nscript: {text: hi}\n", "`script` must be a list"),
         ("model: scripted\nscript:\n  - tool_calls: [{input: {}}]\n", "script turn 1"),
+        ("model: scripted\npermissions: [bash]\n", "`permissions` must map tool names"),
+        (
+            "model: scripted\npermissions: {bash: Ask}\n",
+            "permission for 'bash' must be one of allow, ask, deny",
+        ),
+        ("model: scripted\nclient_tools: {name: crm}\n", "`client_tools` must be a list"),
+        (
+            "model: scripted\nclient_tools: [{description: x}]\n",
+            "client tool 1 must be a mapping with a `name`",
+        ),
+        (
+            "model: scripted\nclient_tools: [{name: crm, input_schema: 5}]\n",
+            "client tool crm: `input_schema`",
+        ),
     ],
 )
 def test_malformed_specs_say_what_is_wrong(tmp_path: Path, text: str, complaint: str) -> None:
@@ -80,3 +94,18 @@ def test_a_spec_round_trips_through_yaml_with_readable_blocks(tmp_path: Path) ->
     text = to_yaml(spec)
     assert "system: |" in text
     assert load_agent_spec(write(tmp_path, text)) == spec
+
+
+def test_permissions_client_tools_and_brain_tools_pass_through(tmp_path: Path) -> None:
+    text = """
+model: openai/gpt-4o-mini
+tools: [bash, ask_user, spawn_agent]
+permissions: {bash: ask, spawn_agent: deny, crm_lookup: allow}
+client_tools:
+  - name: crm_lookup
+    description: Find a customer by email.
+    input_schema: {type: object, properties: {email: {type: string}}, required: [email]}
+"""
+    spec = load_agent_spec(write(tmp_path, text))
+    assert spec["permissions"] == {"bash": "ask", "spawn_agent": "deny", "crm_lookup": "allow"}
+    assert spec["client_tools"][0]["input_schema"]["required"] == ["email"]
