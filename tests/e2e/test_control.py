@@ -4,8 +4,12 @@ fork and diff, sub-agents and client tools, on a deployment of separate processe
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -316,3 +320,18 @@ def test_bad_control_requests_get_clear_errors_and_change_nothing(loop: ModelClu
     assert after["status"] == "waiting" and after["waiting_for"] == waiting["waiting_for"]
     assert loop.events(run_id) == events_before
     post(loop, f"/v1/runs/{run_id}/cancel")
+
+
+def test_the_cli_approves_a_waiting_call(loop: ModelCluster) -> None:
+    run_id = start(loop, ASK_BASH)
+    run = until_status(loop, run_id, "waiting")
+    [call_id] = run["waiting_for"]["call_ids"]
+    env = {**os.environ, "LOOPD_URL": loop.cluster.url, "NO_COLOR": "1"}
+    loopd = str(Path(sys.executable).parent / "loopd")
+    shown = subprocess.run([loopd, "show", run_id], capture_output=True, text=True, env=env, timeout=60)
+    assert f"loopd approve {run_id} {call_id}" in shown.stdout
+    approved = subprocess.run(
+        [loopd, "approve", run_id, call_id], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert approved.returncode == 0, approved.stderr
+    until_status(loop, run_id, "completed")

@@ -30,6 +30,13 @@ def wait_finished(faults: FaultCluster, run_id: str, timeout: float = 120) -> di
         raise AssertionError(f"run {run_id} did not finish:\n{faults.cluster.processes.logs()}") from None
 
 
+def kill_and_restart_lease_owner(faults: FaultCluster, run_id: str) -> None:
+    owner = faults.lease_owner(run_id)
+    assert owner is not None
+    owner.kill()
+    faults.cluster.processes.restart(owner.name)
+
+
 def read_back(faults: FaultCluster, run_id: str) -> str:
     results = [e["data"] for e in faults.events(run_id) if e["type"] == "tool.result"]
     return str(results[-1]["output"])
@@ -50,10 +57,7 @@ def test_a_brain_killed_during_a_model_call_costs_no_committed_call(faults: Faul
     )
     run_id = faults.start_run()
     eventually_sync(lambda: any(turn == 1 for turn, _ in faults.model_requests_for(run_id)), timeout=60)
-    owner = faults.lease_owner(run_id)
-    assert owner is not None
-    owner.kill()
-    faults.cluster.processes.restart(owner.name)
+    kill_and_restart_lease_owner(faults, run_id)
 
     run = wait_finished(faults, run_id)
     assert run["status"] == "completed", run
@@ -66,10 +70,7 @@ def test_a_brain_killed_after_the_model_commit_runs_the_tool_once(faults: FaultC
     faults.use_script(APPEND_AND_READ)
     run_id = faults.start_run()
     faults.wait_for_event(run_id, lambda e: e["type"] == "tool.call")
-    owner = faults.lease_owner(run_id)
-    assert owner is not None
-    owner.kill()
-    faults.cluster.processes.restart(owner.name)
+    kill_and_restart_lease_owner(faults, run_id)
 
     run = wait_finished(faults, run_id)
     assert run["status"] == "completed", run

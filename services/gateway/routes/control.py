@@ -48,21 +48,23 @@ async def _apply(services: ServicesDep, run_id: str, change: Any) -> dict[str, A
     return run_store.run_to_wire(row)
 
 
+def _settle_call(run: Any, call_id: str, kind: str, code: str) -> dict[str, Any] | None:
+    """What the run still waits for once `call_id` is settled (None: nothing left), or a 409."""
+    waiting = waiting_for(run, kind, code)
+    if call_id not in waiting["call_ids"]:
+        raise Conflict(f"call {call_id} is not waiting for {kind.replace('_', ' ')}", code=code)
+    left = [c for c in waiting["call_ids"] if c != call_id]
+    calls = [c for c in waiting["calls"] if c["call_id"] != call_id]
+    return {**waiting, "call_ids": left, "calls": calls} if left else None
+
+
 @router.post("/approvals/{call_id}", status_code=202)
 async def decide(run_id: str, call_id: str, body: Approval, services: ServicesDep) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[log.Event]:
         await ensure_call(conn, run.id, call_id)
-        waiting = waiting_for(run, "approval", "not_waiting_for_approval")
-        if call_id not in waiting["call_ids"]:
-            raise Conflict(f"call {call_id} is not waiting for approval", code="not_waiting_for_approval")
-        left = [c for c in waiting["call_ids"] if c != call_id]
-        remaining = {
-            **waiting,
-            "call_ids": left,
-            "calls": [c for c in waiting["calls"] if c["call_id"] != call_id],
-        }
+        remaining = _settle_call(run, call_id, "approval", "not_waiting_for_approval")
         decision = log.NewEvent(log.TOOL_APPROVAL, {"call_id": call_id, **body.model_dump()})
-        return await settle(conn, run, [decision], remaining if left else None)
+        return await settle(conn, run, [decision], remaining)
 
     return await _apply(services, run_id, change)
 
@@ -97,15 +99,7 @@ async def submit_tool_result(
 ) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[log.Event]:
         call = await ensure_call(conn, run.id, call_id)
-        waiting = waiting_for(run, "tool_result", "not_waiting_for_tool_result")
-        if call_id not in waiting["call_ids"]:
-            raise Conflict(f"call {call_id} is not waiting for a result", code="not_waiting_for_tool_result")
-        left = [c for c in waiting["call_ids"] if c != call_id]
-        remaining = {
-            **waiting,
-            "call_ids": left,
-            "calls": [c for c in waiting["calls"] if c["call_id"] != call_id],
-        }
+        remaining = _settle_call(run, call_id, "tool_result", "not_waiting_for_tool_result")
         result = {
             "call_id": call_id,
             "name": call["name"],
@@ -117,7 +111,7 @@ async def submit_tool_result(
             conn,
             run,
             [log.NewEvent(log.TOOL_RESULT, result)],
-            remaining if left else None,
+            remaining,
             tool_calls=runs.c.tool_calls + 1,
         )
 
