@@ -32,7 +32,12 @@ class StepCommitter:
         return await self.commit([log.NewEvent(log.RUN_STATUS, {"status": "running"})], {"status": "running"})
 
     async def model_response(
-        self, model: str, response: ModelResponse, workspace_snapshot: str | None, cost_usd: float = 0.0
+        self,
+        model: str,
+        response: ModelResponse,
+        workspace_snapshot: str | None,
+        cost_usd: float = 0.0,
+        context_seq: int | None = None,
     ) -> list[log.Event]:
         """`workspace_snapshot` is where the first call starts; later calls start after the one before."""
         calls = [{"id": c.id, "name": c.name, "input": c.input} for c in response.tool_calls]
@@ -46,6 +51,7 @@ class StepCommitter:
                     "stop_reason": response.stop_reason,
                     "model": model,
                     "cost_usd": cost_usd,
+                    "context_seq": context_seq,
                 },
             )
         ]

@@ -53,6 +53,9 @@ class RunState:
     budget_raises: dict[str, float] = field(default_factory=dict)
     interrupt_open: bool = False
     interrupt_message: str | None = None
+    # User messages folded since the last model reply, with their seqs: one that arrived while the
+    # model was answering was not part of what it saw, and belongs after its reply.
+    recent_users: list[tuple[int, Message]] = field(default_factory=list)
 
     def next_action(self) -> NextAction:
         if self.status in log.TERMINAL_STATUSES or self.status == "waiting":
@@ -105,6 +108,7 @@ def _user_message(state: RunState, data: dict[str, Any]) -> None:
     message = Message(role="user", content=str(data.get("content", "")))
     # Tool results must follow their assistant turn directly, so a message sent while tools run waits.
     (state.deferred_user if state.pending else state.messages).append(message)
+    state.recent_users.append((state.last_seq, message))
     state.final_text = None
     state.interrupt_open = False
 
@@ -119,12 +123,18 @@ def _user_interrupt(state: RunState, data: dict[str, Any]) -> None:
 
 def _model_response(state: RunState, data: dict[str, Any]) -> None:
     calls = tuple(ToolCall(c["id"], c["name"], c.get("input") or {}) for c in data.get("tool_calls", []))
+    seen_upto = data.get("context_seq")
+    late = [m for seq, m in state.recent_users if seen_upto is not None and seq > seen_upto]
+    state.messages = [m for m in state.messages if not any(m is x for x in late)]
+    state.recent_users.clear()
     state.messages.append(Message(role="assistant", content=data.get("text") or "", tool_calls=calls))
+    if late:
+        (state.deferred_user if calls else state.messages).extend(late)
     state.model_calls += 1
     usage = data.get("usage") or {}
     state.tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
     state.cost_usd += float(data.get("cost_usd") or 0.0)
-    state.final_text = None if calls else (data.get("text") or "")
+    state.final_text = None if calls or late else (data.get("text") or "")
 
 
 def _tool_call(state: RunState, data: dict[str, Any]) -> None:

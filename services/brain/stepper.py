@@ -20,7 +20,8 @@ from services.brain.children import Children
 from services.brain.committer import StepCommitter
 from services.brain.context import NextAction, RunState, rebuild
 from services.brain.dispatch import ToolDispatcher
-from services.brain.models import ModelProvider, ModelRequest, ModelResponse, build_provider
+from services.brain.models import ModelProvider, ModelRequest, ModelResponse
+from services.brain.providers import ProviderPool
 from services.brain.tool_specs import tool_specs
 from services.brain.triage import Answer, Dispatch, Spawn, Wait, refusal, triage
 from services.core import events as log
@@ -36,11 +37,18 @@ logger = logging.getLogger(__name__)
 
 class RunStepper:
     def __init__(
-        self, settings: Settings, journal: Journal, dispatcher: ToolDispatcher, run_id: str, fence: log.Fence
+        self,
+        settings: Settings,
+        journal: Journal,
+        dispatcher: ToolDispatcher,
+        providers: ProviderPool,
+        run_id: str,
+        fence: log.Fence,
     ) -> None:
         self.settings = settings
         self.journal = journal
         self.dispatcher = dispatcher
+        self.providers = providers
         self.children = Children(settings, journal)
         self.run_id = run_id
         self.fence = fence
@@ -50,15 +58,17 @@ class RunStepper:
     async def drive(self) -> None:
         """Step until the run has nothing left to do now (finished, idle, or waiting)."""
         spec, created_at, overrides = await self._load_run()
-        provider = build_provider(spec.model, self.settings, [t.model_dump() for t in spec.script or []])
+        provider = self.providers.for_agent(spec)
+        await self._refresh()
+        if self.state.status in ("failed", "cancelled"):
+            await self.dispatcher.release(self.state)
+            return
         try:
-            await self._refresh()
-            if self.state.status in ("failed", "cancelled"):
-                await self.dispatcher.release(self.state)
-                return
-            if self.state.status == "queued" and self.state.next_action() is not NextAction.IDLE:
-                await self._commit(self.committer.start())
             while (action := self.state.next_action()) is not NextAction.IDLE:
+                if self.state.status == "queued":
+                    # Also mid-drive: a message can reopen the run between two of our commits.
+                    await self._commit(self.committer.start())
+                    continue
                 if action is NextAction.CALL_MODEL:
                     reached = Budget.effective(spec, overrides, self.state.budget_raises).reached(
                         self.state, created_at
@@ -71,17 +81,18 @@ class RunStepper:
             logger.warning("run %s failed after retries: %s", self.run_id, error.message)
             await self._commit(self.committer.fail(error.code, error.message))
             await self.dispatcher.release(self.state)
-        finally:
-            await provider.aclose()
 
     async def _take(self, action: NextAction, spec: AgentSpec, provider: ModelProvider) -> None:
         if action is NextAction.CALL_MODEL:
+            seen_upto = self.state.last_seq
             response = await self._call_model(spec, provider)
             if response is not None:
                 price = self.settings.model_prices.get(spec.model)
                 cost = price.cost(response.usage.input_tokens, response.usage.output_tokens) if price else 0.0
                 await self._commit(
-                    self.committer.model_response(spec.model, response, self.state.workspace_snapshot, cost)
+                    self.committer.model_response(
+                        spec.model, response, self.state.workspace_snapshot, cost, context_seq=seen_upto
+                    )
                 )
         elif action is NextAction.RUN_TOOL:
             await self._run_tool(spec)
@@ -137,14 +148,21 @@ class RunStepper:
             await self._commit(self.committer.fail(error.code, error.message))
         return None
 
-    async def _commit(self, pending: Awaitable[object]) -> None:
-        """Await a commit and fold what it appended, plus anything others appended, into the state."""
-        await pending
-        await self._refresh()
+    async def _commit(self, pending: Awaitable[list[log.Event]]) -> None:
+        """Await a commit and fold what it appended into the state.
+
+        When nothing else was appended since our last read, the appended events are all there is
+        to fold; otherwise (a message, an interrupt) the gap is read from the log.
+        """
+        appended = await pending
+        if appended and appended[0].seq == self.state.last_seq + 1:
+            rebuild(self.run_id, appended, self.state)
+        else:
+            await self._refresh()
 
     async def _ensure_lease(self) -> None:
-        async with self.journal.engine.begin() as conn:
-            held = await leases.renew(conn, self.run_id, self.fence, self.settings.lease_seconds)
+        async with self.journal.engine.connect() as conn:
+            held = await leases.holds(conn, self.run_id, self.fence)
         if not held:
             raise LeaseLost(f"the lease of run {self.run_id} was lost before a model call")
 

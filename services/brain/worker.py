@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.brain.children import Children
 from services.brain.dispatch import ToolDispatcher
+from services.brain.providers import ProviderPool
 from services.brain.stepper import RunStepper
 from services.core import leases
 from services.core.artifacts import ArtifactStore
@@ -46,6 +47,7 @@ class BrainWorker:
         self.journal = Journal(engine, bus)
         self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
         self.children = Children(settings, self.journal)
+        self.providers = ProviderPool(settings)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -72,6 +74,7 @@ class BrainWorker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.dispatcher.aclose()
+        await self.providers.aclose()
 
     async def _take_loop(self) -> None:
         while not self._stopping.is_set():
@@ -108,7 +111,7 @@ class BrainWorker:
         if fence is None:
             return  # another brain holds it and will see whatever woke us
         renewer = asyncio.create_task(self._renew(run_id, fence))
-        stepper = RunStepper(self.settings, self.journal, self.dispatcher, run_id, fence)
+        stepper = RunStepper(self.settings, self.journal, self.dispatcher, self.providers, run_id, fence)
         try:
             await stepper.drive()
         except LeaseLost:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,6 +44,17 @@ async def renew(conn: AsyncConnection, run_id: str, fence: Fence, ttl_seconds: f
         )
         .values(expires_at=func.now() + timedelta(seconds=ttl_seconds))
         .returning(run_leases.c.token)
+    )
+    return (await conn.execute(statement)).scalar() is not None
+
+
+async def holds(conn: AsyncConnection, run_id: str, fence: Fence) -> bool:
+    """Whether the lease is still ours and unexpired: a read, so it costs no disk flush."""
+    statement = select(run_leases.c.token).where(
+        run_leases.c.run_id == run_id,
+        run_leases.c.owner == fence.owner,
+        run_leases.c.token == fence.token,
+        run_leases.c.expires_at > func.now(),
     )
     return (await conn.execute(statement)).scalar() is not None
 

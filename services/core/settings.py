@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     # Storage and transport.
     database_url: str = "postgresql+psycopg://loopd:loopd@127.0.0.1:5432/loopd"
+    database_pool_size: int = Field(default=10, ge=1, description="connections per process, and as many again in bursts")
     bus_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)"
     )
@@ -66,6 +67,13 @@ class Settings(BaseSettings):
     tool_output_cap: int = 1024 * 1024
     sandbox_tmp_size: str = Field(default="256m", description="each sandbox's /tmp (uses its memory)")
     sandbox_docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker Engine API")
+    hands_warm_pool: int = Field(
+        default=2, ge=0, description="started sandboxes each hands worker keeps ready for new runs"
+    )
+    sandbox_runtime_dir: Path | None = Field(
+        default=None,
+        description="host directory for the sandboxes' executor sockets (default /run/loopd-hands or a temp dir)",
+    )
 
     # People in the loop and sub-agents.
     max_agent_depth: int = 3

@@ -90,8 +90,8 @@ def test_a_hands_worker_killed_mid_call_is_retried_from_the_snapshot(faults: Fau
     )
     run_id = faults.start_run()
     faults.wait_for_event(run_id, lambda e: e["type"] == "tool.output" and "started" in e["data"]["data"])
-    holder = faults.hands_holding(run_id)
-    assert holder is not None
+    # The registry shows the run's sandbox from its holder's next heartbeat on.
+    holder = eventually_sync(lambda: faults.hands_holding(run_id), timeout=30)
     holder.kill()
 
     run = wait_finished(faults, run_id)

@@ -90,3 +90,15 @@ def test_sandbox_location_follows_provisioned_and_lost() -> None:
     assert state.sandbox is not None and state.sandbox.hands_id == "h1"
     state = rebuild("run_1", events(CREATED, provisioned, (log.SANDBOX_LOST, {"sandbox_id": "s1"})))
     assert state.sandbox is None
+
+
+def test_a_message_sent_while_the_model_answers_comes_after_its_reply() -> None:
+    late = (log.USER_MESSAGE, {"content": "also this"})
+    reply = (log.MODEL_RESPONSE, {"text": "done", "tool_calls": [], "context_seq": 3})
+    state = rebuild("run_1", events(CREATED, HELLO, RUNNING, late, reply))
+    assert [(m.role, m.content) for m in state.messages] == [
+        ("user", "hi"),
+        ("assistant", "done"),
+        ("user", "also this"),
+    ]
+    assert state.next_action() is NextAction.CALL_MODEL
