@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install docker image run up test lint format proto bench clean
+.PHONY: install docker image run up test lint format proto bench bench-install clean
 
 install: $(STAMP)
 
@@ -39,6 +39,15 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The benchmarks compare loopd with DBOS and LangGraph, which only the benchmark environment installs.
+bench-install: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.lock
+
+bench: bench-install image
+	$(BIN)/python -m bench.step
+	$(BIN)/python -m bench.growth
+	$(BIN)/python -m bench.recovery
 
 proto: install
 	$(BIN)/python -m services.hands.proto.generate

@@ -20,15 +20,15 @@ from services.brain.children import Children
 from services.brain.committer import StepCommitter
 from services.brain.context import NextAction, RunState, rebuild
 from services.brain.dispatch import ToolDispatcher
+from services.brain.lease_keeper import LeaseKeeper
 from services.brain.models import ModelProvider, ModelRequest, ModelResponse
 from services.brain.providers import ProviderPool
 from services.brain.tool_specs import tool_specs
 from services.brain.triage import Answer, Dispatch, Spawn, Wait, refusal, triage
 from services.core import events as log
-from services.core import leases
 from services.core.agents import AgentSpec
 from services.core.db.schema import runs
-from services.core.errors import InfrastructureError, LeaseLost, ModelError
+from services.core.errors import InfrastructureError, ModelError
 from services.core.journal import Journal
 from services.core.settings import Settings
 
@@ -42,18 +42,18 @@ class RunStepper:
         journal: Journal,
         dispatcher: ToolDispatcher,
         providers: ProviderPool,
-        run_id: str,
-        fence: log.Fence,
+        lease: LeaseKeeper,
     ) -> None:
         self.settings = settings
         self.journal = journal
         self.dispatcher = dispatcher
         self.providers = providers
         self.children = Children(settings, journal)
-        self.run_id = run_id
-        self.fence = fence
-        self.committer = StepCommitter(journal, run_id, fence)
-        self.state = RunState(run_id=run_id)
+        self.lease = lease
+        self.run_id = lease.run_id
+        self.fence = lease.fence
+        self.committer = StepCommitter(journal, lease.run_id, lease.fence)
+        self.state = RunState(run_id=lease.run_id)
 
     async def drive(self) -> None:
         """Step until the run has nothing left to do now (finished, idle, or waiting)."""
@@ -133,7 +133,7 @@ class RunStepper:
             model=spec.model, system=spec.system, messages=tuple(self.state.messages), tools=tool_specs(spec)
         )
         # A brain that lost its lease must not call the model for a step another brain may own.
-        await self._ensure_lease()
+        await self.lease.ensure()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(spec.retry.max_attempts),
             wait=_model_wait,
@@ -159,12 +159,6 @@ class RunStepper:
             rebuild(self.run_id, appended, self.state)
         else:
             await self._refresh()
-
-    async def _ensure_lease(self) -> None:
-        async with self.journal.engine.connect() as conn:
-            held = await leases.holds(conn, self.run_id, self.fence)
-        if not held:
-            raise LeaseLost(f"the lease of run {self.run_id} was lost before a model call")
 
     async def _refresh(self) -> None:
         async with self.journal.engine.connect() as conn:

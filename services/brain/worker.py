@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.brain.children import Children
 from services.brain.dispatch import ToolDispatcher
+from services.brain.lease_keeper import LeaseKeeper
 from services.brain.providers import ProviderPool
 from services.brain.stepper import RunStepper
 from services.core import leases
@@ -106,12 +108,20 @@ class BrainWorker:
             self._slots.release()
 
     async def _step_run(self, run_id: str) -> None:
+        asked_at = time.monotonic()
         async with self.engine.begin() as conn:
             fence = await leases.acquire(conn, run_id, self.brain_id, self.settings.lease_seconds)
         if fence is None:
             return  # another brain holds it and will see whatever woke us
-        renewer = asyncio.create_task(self._renew(run_id, fence))
-        stepper = RunStepper(self.settings, self.journal, self.dispatcher, self.providers, run_id, fence)
+        keeper = LeaseKeeper(self.engine, run_id, fence, self.settings.lease_seconds, asked_at)
+        stepping = asyncio.current_task()
+
+        def stop_stepping() -> None:
+            if stepping is not None:
+                stepping.cancel()
+
+        renewer = asyncio.create_task(keeper.keep(on_lost=stop_stepping))
+        stepper = RunStepper(self.settings, self.journal, self.dispatcher, self.providers, keeper)
         try:
             await stepper.drive()
         except LeaseLost:
@@ -144,23 +154,6 @@ class BrainWorker:
                 await leases.release(conn, run_id, fence)
         except Exception:
             logger.info("could not release the lease of run %s; it will lapse", run_id)
-
-    async def _renew(self, run_id: str, fence: Fence) -> None:
-        current = asyncio.current_task()
-        while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
-            try:
-                async with self.engine.begin() as conn:
-                    held = await leases.renew(conn, run_id, fence, self.settings.lease_seconds)
-            except Exception:
-                logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
-                continue
-            if not held:
-                logger.warning("brain %s lost the lease of run %s; stopping", self.brain_id, run_id)
-                stepping = self._active.get(run_id)
-                if stepping is not None and stepping is not current:
-                    stepping.cancel()
-                return
 
     async def _sweep_loop(self) -> None:
         while not self._stopping.is_set():

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, column, exists, func, insert, literal, select, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.db.schema import events, run_leases, runs
@@ -79,54 +80,70 @@ class Append:
 
 
 async def append(conn: AsyncConnection, request: Append) -> list[Event]:
-    """Append events in the caller's transaction; raises LeaseLost, NotFound or Conflict."""
-    if request.fence is not None:
-        await _check_fence(conn, request.run_id, request.fence)
+    """Append events in the caller's transaction; raises LeaseLost, NotFound or Conflict.
+
+    One statement does it all (lock the lease row and check the token, bump the run row, insert the
+    events), so a step's commit costs a single round trip before COMMIT.
+    """
     count = len(request.events)
     where = runs.c.id == request.run_id
     if not request.allow_terminal:
         where = where & runs.c.status.notin_(TERMINAL_STATUSES)
+    if request.fence is not None:
+        # FOR UPDATE holds the lease row until commit, so a new owner cannot take over mid-append.
+        fence = (
+            select(run_leases.c.token)
+            .where(
+                run_leases.c.run_id == request.run_id,
+                run_leases.c.owner == request.fence.owner,
+                run_leases.c.token == request.fence.token,
+            )
+            .with_for_update()
+            .cte("fence")
+        )
+        where = where & exists(select(fence.c.token))
     values: dict[str, Any] = {
         "last_seq": runs.c.last_seq + count,
         "updated_at": func.now(),
         **request.run_changes,
     }
-    row = (
-        await conn.execute(
-            update(runs).where(where).values(**values).returning(runs.c.last_seq, runs.c.updated_at)
-        )
-    ).first()
-    if row is None:
-        exists = (await conn.execute(select(runs.c.status).where(runs.c.id == request.run_id))).first()
-        if exists is None:
-            raise NotFound(f"run {request.run_id} not found", code="run_not_found")
-        raise Conflict(f"run {request.run_id} is {exists.status}", code="run_finished")
-    first_seq = row.last_seq - count + 1
-    at = row.updated_at
-    rows = [
-        {"run_id": request.run_id, "seq": first_seq + i, "type": e.type, "at": at, "data": e.data}
-        for i, e in enumerate(request.events)
-    ]
-    if rows:
-        await conn.execute(events.insert(), rows)
-    return [Event(request.run_id, r["seq"], r["type"], at, r["data"]) for r in rows]
+    bumped = (
+        update(runs).where(where).values(**values).returning(runs.c.last_seq, runs.c.updated_at).cte("bumped")
+    )
+    payload = [{"type": e.type, "data": e.data} for e in request.events]
+    new_rows = (
+        func.jsonb_array_elements(bindparam("new_events", payload, type_=JSONB))
+        .table_valued(column("value", JSONB), with_ordinality="ord")
+        .render_derived(name="new_rows")
+    )
+    rows = select(
+        literal(request.run_id).label("run_id"),
+        (bumped.c.last_seq - count + new_rows.c.ord).label("seq"),
+        new_rows.c.value["type"].astext.label("type"),
+        bumped.c.updated_at.label("at"),
+        new_rows.c.value["data"].label("data"),
+    ).select_from(bumped.join(new_rows, true()))
+    statement = (
+        insert(events)
+        .from_select(["run_id", "seq", "type", "at", "data"], rows)
+        .returning(events.c.seq, events.c.type, events.c.at, events.c.data)
+    )
+    inserted = (await conn.execute(statement)).all()
+    if not inserted:
+        await _explain_refusal(conn, request)
+    return [Event(request.run_id, r.seq, r.type, r.at, r.data) for r in sorted(inserted, key=lambda r: r.seq)]
 
 
-async def _check_fence(conn: AsyncConnection, run_id: str, fence: Fence) -> None:
-    # FOR UPDATE holds the lease row until commit, so a new owner cannot take over mid-append.
-    token = (
-        await conn.execute(
-            select(run_leases.c.token)
-            .where(
-                run_leases.c.run_id == run_id,
-                run_leases.c.owner == fence.owner,
-                run_leases.c.token == fence.token,
-            )
-            .with_for_update()
-        )
-    ).scalar()
-    if token is None:
-        raise LeaseLost(f"fencing token {fence.token} for run {run_id} is stale")
+async def _explain_refusal(conn: AsyncConnection, request: Append) -> None:
+    """Nothing was appended: say why (the run is missing or finished, or the lease was lost)."""
+    status = (await conn.execute(select(runs.c.status).where(runs.c.id == request.run_id))).scalar()
+    if status is None:
+        raise NotFound(f"run {request.run_id} not found", code="run_not_found")
+    if status in TERMINAL_STATUSES and not request.allow_terminal:
+        raise Conflict(f"run {request.run_id} is {status}", code="run_finished")
+    if request.fence is not None:
+        raise LeaseLost(f"fencing token {request.fence.token} for run {request.run_id} is stale")
+    raise Conflict(f"nothing was appended to run {request.run_id}", code="append_refused")
 
 
 async def read(

@@ -1,0 +1,341 @@
+"""Many concurrent runs on two brain processes: steps per second, step overhead, brain memory.
+
+    .venv/bin/python -m bench.scale [--runs 1000] [--turns 3] [--model-delay 1.0]
+
+Starts its own PostgreSQL and Redis, a model server that speaks the OpenAI wire format and answers
+every call after `--model-delay` seconds (tests/fakes/model_server.py, as a process), one gateway and
+two brains (`python -m services.brain`). All runs are created over REST first, then the brains start
+and take the backlog at once, so every run is in flight together. A run has no tools, so each model
+turn ends the run; the client then sends the next message over REST, `--turns` times in all.
+
+Step overhead, per model turn (timestamps from PostgreSQL's transaction clock and the model server's
+wall clock, on one machine):
+- reply -> commit: from the model's reply (request arrival + the delay) to the start of the fenced
+  transaction that commits `model.response` (the event's `at`).
+- commit -> model request: from the commit of the user message that opens turns 2.. to the model
+  server receiving that turn's request (wake-up, lease, state rebuild, lease check, HTTP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench._support import Servers, machine, median, percentile, plain_url, rss_bytes, servers, table
+from services.local.postgres import free_port
+from tests.support.processes import LoopdProcess, ProcessGroup
+
+AGENT = {"name": "bench", "model": "openai/fake", "tools": []}
+
+
+@dataclass
+class Observed:
+    """What the client saw while the runs went: brain memory, runs in flight, wall times."""
+
+    started: float = 0.0
+    finished: float = 0.0
+    peak_rss: dict[str, int] = field(default_factory=dict)
+    end_rss: dict[str, int] = field(default_factory=dict)
+    timed_out: bool = False
+
+
+def start_model_server(root: Path, turns: int, delay: float) -> tuple[subprocess.Popen[bytes], str]:
+    script = root / "model-script.json"
+    replies = [{"text": f"turn {n + 1}", "delay": delay} for n in range(turns)]
+    script.write_text(json.dumps({"responses": replies, "by_turn": True}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.model_server", "--port", "0", "--script", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline().decode().strip()  # "listening http://127.0.0.1:PORT"
+    if not first.startswith("listening "):
+        process.kill()
+        raise RuntimeError(f"the model server did not start: {first!r}")
+    return process, first.split(" ", 1)[1]
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout}s")
+        time.sleep(0.1)
+
+
+def gateway_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v1/runs", params={"limit": 1}, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def brain_started(brain: LoopdProcess) -> bool:
+    if not brain.alive:
+        raise RuntimeError(f"brain exited:\n{brain.log_tail()}")
+    return " started" in brain.log_path.read_text(errors="replace")
+
+
+async def create_runs(url: str, count: int, parallel: int) -> dict[str, str]:
+    """run id -> its first input, created over REST with at most `parallel` requests in flight."""
+    gate = asyncio.Semaphore(parallel)
+    created: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=120) as api:
+
+        async def one(index: int) -> None:
+            user_input = f"run {index} {secrets.token_hex(4)}"
+            async with gate:
+                response = await api.post("/v1/runs", json={"agent": AGENT, "input": user_input})
+            response.raise_for_status()
+            created[response.json()["id"]] = user_input
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    return created
+
+
+async def drive_turns(
+    url: str, database_url: str, run_ids: set[str], turns: int, brains: list[LoopdProcess], timeout: float
+) -> Observed:
+    """Send the next message to every run whose turn completed, until all runs finished `turns` turns."""
+    observed = Observed(started=time.time())
+    sent: dict[str, int] = dict.fromkeys(run_ids, 1)
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=120) as api,
+        await psycopg.AsyncConnection.connect(plain_url(database_url), autocommit=True) as conn,
+    ):
+        gate = asyncio.Semaphore(64)
+
+        async def send(run_id: str, turn: int) -> None:
+            async with gate:
+                response = await api.post(f"/v1/runs/{run_id}/messages", json={"content": f"turn {turn}"})
+            response.raise_for_status()
+
+        deadline = time.monotonic() + timeout
+        while True:
+            sample_rss(brains, observed)
+            # A run whose reply is committed but which stays `queued` (see Turns.unfinished) is done with
+            # its turn too; after a quiet moment it gets its next message like a completed one.
+            rows = await (
+                await conn.execute(
+                    "SELECT id, status, step, updated_at < now() - interval '3 seconds' FROM runs "
+                    "WHERE status IN ('completed', 'failed', 'queued')"
+                )
+            ).fetchall()
+            finished = 0
+            to_send = []
+            for run_id, status, step, quiet in rows:
+                if run_id not in sent or step < sent[run_id]:
+                    continue
+                turn_done = status == "completed" or (status == "queued" and quiet)
+                if status == "failed" or (step >= turns and turn_done):
+                    finished += 1
+                elif turn_done:
+                    sent[run_id] += 1
+                    to_send.append(send(run_id, sent[run_id]))
+            await asyncio.gather(*to_send)
+            if finished == len(run_ids):
+                break
+            if time.monotonic() > deadline:
+                observed.timed_out = True
+                break
+            await asyncio.sleep(0.1)
+    observed.finished = time.time()
+    observed.end_rss = {b.name: rss_bytes(b.process.pid) for b in brains}
+    return observed
+
+
+def sample_rss(brains: list[LoopdProcess], observed: Observed) -> None:
+    for brain in brains:
+        observed.peak_rss[brain.name] = max(
+            observed.peak_rss.get(brain.name, 0), rss_bytes(brain.process.pid)
+        )
+
+
+@dataclass
+class Turns:
+    """Per (run, turn): when its opening message committed, its model call arrived, its reply committed."""
+
+    opened: dict[tuple[str, int], float] = field(default_factory=dict)
+    requested: dict[tuple[str, int], float] = field(default_factory=dict)
+    replied: dict[tuple[str, int], float] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Replies committed without the run completing after them: a new message committed between the
+    # brain's completion and its next refresh keeps the run `queued` with its answer in the log.
+    unfinished: int = 0
+
+
+def collect(database_url: str, model_url: str, inputs: dict[str, str]) -> Turns:
+    turns = Turns()
+    with psycopg.connect(plain_url(database_url)) as conn:
+        for status, count in conn.execute("SELECT status, count(*) FROM runs GROUP BY status"):
+            turns.statuses[status] = count
+        counters: dict[tuple[str, str], int] = defaultdict(int)
+        rows = conn.execute(
+            "SELECT run_id, type, at FROM events "
+            "WHERE type IN ('user.message', 'model.response', 'run.completed') ORDER BY run_id, seq"
+        )
+        awaiting: str | None = None
+        for run_id, kind, at in rows:
+            if kind == "run.completed":
+                awaiting = None
+                continue
+            if awaiting is not None:
+                turns.unfinished += 1
+            awaiting = run_id if kind == "model.response" else None
+            counters[(run_id, kind)] += 1
+            key = (run_id, counters[(run_id, kind)])
+            (turns.opened if kind == "user.message" else turns.replied)[key] = _seconds(at)
+    by_input = {text: run_id for run_id, text in inputs.items()}
+    for request in httpx.get(f"{model_url}/_requests", timeout=120).json():
+        messages = (request.get("body") or {}).get("messages") or []
+        first = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+        run_id = by_input.get(first)
+        if run_id is None:
+            continue
+        turn = 1 + sum(1 for m in messages if m.get("role") == "assistant")
+        turns.requested.setdefault((run_id, turn), request["received_at"])
+    return turns
+
+
+def _seconds(at: datetime) -> float:
+    return at.timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--turns", type=int, default=3, help="model turns per run")
+    parser.add_argument("--model-delay", type=float, default=1.0, help="seconds before each model reply")
+    parser.add_argument("--brain-concurrency", type=int, help="LOOPD_BRAIN_CONCURRENCY (default: --runs)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    args = parser.parse_args()
+    concurrency = args.brain_concurrency or args.runs
+    with servers() as running:
+        model, model_url = start_model_server(running.root, args.turns, args.model_delay)
+        group = ProcessGroup(running.root, base_env=environment(running, model_url, concurrency))
+        try:
+            results = measure(group, running, model_url, args)
+        finally:
+            group.stop_all()
+            model.terminate()
+            model.wait(timeout=10)
+    report(*results, args, concurrency)
+
+
+def environment(running: Servers, model_url: str, concurrency: int) -> dict[str, str]:
+    assert running.redis is not None
+    return {
+        "LOOPD_DATABASE_URL": running.database_url,
+        "LOOPD_BUS_URL": running.redis.url,
+        "LOOPD_ARTIFACTS_DIR": str(running.root / "artifacts"),
+        "LOOPD_TENANT": "bench",
+        "LOOPD_PORT": str(free_port()),
+        "LOOPD_OPENAI_BASE_URL": f"{model_url}/v1",
+        "LOOPD_BRAIN_CONCURRENCY": str(concurrency),
+    }
+
+
+def measure(
+    group: ProcessGroup, running: Servers, model_url: str, args: argparse.Namespace
+) -> tuple[Observed, Turns, dict[str, str]]:
+    url = f"http://127.0.0.1:{group.base_env['LOOPD_PORT']}"
+    group.start("gateway", "services.gateway")
+    wait_until(lambda: gateway_ready(url), 60, "gateway")
+    inputs = asyncio.run(create_runs(url, args.runs, parallel=32))
+    brains = [group.start(f"brain-{n}", "services.brain", LOOPD_BRAIN_ID=f"brain-{n}") for n in (1, 2)]
+    for brain in brains:
+        wait_until(lambda b=brain: brain_started(b), 60, brain.name)
+    observed = asyncio.run(
+        drive_turns(url, running.database_url, set(inputs), args.turns, brains, args.timeout)
+    )
+    if observed.timed_out:
+        print(f"timed out; the processes' logs:\n{group.logs()}", file=sys.stderr)
+    return observed, collect(running.database_url, model_url, inputs), inputs
+
+
+def in_flight_peak(requested: dict[tuple[str, int], float], delay: float) -> int:
+    """The most model calls waiting on the model at one moment."""
+    edges = sorted([(t, 1) for t in requested.values()] + [(t + delay, -1) for t in requested.values()])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def report(
+    observed: Observed, turns: Turns, inputs: dict[str, str], args: argparse.Namespace, concurrency: int
+) -> None:
+    ms, mib = 1000.0, 2**20
+    reply_to_commit = [
+        at - (turns.requested[key] + args.model_delay)
+        for key, at in turns.replied.items()
+        if key in turns.requested
+    ]
+    commit_to_request = [
+        turns.requested[key] - at
+        for key, at in turns.opened.items()
+        if key[1] >= 2 and key in turns.requested
+    ]
+    replies = sorted(turns.replied.values())
+    span = replies[-1] - replies[0] if len(replies) > 1 else float("nan")
+    print(f"machine: {machine()}")
+    print(
+        f"{len(inputs)} runs x {args.turns} model turns, model delay {args.model_delay:.1f} s, 2 brains with "
+        f"LOOPD_BRAIN_CONCURRENCY={concurrency}, 1 gateway; statuses {dict(turns.statuses)}"
+        + ("; TIMED OUT" if observed.timed_out else "")
+    )
+    summary = [
+        ["model turns committed", len(turns.replied), f"of {len(inputs) * args.turns}"],
+        ["replies not followed by run.completed (stuck queued)", turns.unfinished, "see docs/performance.md"],
+        ["model calls in flight at once (peak)", in_flight_peak(turns.requested, args.model_delay), ""],
+        ["steps per second (model turns / first-to-last commit)", len(replies) / span, f"over {span:.1f} s"],
+    ]
+    print(table("throughput", ["figure", "value", "note"], summary))
+    rows = [
+        [
+            name,
+            len(values),
+            median(values) * ms,
+            percentile(values, 0.95) * ms,
+            percentile(values, 0.99) * ms,
+            max(values) * ms,
+        ]
+        for name, values in (
+            ("reply -> commit", reply_to_commit),
+            ("commit -> model request", commit_to_request),
+        )
+        if values
+    ]
+    print(
+        table(
+            "step overhead per model turn",
+            ["interval", "turns", "median [ms]", "p95 [ms]", "p99 [ms]", "max [ms]"],
+            rows,
+        )
+    )
+    memory = [
+        [name, observed.peak_rss[name] / mib, observed.end_rss.get(name, 0) / mib]
+        for name in sorted(observed.peak_rss)
+    ]
+    print(table("brain memory", ["process", "peak RSS [MiB]", "RSS at the end [MiB]"], memory))
+
+
+if __name__ == "__main__":
+    main()
