@@ -10,6 +10,7 @@ Starts its own PostgreSQL, Redis, a local model server, one gateway, two brains 
 from __future__ import annotations
 
 import argparse
+import itertools
 import secrets
 import shutil
 import statistics
@@ -29,7 +30,9 @@ from tests.support.servers import RedisServer
 from tests.support.waiting import eventually_sync
 
 # Every tool execution appends a line to exec.log, so repeated executions are counted from the
-# workspace itself; the model thinks for a while on turn 2, which is when the brain is killed.
+# workspace itself; the model thinks for a while on turn 2, which is when the brain is killed. A
+# call that was in flight at the kill is made again (its reply was never committed); a call whose
+# reply was committed must never be.
 SCRIPT: list[dict[str, Any]] = [
     {"tool_calls": [{"name": "bash", "input": {"command": "echo 1 >> exec.log"}}]},
     {"tool_calls": [{"name": "bash", "input": {"command": "echo 2 >> exec.log"}}]},
@@ -84,12 +87,15 @@ def one_trial(cluster: Cluster, model: FakeModelServer, kill: bool) -> dict[str,
         steps = committed_steps(api, run_id)
         events = api.get(f"/v1/runs/{run_id}/events").json()["data"]
     executions = [e["data"]["output"] for e in events if e["type"] == "tool.result"][-1].splitlines()
-    asked = [_turn(r.body) for r in model.requests if _input(r.body) == user_input]
+    asked = [(_turn(r.body), r.received_at) for r in model.requests if _input(r.body) == user_input]
+    turns = [turn for turn, _ in asked]
+    after_commit = sum(1 for turn, at in asked if turn < len(steps) and at > steps[turn])
     return {
         "completed": float(run["status"] == "completed"),
         "recovery_s": min(t for t in steps if t > killed_at) - killed_at,
-        "step_interval_s": statistics.median(b - a for a, b in zip(steps, steps[1:], strict=False)),
-        "repeated_model_calls": float(len(asked) - len(set(asked))),
+        "step_interval_s": statistics.median(b - a for a, b in itertools.pairwise(steps)),
+        "model_calls_made_again": float(len(turns) - len(set(turns))),
+        "model_calls_repeated_after_commit": float(after_commit),
         "repeated_tool_executions": float(len(executions) - 3),
     }
 
@@ -146,21 +152,19 @@ def report(baseline: list[dict[str, float]], killed: list[dict[str, float]], lea
         values = sorted(r[key] for r in rows)
         return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
 
-    base_step = med(baseline, "step_interval_s")
-    print(f"brain SIGKILL during a model call; lease {lease:.1f} s; {len(killed)} trials each")
-    print(f"{'figure':<44}{'median':>10}{'p95':>10}{'ratio':>10}")
-    print(
-        f"{'step interval, no kill (baseline) [s]':<44}{base_step:>10.3f}{p95(baseline, 'step_interval_s'):>10.3f}{1:>10.2f}"
-    )
+    def row(label: str, median: float, high: float, ratio: str = "") -> None:
+        print(f"| {label:<50} | {median:>9.3f} | {high:>9.3f} | {ratio:>7} |")
+
+    base = med(baseline, "step_interval_s")
+    print(f"brain SIGKILL during a model call; lease {lease:.1f} s; {len(killed)} trials each\n")
+    print(f"| {'figure':<50} | {'median':>9} | {'p95':>9} | {'ratio':>7} |")
+    print(f"|{'-' * 52}|{'-' * 11}|{'-' * 11}|{'-' * 9}|")
+    row("step interval, no kill (baseline) [s]", base, p95(baseline, "step_interval_s"), "1.00")
     recovery = med(killed, "recovery_s")
-    print(
-        f"{'kill -> next committed step [s]':<44}{recovery:>10.3f}{p95(killed, 'recovery_s'):>10.3f}{recovery / base_step:>10.2f}"
-    )
-    for key in ("repeated_model_calls", "repeated_tool_executions"):
-        print(
-            f"{key.replace('_', ' ') + ' per killed run':<44}{med(killed, key):>10.1f}{p95(killed, key):>10.1f}{'':>10}"
-        )
-    print(f"{'runs completed':<44}{sum(r['completed'] for r in killed):>10.0f}/{len(killed)}")
+    row("kill -> next committed step [s]", recovery, p95(killed, "recovery_s"), f"{recovery / base:.2f}")
+    for key in ("model_calls_made_again", "model_calls_repeated_after_commit", "repeated_tool_executions"):
+        row(key.replace("_", " ") + " per killed run", med(killed, key), p95(killed, key))
+    print(f"\nruns completed: {sum(r['completed'] for r in killed):.0f}/{len(killed)}")
 
 
 if __name__ == "__main__":
