@@ -45,3 +45,24 @@ def test_runs_survive_a_postgres_restart_then_a_redis_restart(faults: FaultClust
         assert results[-1]["output"] == "one\ntwo\n"
         faults.assert_no_committed_model_call_repeated(run_id)
     assert all(p.alive for p in faults.cluster.processes.processes.values())
+
+
+def test_a_rolling_restart_of_every_process_loses_nothing(faults: FaultCluster) -> None:
+    faults.use_script(STEADY)
+    run_ids = [faults.start_run() for _ in range(4)]
+    eventually_sync(lambda: len(faults.model.requests) >= 4, timeout=60)
+    for process in list(faults.cluster.processes.processes.values()):
+        # SIGTERM: a brain hands back or finishes its step, hands drains its calls.
+        faults.cluster.processes.restart(process.name)
+        faults.cluster.wait_ready(hands=2)
+
+    try:
+        eventually_sync(lambda: all_completed(faults, run_ids), timeout=180, interval=0.5)
+    except AssertionError:
+        raise AssertionError(faults.cluster.processes.logs()) from None
+    for run_id in run_ids:
+        assert_gapless(faults.events(run_id))
+        assert [e["data"] for e in faults.events(run_id) if e["type"] == "tool.result"][-1][
+            "output"
+        ] == "one\ntwo\n"
+        faults.assert_no_committed_model_call_repeated(run_id)
