@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from services.brain.diagnostics import install_task_dump
 from services.brain.worker import BrainWorker
 from services.core.artifacts import build_artifact_store
 from services.core.bus import build_bus
@@ -22,6 +23,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    install_task_dump(loop)
     try:
         async with BrainWorker(settings, engine, bus, build_artifact_store(settings.artifacts_path)):
             await stop.wait()

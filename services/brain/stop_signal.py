@@ -30,8 +30,11 @@ async def wait_for_stop(journal: Journal, run_id: str, after_seq: int) -> str:
                 found = await _stopping_event(journal, run_id, after_seq)
                 if found is not None:
                     return found
+                # asyncio.timeout, unlike wait_for on Python 3.11, never swallows a cancellation
+                # that lands as the queue yields, so cancelling this watcher always ends it.
                 with contextlib.suppress(TimeoutError):
-                    message = await asyncio.wait_for(live.get(), RECHECK_SECONDS)
+                    async with asyncio.timeout(RECHECK_SECONDS):
+                        message = await live.get()
                     if message.get("type") in STOPPING:
                         return str(message["type"])
         finally:

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
 
     # Storage and transport.
     database_url: str = "postgresql+psycopg://loopd:loopd@127.0.0.1:5432/loopd"
-    database_pool_size: int = Field(default=10, ge=1, description="connections per process, and as many again in bursts")
+    database_pool_size: int = Field(
+        default=10, ge=1, description="connections per process, and as many again in bursts"
+    )
     bus_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)"
     )

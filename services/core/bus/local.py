@@ -38,7 +38,8 @@ class LocalBus:
     async def take(self, consumer: str, timeout: float) -> WakeUp | None:
         self._redeliver_expired()
         try:
-            run_id = await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for, which can swallow a cancellation
+                run_id = await self._queue.get()
         except TimeoutError:
             self._redeliver_expired()
             return None

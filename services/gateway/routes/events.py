@@ -69,7 +69,9 @@ async def _follow(services: GatewayServices, run_id: str, after: int) -> AsyncIt
                         yield _sse(event)
                     behind = False
                 try:
-                    message = await asyncio.wait_for(live.get(), CATCH_UP_SECONDS)
+                    # Not wait_for: on Python 3.11 it can swallow the cancellation of a closed stream.
+                    async with asyncio.timeout(CATCH_UP_SECONDS):
+                        message = await live.get()
                 except TimeoutError:
                     behind = True
                     continue
