@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     )
     sandbox_runtime_dir: Path | None = Field(
         default=None,
-        description="host directory for the sandboxes' executor sockets (default /run/loopd-hands or a temp dir)",
+        description="host folder for the sandboxes' executor sockets (default /run/loopd-hands or a tempdir)",
     )
 
     # People in the loop and sub-agents.

@@ -2,7 +2,7 @@
 
 A small Python program (PROGRAM) runs inside the sandbox with its arguments as separate argv entries,
 so no input ever reaches a shell. It resolves symlinks before checking that a path stays inside
-/workspace. write_file content travels through the driver's archive upload, which has no size limit.
+/workspace. write_file content travels through the driver's `put_file`, which has no size limit.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import posixpath
 from contextlib import aclosing
 
 from services.core.errors import InvalidRequest, SandboxLost
-from services.hands.sandbox import ExecExit, ExecRequest, PutFile, SandboxDriver
+from services.hands.sandbox import ExecExit, ExecRequest, PutFile, SandboxDriver, SandboxRefused
 from services.hands.toolcall import OutputCollector, ToolCall, ToolOutcome, lost, timed_out, tool_error
 from services.hands.tools import WORKSPACE
 
@@ -143,14 +143,19 @@ async def _write(driver: SandboxDriver, call: ToolCall, path: str, content: str)
         return prepared
     mode, _, resolved = prepared.output.partition(" ")
     data = content.encode()
-    await driver.put_file(call.sandbox_id, PutFile(path=resolved, data=data, mode=int(mode, 8)))
+    try:
+        await driver.put_file(call.sandbox_id, PutFile(path=resolved, data=data, mode=int(mode, 8)))
+    except SandboxRefused as exc:
+        return tool_error(f"cannot write {path}: {exc.message}")
     return ToolOutcome(ok=True, output=f"wrote {len(data)} bytes to {posixpath.relpath(resolved, WORKSPACE)}")
 
 
 async def _program(driver: SandboxDriver, call: ToolCall, argv: tuple[str, ...]) -> ToolOutcome:
     stdout, stderr = OutputCollector(call.output_cap), OutputCollector(call.output_cap)
     end = ExecExit(exit_code=None)
-    request = ExecRequest(argv=("python3", "-c", PROGRAM, *argv), timeout=call.timeout_seconds)
+    request = ExecRequest(
+        argv=("python3", "-c", PROGRAM, *argv), timeout=call.timeout_seconds, output_cap=call.output_cap
+    )
     async with aclosing(driver.exec(call.sandbox_id, request)) as events:
         async for event in events:
             if isinstance(event, ExecExit):

@@ -1,4 +1,7 @@
-"""The worker's sandboxes: one per run while warm, created on the run's first call, reaped when idle.
+"""The worker's sandboxes: one per run while warm, taken on the run's first call, reaped when idle.
+
+A run's first call claims a started sandbox from the worker's WarmSandboxes when one is ready, and
+starts one otherwise.
 
 Calls of one run are serialised by a per-run lock: a timeout kills every process in the sandbox, which
 must not take a concurrent call of the same run down with it. The pool also keeps what each sandbox's
@@ -17,6 +20,7 @@ from dataclasses import dataclass, replace
 from services.hands.api import SandboxStatus
 from services.hands.manifest import EMPTY_SNAPSHOT
 from services.hands.sandbox import CreateSandbox, SandboxDriver
+from services.hands.warm import WarmSandboxes
 
 RUN_LABEL = "loopd.run_id"
 log = logging.getLogger(__name__)
@@ -64,8 +68,18 @@ class _RunLocks:
 
 
 class SandboxPool:
-    def __init__(self, driver: SandboxDriver, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        driver: SandboxDriver,
+        *,
+        clock: Callable[[], float] = time.time,
+        warm: WarmSandboxes | None = None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`on_change` is told whenever a run gets a sandbox, so the registry can say so soon."""
         self._driver = driver
+        self._warm = warm
+        self._on_change = on_change
         self._clock = clock
         self._sandboxes: dict[str, SandboxStatus] = {}
         self._workspaces: dict[str, WorkspaceState] = {}
@@ -82,10 +96,13 @@ class SandboxPool:
             if await self._driver.alive(warm.sandbox_id):
                 return Lease(warm.sandbox_id, created=False)
             await self.discard(run_id)
-        sandbox_id = await self._driver.create(CreateSandbox(labels={RUN_LABEL: run_id}))
+        sandbox_id = await self._warm.claim() if self._warm is not None else None
+        if sandbox_id is None:
+            sandbox_id = await self._driver.create(CreateSandbox(labels={RUN_LABEL: run_id}))
         now = self._clock()
         self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
         self._workspaces[run_id] = WorkspaceState(EMPTY_SNAPSHOT)
+        self._on_change()
         log.info("created sandbox %s for run %s", sandbox_id[:12], run_id)
         return Lease(sandbox_id, created=True)
 

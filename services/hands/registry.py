@@ -1,4 +1,8 @@
-"""Keeps a hands worker in the bus's hands registry: a heartbeat while it runs, unregistered at exit."""
+"""Keeps a hands worker in the bus's hands registry: a heartbeat while it runs, unregistered at exit.
+
+`nudge()` makes the next beat happen at once: a run that just got a sandbox (a warm one is claimed in
+milliseconds) is then listed before its first call ends, so the run's next call finds its worker.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ class Registration:
         self._every = every
         self._ttl = ttl
         self._task: asyncio.Task[None] | None = None
+        self._nudged = asyncio.Event()
+
+    def nudge(self) -> None:
+        self._nudged.set()
 
     async def __aenter__(self) -> Registration:
         await self.beat()
@@ -47,5 +55,8 @@ class Registration:
 
     async def _beat_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._every):  # not wait_for: it can swallow a cancellation
+                    await self._nudged.wait()
+            self._nudged.clear()
             await self.beat()

@@ -35,7 +35,9 @@ async def run_tool(driver: SandboxDriver, call: ToolCall) -> AsyncGenerator[Outp
         raise InvalidRequest("bash needs a string `command`")
     collector = OutputCollector(call.output_cap)
     end = ExecExit(exit_code=None)
-    request = ExecRequest(argv=("bash", "-c", command), timeout=call.timeout_seconds)
+    request = ExecRequest(
+        argv=("bash", "-c", command), timeout=call.timeout_seconds, output_cap=call.output_cap
+    )
     async with aclosing(driver.exec(call.sandbox_id, request)) as events:
         async for event in events:
             if isinstance(event, ExecExit):

@@ -1,9 +1,9 @@
 """HandsWorker: the hands process's lifecycle around the gRPC server, its sandboxes and its registration.
 
 Start: remove sandboxes a previous process with the same hands_id left behind, bind and serve, start
-the reaper, then register on the bus. Snapshots and the call ledger live beside the artifact store, so
-every worker sharing it can take over any run. Stop: report NOT_SERVING, drain in-flight calls, unregister,
-stop the reaper and destroy the remaining sandboxes.
+filling the warm pool and the reaper, then register on the bus. Snapshots and the call ledger live
+beside the artifact store, so every worker sharing it can take over any run. Stop: report NOT_SERVING,
+drain in-flight calls, unregister, stop the reaper, and destroy the warm and the remaining sandboxes.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from services.hands.sandbox import SandboxDriver, build_driver
 from services.hands.servicer import HandsServicer
 from services.hands.slots import Slots
 from services.hands.snapshots import Snapshots
+from services.hands.warm import WarmSandboxes
 
 HANDS_LABEL = "loopd.hands_id"
 SERVICE_NAME = hands_pb2.DESCRIPTOR.services_by_name["Hands"].full_name
@@ -63,6 +64,7 @@ class HandsWorker:
         self._ledger = ledger or build_ledger(settings.artifacts_path / "ledger")
         self._slots = Slots(settings.hands_slots)
         self._pool: SandboxPool | None = None
+        self._warm: WarmSandboxes | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._registration: Registration | None = None
@@ -83,6 +85,11 @@ class HandsWorker:
     ) -> None:
         await self._stop()
 
+    @property
+    def warm_ready(self) -> int:
+        """Warm sandboxes started and ready to be claimed."""
+        return len(self._warm) if self._warm is not None else 0
+
     def status(self) -> HandsStatus:
         sandboxes = self._pool.snapshot() if self._pool else ()
         return HandsStatus(self.hands_id, self._slots.total, self._slots.free, sandboxes)
@@ -100,12 +107,17 @@ class HandsWorker:
             labels={"state": "draining" if self._draining else "serving"},
         )
 
+    def _sandboxes_changed(self) -> None:
+        if self._registration is not None:
+            self._registration.nudge()
+
     async def _start(self) -> None:
         settings = self._settings
         self._started_at = time.time()
         if self._driver is None:
             self._driver = build_driver(settings, self._labels)
-        self._pool = pool = SandboxPool(self._driver)
+        self._warm = warm = WarmSandboxes(self._driver, settings.hands_warm_pool)
+        self._pool = pool = SandboxPool(self._driver, warm=warm, on_change=self._sandboxes_changed)
         await pool.remove_orphans(self._labels)
         calls = CallExecutor(
             self._driver,
@@ -128,6 +140,8 @@ class HandsWorker:
         await server.start()
         for service in ("", SERVICE_NAME):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        # Entered first so it is closed last: its sandboxes are destroyed after registration ends.
+        await self._background.enter_async_context(warm)
         await self._background.enter_async_context(Reaper(pool, idle_seconds=settings.sandbox_idle_seconds))
         self._registration = await self._background.enter_async_context(
             Registration(

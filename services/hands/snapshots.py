@@ -1,10 +1,11 @@
 """Content-addressed, incremental snapshots of a sandbox's /workspace in the artifact store.
 
 A snapshot is a manifest blob (manifest.py) whose sha256 is the snapshot id; each file's content is a
-blob of its own, written only when the store does not hold it yet, so an unchanged file costs one
-hash per snapshot and is stored once. Taking a snapshot reads one archive of /workspace from the
-driver; restoring builds the archive back from the store, then clears /workspace and unpacks it.
-The empty workspace is EMPTY_SNAPSHOT and needs no blob at all.
+blob of its own, written only when the store does not hold it yet. Taking a snapshot asks the driver
+to scan /workspace (the sandbox hashes only files whose stat changed) and copies in only the contents
+the host has not yet seen in that sandbox, checking each one's sha256, so its cost follows what
+changed. Restoring builds an archive from the store, then clears /workspace and unpacks it. The empty
+workspace is EMPTY_SNAPSHOT and needs no blob at all.
 """
 
 from __future__ import annotations
@@ -13,22 +14,14 @@ import asyncio
 import shutil
 import tempfile
 import time
+from contextlib import aclosing
 from pathlib import Path
 from typing import IO
 
 from services.core.artifacts import ArtifactStore
 from services.core.errors import InfrastructureError, NotFound
 from services.hands.api import SnapshotMissing
-from services.hands.archive import (
-    END_OF_ARCHIVE,
-    ScannedArchive,
-    Span,
-    copy_span,
-    header,
-    padding,
-    read_span,
-    scan,
-)
+from services.hands.archive import END_OF_ARCHIVE, header, padding
 from services.hands.manifest import EMPTY_SNAPSHOT, FileEntry, Manifest, decode
 from services.hands.sandbox import SandboxDriver
 from services.hands.tools import WORKSPACE
@@ -36,6 +29,8 @@ from services.hands.tools import WORKSPACE
 # Contents up to this size move through memory; larger ones through a scratch file or a stream.
 _INLINE = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
+# Scans to try when a file changes between being listed and being read (a background process writing).
+_ATTEMPTS = 3
 
 
 class Snapshots:
@@ -47,18 +42,19 @@ class Snapshots:
 
     async def take(self, sandbox_id: str) -> str:
         """Snapshot the sandbox's /workspace and return the snapshot id. Raises SandboxLost."""
-        scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="loopd-snapshot-"))
-        try:
-            archive = scratch / "workspace.tar"
-            await self._driver.export(sandbox_id, WORKSPACE, archive)
-            scanned = await asyncio.to_thread(scan, archive)
-            await self._store_new_contents(archive, scanned, scratch)
-            snapshot_id = scanned.manifest.snapshot_id()
+        for _ in range(_ATTEMPTS):
+            scanned = await self._driver.scan(sandbox_id, WORKSPACE)
+            try:
+                manifest = Manifest.of(list(scanned.entries))
+            except ValueError as exc:
+                raise InfrastructureError(f"the sandbox reported a bad workspace listing: {exc}") from None
+            if not await self._store_unseen(sandbox_id, scanned.unseen):
+                continue
+            snapshot_id = manifest.snapshot_id()
             if not await self._artifacts.exists(snapshot_id):
-                await self._artifacts.put(scanned.manifest.encode())
+                await self._artifacts.put(manifest.encode())
             return snapshot_id
-        finally:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+        raise InfrastructureError("the workspace kept changing while its snapshot was taken")
 
     async def load(self, snapshot_id: str) -> Manifest:
         """The manifest of a snapshot. Raises SnapshotMissing."""
@@ -89,34 +85,42 @@ class Snapshots:
                 await self._driver.clear(sandbox_id, WORKSPACE)
             if manifest.entries:
                 await self._driver.import_archive(sandbox_id, WORKSPACE, archive)
+                # Every content came from the store, so the sandbox holds nothing unseen.
+                self._driver.trust(sandbox_id, (entry.sha256 for entry in manifest.files()))
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
-    async def _store_new_contents(self, archive: Path, scanned: ScannedArchive, scratch: Path) -> None:
-        digests = list(scanned.sources)
-        present = await asyncio.gather(*(self._artifacts.exists(sha256) for sha256 in digests))
-        missing = [sha256 for sha256, there in zip(digests, present, strict=True) if not there]
-        if not missing:
-            return
-        handle = await asyncio.to_thread(archive.open, "rb")
-        try:
-            for sha256 in missing:
-                stored = await self._store_span(handle, scanned.sources[sha256], scratch)
-                if stored != sha256:
-                    raise InfrastructureError("the workspace archive changed while it was read")
-        finally:
-            await asyncio.to_thread(handle.close)
+    async def _store_unseen(self, sandbox_id: str, files: tuple[FileEntry, ...]) -> bool:
+        """Read, check and store each content the host has not seen in this sandbox; False if one changed."""
+        verified = []
+        for entry in {entry.sha256: entry for entry in files}.values():
+            stored = await self._store_content(sandbox_id, entry)
+            if stored != entry.sha256:
+                return False
+            verified.append(stored)
+        self._driver.trust(sandbox_id, verified)
+        return True
 
-    async def _store_span(self, handle: IO[bytes], span: Span, scratch: Path) -> str:
-        if span.size <= _INLINE:
-            data = await asyncio.to_thread(read_span, handle, span)
+    async def _store_content(self, sandbox_id: str, entry: FileEntry) -> str:
+        """Copy one file's content from the sandbox into the store; returns the sha256 of what was read."""
+        chunks = self._driver.read(sandbox_id, f"{WORKSPACE}/{entry.path}")
+        if entry.size <= _INLINE:
+            async with aclosing(chunks):
+                data = b"".join([chunk async for chunk in chunks])
             return (await self._artifacts.put(data)).sha256
-        part = scratch / "content.part"
-        await asyncio.to_thread(copy_span, handle, span, part)
+        scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="loopd-snapshot-"))
         try:
+            part = scratch / "content.part"
+            out = await asyncio.to_thread(part.open, "wb")
+            try:
+                async with aclosing(chunks):
+                    async for chunk in chunks:
+                        await asyncio.to_thread(out.write, chunk)
+            finally:
+                await asyncio.to_thread(out.close)
             return (await self._artifacts.put_file(part)).sha256
         finally:
-            await asyncio.to_thread(part.unlink, True)
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
 
     async def _write_archive(self, manifest: Manifest, dest: Path) -> None:
         """Write the manifest's tar: small members in batches, large contents streamed from the store."""

@@ -1,18 +1,29 @@
 """The sandbox driver boundary: create disposable locked-down sandboxes and run processes in them.
 
 A driver is built for one `SandboxSpec` (the worker's policy) and knows nothing about tools or runs
-beyond the labels it is given. Backends: docker.py (Docker Engine API).
+beyond the labels it is given. Backends: docker.py (Docker Engine API, with an executor process inside
+each sandbox that runs the commands: executor.py, inside/executor.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from services.core.errors import InfrastructureError
+from services.hands.manifest import Entry, FileEntry
+
 if TYPE_CHECKING:
     from services.core.settings import Settings
+
+
+class SandboxRefused(InfrastructureError):
+    """The sandbox could not do what it was asked on its own files (permissions, a vanished path)."""
+
+    code = "sandbox_request_failed"
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,8 @@ class SandboxSpec:
     read_only_root: bool = True
     workdir: str = "/workspace"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Host directory holding each sandbox's channel directory (None: a default under /run or /tmp).
+    runtime_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, labels: Mapping[str, str]) -> SandboxSpec:
@@ -40,6 +53,7 @@ class SandboxSpec:
             pids_limit=settings.sandbox_pids,
             tmp_size=settings.sandbox_tmp_size,
             labels=dict(labels),
+            runtime_dir=settings.sandbox_runtime_dir,
         )
 
 
@@ -52,6 +66,8 @@ class CreateSandbox:
 class ExecRequest:
     argv: tuple[str, ...]
     timeout: float
+    # Bytes of each stream worth sending back; the rest is read and dropped in the sandbox.
+    output_cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,20 @@ class ExecExit:
     exit_code: int | None
     timed_out: bool = False
     lost: bool = False
+
+
+@dataclass(frozen=True)
+class WorkspaceScan:
+    """A directory's manifest entries, and the files among them whose content the host has not seen.
+
+    A content is seen once the host has read it from this sandbox and checked its sha256 (or wrote it
+    there itself) and stored it; the sandbox's own word for a sha256 is never enough, or a sandbox could
+    claim a content it never had and have it restored.
+    """
+
+    entries: tuple[Entry, ...]
+    unseen: tuple[FileEntry, ...]
+    hashed: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +145,21 @@ class SandboxDriver(Protocol):
 
         Killing first means nothing left running from earlier calls writes into what comes next.
         """
+        ...
+
+    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
+        """List the directory recursively, hashing only files changed since the last scan.
+
+        Raises SandboxLost.
+        """
+        ...
+
+    def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
+        """The content of one regular file of the sandbox (`path` absolute), in chunks."""
+        ...
+
+    def trust(self, sandbox_id: str, sha256s: Iterable[str]) -> None:
+        """Mark contents as seen in the sandbox (verified and stored by the host): later scans skip them."""
         ...
 
     async def find(self, labels: Mapping[str, str]) -> list[str]:

@@ -1,117 +1,219 @@
-"""Docker backend of the sandbox driver, over the Docker Engine API (the `docker` package).
+"""Docker backend of the sandbox driver: containers from the Docker Engine, commands through an executor.
 
-A sandbox is a container idling under a tiny init (programs.INIT) with no network, no capabilities,
-a read-only root, a tmpfs /tmp, and an anonymous volume on /workspace. The volume (not a tmpfs) is
-what the engine's archive API can read and write, it survives the restart used to recover from a
-runaway process tree, its pages do not count against the sandbox's memory, and removing the
-container with v=True removes it too.
+A sandbox is a container with no network, no capabilities, a read-only root, a tmpfs /tmp, and an
+anonymous volume on /workspace (which the engine's archive API can read and write, which survives the
+restart used to recover from a runaway tree, and which is removed with the container). Its PID 1 is
+the executor (inside/executor.py): it connects back to hands over a unix socket in a per-sandbox host
+directory (channel.py) and runs every command, kill and workspace scan, so a call costs a fork and
+an exec instead of a `docker exec`. The engine is only asked to create, restart, remove and to move
+archives for restores and exports.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import docker
-from docker.errors import APIError, NotFound
-from docker.types import Mount
-
 from services.core.errors import InfrastructureError, LoopdError, SandboxLost
-from services.hands.sandbox import CreateSandbox, ExecExit, ExecOutput, ExecRequest, PutFile, SandboxSpec
-from services.hands.sandbox.docker_io import drained, engine_errors, pump, single_file_tar
-from services.hands.sandbox.programs import CLEAR, INIT, RELAY
+from services.hands.manifest import FileEntry
+from services.hands.sandbox import (
+    CreateSandbox,
+    ExecExit,
+    ExecOutput,
+    ExecRequest,
+    PutFile,
+    SandboxRefused,
+    SandboxSpec,
+    WorkspaceScan,
+)
+from services.hands.sandbox import executor as ex
+from services.hands.sandbox.channel import ChannelClosed, ExecutorChannel
+from services.hands.sandbox.docker_engine import Engine
+from services.hands.sandbox.docker_io import engine_errors
 
 _T = TypeVar("_T")
-# Run as the sandbox user, this kills every process of the sandbox but PID 1 and itself in one
-# kernel pass, so it also stops a fork bomb, or a tree that escaped its process group with setsid.
-_KILL_ALL = ("python3", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)")
-_KILL_GRACE = 3.0
-_KILL_ATTEMPTS = 3
+# How long a started container's executor has to connect back.
+_CONNECT_TIMEOUT = 20.0
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Session:
+    channel: ExecutorChannel
+    # Contents the host has read from this sandbox and verified, or put there itself (see WorkspaceScan).
+    seen: set[str] = field(default_factory=set)
 
 
 class DockerDriver:
     def __init__(self, spec: SandboxSpec, *, base_url: str, max_connections: int = 32) -> None:
         self._spec = spec
-        self._base_url = base_url
-        self._max_connections = max_connections
-        self._client: docker.APIClient | None = None
-        self._client_lock = threading.Lock()
+        self._engine = Engine(spec, base_url=base_url, max_connections=max_connections)
+        self._sessions: dict[str, _Session] = {}
+        self._root: Path | None = None
 
     async def create(self, request: CreateSandbox) -> str:
-        return await self._call(self._create, {**self._spec.labels, **request.labels})
+        channel = ExecutorChannel(await self._channels_root() / secrets.token_hex(6))
+        await channel.open()
+        sandbox_id = ""
+        try:
+            labels = {**self._spec.labels, **request.labels}
+            sandbox_id = await self._call(self._engine.create, labels, channel.directory)
+            if not await channel.wait_connected(_CONNECT_TIMEOUT):
+                raise InfrastructureError(
+                    f"the executor of sandbox {sandbox_id[:12]} did not connect", code="sandbox_unavailable"
+                )
+        except BaseException:
+            with contextlib.suppress(LoopdError):
+                if sandbox_id:
+                    await self._call(self._engine.destroy, sandbox_id)
+            await channel.close()
+            raise
+        self._sessions[sandbox_id] = _Session(channel)
+        return sandbox_id
 
     async def destroy(self, sandbox_id: str) -> None:
-        await self._call(self._destroy, sandbox_id)
+        await self._call(self._engine.destroy, sandbox_id)
+        session = self._sessions.pop(sandbox_id, None)
+        if session is not None:
+            await session.channel.close()
 
     async def alive(self, sandbox_id: str) -> bool:
-        return await self._call(self._alive, sandbox_id)
+        session = self._sessions.get(sandbox_id)
+        if session is None:
+            return await self._call(self._engine.alive, sandbox_id)
+        try:
+            # The executor is PID 1: while it answers, the container runs.
+            await ex.ping(session.channel)
+            return True
+        except (ChannelClosed, TimeoutError):
+            return False
 
     async def exec(
         self, sandbox_id: str, request: ExecRequest
     ) -> AsyncGenerator[ExecOutput | ExecExit, None]:
-        argv = ("python3", "-c", RELAY, *request.argv)
-        try:
-            exec_id, stream = await self._call(self._start_exec, sandbox_id, argv)
-        except SandboxLost:
+        session = self._sessions.get(sandbox_id)
+        if session is None:
             yield ExecExit(exit_code=None, lost=True)
             return
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[ExecOutput | None] = asyncio.Queue()
-        # A thread of its own, not the shared pool: the stream may stay open for the whole timeout.
-        reader = threading.Thread(target=pump, args=(stream, loop, queue), daemon=True)
-        reader.start()
-        deadline = loop.time() + request.timeout
-        finished = timed_out = False
+        finished = False
         try:
-            while True:
-                # The deadline guards only the wait, never a yield: firing while the consumer holds
-                # an item would cancel the consumer's own await instead of this loop.
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        item = await queue.get()
-                except TimeoutError:
-                    timed_out = True
-                    break
-                if item is None:
-                    break
+            async for item in ex.run(session.channel, request, self._spec.workdir):
+                if isinstance(item, ExecExit):
+                    finished = True
                 yield item
+        except ChannelClosed:
             finished = True
-            if timed_out:
-                recovered = await self._stop_all(sandbox_id, queue)
-                yield ExecExit(exit_code=None, timed_out=True, lost=not recovered)
-            else:
-                yield await self._exit(sandbox_id, exec_id)
+            yield ExecExit(exit_code=None, lost=True)
+        except TimeoutError:
+            # The executor did not end the call in time: it is stuck, so start the sandbox afresh.
+            finished = True
+            yield ExecExit(exit_code=None, timed_out=True, lost=not await self._restart(sandbox_id))
         finally:
-            stream.close()
             if not finished:
                 # The caller went away mid-call: leave nothing of it running in the sandbox.
                 await self._kill_all(sandbox_id)
 
     async def put_file(self, sandbox_id: str, request: PutFile) -> None:
-        await self._call(self._put_file, sandbox_id, request)
+        await ex.write(self._session(sandbox_id).channel, request.path, request.data, request.mode)
 
     async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
-        await self._call(self._export, sandbox_id, path, dest)
+        await self._call(self._engine.export, sandbox_id, path, dest)
 
     async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
-        await self._call(self._import, sandbox_id, path, source)
+        await self._call(self._engine.import_archive, sandbox_id, path, source)
 
     async def clear(self, sandbox_id: str, path: str) -> None:
-        if not await self._call(self._run_to_end, sandbox_id, ("python3", "-c", CLEAR, path)):
+        try:
+            await ex.clear(self._session(sandbox_id).channel, path)
+        except SandboxRefused as exc:
             raise InfrastructureError(
-                f"could not clear {path} in sandbox {sandbox_id[:12]}", code="sandbox_clear_failed"
-            )
+                f"could not clear {path} in sandbox {sandbox_id[:12]}: {exc.message}",
+                code="sandbox_clear_failed",
+            ) from exc
+        except (ChannelClosed, TimeoutError) as exc:
+            raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
+
+    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
+        session = self._session(sandbox_id)
+        try:
+            entries, hashed = await ex.scan(session.channel, path)
+        except (ChannelClosed, TimeoutError) as exc:
+            raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
+        unseen = [e for e in entries if isinstance(e, FileEntry) and e.sha256 not in session.seen]
+        return WorkspaceScan(tuple(entries), tuple(unseen), hashed)
+
+    async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
+        try:
+            async for chunk in ex.read(self._session(sandbox_id).channel, path):
+                yield chunk
+        except (ChannelClosed, TimeoutError) as exc:
+            raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
+
+    def trust(self, sandbox_id: str, sha256s: Iterable[str]) -> None:
+        session = self._sessions.get(sandbox_id)
+        if session is not None:
+            session.seen.update(sha256s)
 
     async def find(self, labels: Mapping[str, str]) -> list[str]:
-        return await self._call(self._find, labels)
+        return await self._call(self._engine.find, labels)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await asyncio.to_thread(self._client.close)
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.channel.close()
+        await asyncio.to_thread(self._engine.close)
+
+    def _session(self, sandbox_id: str) -> _Session:
+        session = self._sessions.get(sandbox_id)
+        if session is None:
+            raise SandboxLost(f"sandbox {sandbox_id[:12]} is not one of this worker's")
+        return session
+
+    async def _kill_all(self, sandbox_id: str) -> bool:
+        session = self._sessions.get(sandbox_id)
+        if session is None:
+            return False
+        try:
+            if await ex.kill_all(session.channel):
+                return True
+        except (ChannelClosed, TimeoutError, SandboxRefused):
+            pass
+        return await self._restart(sandbox_id)
+
+    async def _restart(self, sandbox_id: str) -> bool:
+        """Restart a sandbox whose executor cannot stop what runs in it; False if it is lost."""
+        session = self._sessions.get(sandbox_id)
+        if session is None:
+            return False
+        log.warning("restarting sandbox %s: its executor did not stop the call", sandbox_id[:12])
+        try:
+            await self._call(self._engine.restart, sandbox_id)
+        except LoopdError:  # gone, or the engine failed: either way the sandbox cannot be trusted
+            return False
+        # Only now, with every process of the old start gone, is the next connection the new executor's.
+        session.channel.expect()
+        session.seen.clear()
+        return await session.channel.wait_connected(_CONNECT_TIMEOUT)
+
+    async def _channels_root(self) -> Path:
+        """This driver's directory of channel directories, emptied of a previous process's on first use."""
+        if self._root is None:
+            base = self._spec.runtime_dir or _default_runtime_dir()
+            key = "\n".join(f"{k}={v}" for k, v in sorted(self._spec.labels.items()))
+            root = base / hashlib.sha256(key.encode()).hexdigest()[:12]
+            await asyncio.to_thread(_fresh_directory, base, root)
+            self._root = root
+        return self._root
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.to_thread(self._guarded, fn, *args)
@@ -120,161 +222,15 @@ class DockerDriver:
         with engine_errors():
             return fn(*args)
 
-    def _api(self) -> docker.APIClient:
-        # Built on first use, in a worker thread: the client asks the engine for its API version.
-        with self._client_lock:
-            if self._client is None:
-                self._client = docker.APIClient(base_url=self._base_url, max_pool_size=self._max_connections)
-            return self._client
 
-    def _create(self, labels: dict[str, str]) -> str:
-        api, spec = self._api(), self._spec
-        host_config = api.create_host_config(
-            network_mode=spec.network_mode,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            read_only=spec.read_only_root,
-            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={spec.tmp_size}"},
-            mounts=[Mount(spec.workdir, None, type="volume", labels=labels)],
-            mem_limit=spec.memory,
-            memswap_limit=spec.memory,
-            nano_cpus=int(spec.cpus * 1e9),
-            pids_limit=spec.pids_limit,
-        )
-        container = api.create_container(
-            spec.image,
-            command=["python3", "-c", INIT],
-            user=spec.user,
-            working_dir=spec.workdir,
-            environment={"HOME": "/tmp", "TMPDIR": "/tmp"},
-            labels=labels,
-            host_config=host_config,
-        )
-        try:
-            api.start(container["Id"])
-        except BaseException:
-            self._destroy(container["Id"])
-            raise
-        return str(container["Id"])
+def _default_runtime_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/run/loopd-hands")
+    return Path(tempfile.gettempdir()) / f"loopd-hands-{os.geteuid()}"
 
-    def _destroy(self, sandbox_id: str) -> None:
-        try:
-            self._api().remove_container(sandbox_id, v=True, force=True)
-        except NotFound:
-            pass
-        except APIError as exc:
-            if exc.status_code != 409:  # removal already in progress
-                raise
 
-    def _alive(self, sandbox_id: str) -> bool:
-        try:
-            return bool(self._api().inspect_container(sandbox_id)["State"]["Running"])
-        except NotFound:
-            return False
-
-    def _start_exec(self, sandbox_id: str, argv: tuple[str, ...]) -> tuple[str, Any]:
-        api, spec = self._api(), self._spec
-        try:
-            exec_id = api.exec_create(sandbox_id, list(argv), user=spec.user, workdir=spec.workdir)["Id"]
-            return exec_id, api.exec_start(exec_id, stream=True, demux=True)
-        except APIError as exc:
-            if isinstance(exc, NotFound) or exc.status_code == 409:  # gone, or not running
-                raise SandboxLost(f"sandbox {sandbox_id[:12]} is gone") from exc
-            raise
-
-    async def _exit(self, sandbox_id: str, exec_id: str) -> ExecExit:
-        code = await self._call(self._exit_code, exec_id)
-        # A signal-sized code may mean the whole sandbox died (killed, OOM, removed), not just the command.
-        # The engine may still call a dying container running, so ask it to start a process instead.
-        if (code is None or code >= 128) and not await self._responds(sandbox_id):
-            return ExecExit(exit_code=code, lost=True)
-        return ExecExit(exit_code=code)
-
-    async def _responds(self, sandbox_id: str) -> bool:
-        try:
-            return await self._call(self._run_quick, sandbox_id, ("true",))
-        except LoopdError:
-            return False
-
-    def _exit_code(self, exec_id: str) -> int | None:
-        # The stream can close a moment before the engine records the exit code.
-        deadline = time.monotonic() + 2.0
-        while True:
-            try:
-                state = self._api().exec_inspect(exec_id)
-            except NotFound:
-                return None
-            if not state["Running"] or time.monotonic() > deadline:
-                code = state["ExitCode"]
-                return None if code is None else int(code)
-            time.sleep(0.02)
-
-    async def _stop_all(self, sandbox_id: str, queue: asyncio.Queue[ExecOutput | None]) -> bool:
-        """Kill every process of the call, restarting the sandbox if that fails; False if it is lost."""
-        if await self._kill_all(sandbox_id) and await drained(queue, _KILL_GRACE):
-            return True
-        try:
-            # Stopping a container kills its whole pid namespace; the /workspace volume survives.
-            await self._call(lambda: self._api().restart(sandbox_id, timeout=0))
-        except LoopdError:  # gone, or the engine failed: either way the sandbox cannot be trusted
-            return False
-        return await self.alive(sandbox_id)
-
-    async def _kill_all(self, sandbox_id: str) -> bool:
-        for _ in range(_KILL_ATTEMPTS):
-            try:
-                if await self._call(self._run_quick, sandbox_id, _KILL_ALL):
-                    return True
-            except LoopdError:  # the sandbox is gone or the engine is down: nothing left to kill here
-                return False
-        return False
-
-    def _run_quick(self, sandbox_id: str, argv: tuple[str, ...]) -> bool:
-        """Run a short command to its end; False if it could not start or failed."""
-        api = self._api()
-        exec_id = api.exec_create(sandbox_id, list(argv), user=self._spec.user)["Id"]
-        api.exec_start(exec_id)
-        # A start that failed (dying sandbox, pids exhausted) is exit 126 plus the engine's message.
-        return self._exit_code(exec_id) == 0
-
-    def _put_file(self, sandbox_id: str, request: PutFile) -> None:
-        directory, _, name = request.path.rpartition("/")
-        archive = single_file_tar(name, request.data, request.mode, self._spec.user)
-        self._archive_call(sandbox_id, lambda api: api.put_archive(sandbox_id, directory or "/", archive))
-
-    def _export(self, sandbox_id: str, path: str, dest: Path) -> None:
-        def write(api: docker.APIClient) -> None:
-            chunks, _ = api.get_archive(sandbox_id, path)
-            with dest.open("wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-
-        self._archive_call(sandbox_id, write)
-
-    def _import(self, sandbox_id: str, path: str, source: Path) -> None:
-        def upload(api: docker.APIClient) -> None:
-            # A file object makes the client stream the archive instead of loading it.
-            with source.open("rb") as data:
-                api.put_archive(sandbox_id, path, data)
-
-        self._archive_call(sandbox_id, upload)
-
-    def _run_to_end(self, sandbox_id: str, argv: tuple[str, ...]) -> bool:
-        try:
-            return self._run_quick(sandbox_id, argv)
-        except APIError as exc:
-            if isinstance(exc, NotFound) or exc.status_code == 409:  # gone, or not running
-                raise SandboxLost(f"sandbox {sandbox_id[:12]} is gone") from exc
-            raise
-
-    def _archive_call(self, sandbox_id: str, fn: Callable[[docker.APIClient], object]) -> None:
-        try:
-            fn(self._api())
-        except NotFound as exc:
-            if not self._alive(sandbox_id):
-                raise SandboxLost(f"sandbox {sandbox_id[:12]} is gone") from exc
-            raise
-
-    def _find(self, labels: Mapping[str, str]) -> list[str]:
-        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
-        return [str(c["Id"]) for c in self._api().containers(all=True, filters=filters)]
+def _fresh_directory(base: Path, root: Path) -> None:
+    # Only hands (and the engine, as root) may look inside; each sandbox sees just its own directory.
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(mode=0o700)

@@ -1,9 +1,7 @@
-"""Byte-level helpers of the Docker backend: the exec output pump thread, engine error mapping, tars."""
+"""Byte-level helpers of the Docker backend: engine error mapping and tars."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import tarfile
 import time
@@ -15,42 +13,6 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 
 from services.core.errors import InfrastructureError
 from services.core.errors import NotFound as MissingError
-from services.hands.sandbox import ExecOutput
-
-
-def pump(
-    stream: Iterator[tuple[bytes | None, bytes | None]],
-    loop: asyncio.AbstractEventLoop,
-    queue: asyncio.Queue[ExecOutput | None],
-) -> None:
-    """Thread body: move an exec's demultiplexed output onto the event loop; None marks its end."""
-
-    def put(item: ExecOutput | None) -> None:
-        # A closed loop means nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    try:
-        for stdout, stderr in stream:
-            if stdout:
-                put(ExecOutput("stdout", stdout))
-            if stderr:
-                put(ExecOutput("stderr", stderr))
-    except Exception:  # a broken connection ends the stream too; the caller then checks the sandbox
-        pass
-    finally:
-        put(None)
-
-
-async def drained(queue: asyncio.Queue[ExecOutput | None], grace: float) -> bool:
-    """Discard what a killed exec still sends; True once its stream has closed within `grace` seconds."""
-    try:
-        async with asyncio.timeout(grace):
-            while await queue.get() is not None:
-                pass
-        return True
-    except TimeoutError:
-        return False
 
 
 @contextmanager

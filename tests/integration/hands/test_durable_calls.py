@@ -65,9 +65,15 @@ async def test_a_call_reruns_on_its_base_when_its_result_was_never_committed(
 async def test_a_call_cut_off_mid_run_reruns_on_its_base(hands: HandsClient) -> None:
     run_id = new_run()
     await call(hands, run_id, "write_file", path="log.txt", content="start\n")
-    # /tmp survives a workspace restore, so only the first attempt waits.
+    # /tmp survives a workspace restore, so only the first attempt waits. It is marked before any
+    # output: the cut below may kill the call as soon as its first chunk arrives.
     slow = request(
-        run_id, "bash", {"command": f"{APPEND}; [ -e /tmp/tried ] || {{ touch /tmp/tried; sleep 60; }}"}
+        run_id,
+        "bash",
+        {
+            "command": "[ -e /tmp/tried ] || { touch /tmp/tried; first=1; }; "
+            f'{APPEND}; [ -z "$first" ] || sleep 60'
+        },
     )
     async with aclosing(hands.execute(slow)) as events:
         async for item in events:

@@ -1,12 +1,21 @@
-"""An in-memory SandboxDriver for testing the worker's bookkeeping without a container engine."""
+"""An in-memory SandboxDriver for testing the worker's bookkeeping without a container engine.
+
+`scan` and `read` work on what `export` gives (a subclass supplies it), the way a driver without an
+executor would: the whole archive, every time.
+"""
 
 from __future__ import annotations
 
+import io
 import itertools
-from collections.abc import AsyncGenerator, Mapping
+import tarfile
+import tempfile
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 
-from services.hands.sandbox import CreateSandbox, ExecExit, ExecOutput, ExecRequest, PutFile
+from services.hands.archive import scan
+from services.hands.manifest import FileEntry
+from services.hands.sandbox import CreateSandbox, ExecExit, ExecOutput, ExecRequest, PutFile, WorkspaceScan
 
 
 class FakeDriver:
@@ -14,6 +23,9 @@ class FakeDriver:
         self.base_labels = dict(labels or {})
         self.labels: dict[str, dict[str, str]] = {}
         self.dead: set[str] = set()
+        self.trusted: dict[str, set[str]] = {}
+        self.reads: list[str] = []
+        self._exported: dict[str, bytes] = {}
         self._ids = itertools.count(1)
 
     async def create(self, request: CreateSandbox) -> str:
@@ -44,6 +56,26 @@ class FakeDriver:
 
     async def clear(self, sandbox_id: str, path: str) -> None:
         raise NotImplementedError
+
+    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
+        with tempfile.TemporaryDirectory() as scratch:
+            archive = Path(scratch) / "workspace.tar"
+            await self.export(sandbox_id, path, archive)
+            self._exported[sandbox_id] = archive.read_bytes()
+            entries = scan(archive).manifest.entries
+        seen = self.trusted.get(sandbox_id, set())
+        unseen = tuple(e for e in entries if isinstance(e, FileEntry) and e.sha256 not in seen)
+        return WorkspaceScan(entries, unseen, hashed=len(unseen))
+
+    async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
+        self.reads.append(path)
+        with tarfile.open(fileobj=io.BytesIO(self._exported[sandbox_id])) as tar:
+            member = tar.extractfile(path.lstrip("/"))
+            assert member is not None
+            yield member.read()
+
+    def trust(self, sandbox_id: str, sha256s: Iterable[str]) -> None:
+        self.trusted.setdefault(sandbox_id, set()).update(sha256s)
 
     async def find(self, labels: Mapping[str, str]) -> list[str]:
         return [sid for sid, have in self.labels.items() if labels.items() <= have.items()]

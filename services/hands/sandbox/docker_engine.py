@@ -1,0 +1,123 @@
+"""Blocking Docker Engine calls of the Docker backend (run them in a worker thread)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.types import Mount
+
+from services.core.errors import SandboxLost
+from services.hands.sandbox import PutFile, SandboxSpec
+from services.hands.sandbox.docker_io import single_file_tar
+from services.hands.sandbox.executor import MOUNT, command
+
+
+class Engine:
+    def __init__(self, spec: SandboxSpec, *, base_url: str, max_connections: int) -> None:
+        self._spec = spec
+        self._base_url = base_url
+        self._max_connections = max_connections
+        self._client: docker.APIClient | None = None
+        self._client_lock = threading.Lock()
+
+    def api(self) -> docker.APIClient:
+        # Built on first use, in a worker thread: the client asks the engine for its API version.
+        with self._client_lock:
+            if self._client is None:
+                self._client = docker.APIClient(base_url=self._base_url, max_pool_size=self._max_connections)
+            return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def create(self, labels: dict[str, str], channel_dir: Path) -> str:
+        """Create and start a locked-down container whose PID 1 is the executor, dialling `channel_dir`."""
+        api, spec = self.api(), self._spec
+        host_config = api.create_host_config(
+            network_mode=spec.network_mode,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=spec.read_only_root,
+            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={spec.tmp_size}"},
+            mounts=[
+                Mount(spec.workdir, None, type="volume", labels=labels),
+                Mount(MOUNT, str(channel_dir), type="bind", read_only=True),
+            ],
+            mem_limit=spec.memory,
+            memswap_limit=spec.memory,
+            nano_cpus=int(spec.cpus * 1e9),
+            pids_limit=spec.pids_limit,
+        )
+        container = api.create_container(
+            spec.image,
+            command=list(command()),
+            user=spec.user,
+            working_dir=spec.workdir,
+            environment={"HOME": "/tmp", "TMPDIR": "/tmp"},
+            labels=labels,
+            host_config=host_config,
+        )
+        try:
+            api.start(container["Id"])
+        except BaseException:
+            self.destroy(container["Id"])
+            raise
+        return str(container["Id"])
+
+    def destroy(self, sandbox_id: str) -> None:
+        try:
+            self.api().remove_container(sandbox_id, v=True, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # removal already in progress
+                raise
+
+    def alive(self, sandbox_id: str) -> bool:
+        try:
+            return bool(self.api().inspect_container(sandbox_id)["State"]["Running"])
+        except NotFound:
+            return False
+
+    def restart(self, sandbox_id: str) -> None:
+        # Stopping a container kills its whole pid namespace; the /workspace volume survives.
+        self.api().restart(sandbox_id, timeout=0)
+
+    def put_file(self, sandbox_id: str, request: PutFile) -> None:
+        directory, _, name = request.path.rpartition("/")
+        archive = single_file_tar(name, request.data, request.mode, self._spec.user)
+        self._archive_call(sandbox_id, lambda api: api.put_archive(sandbox_id, directory or "/", archive))
+
+    def export(self, sandbox_id: str, path: str, dest: Path) -> None:
+        def write(api: docker.APIClient) -> None:
+            chunks, _ = api.get_archive(sandbox_id, path)
+            with dest.open("wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+
+        self._archive_call(sandbox_id, write)
+
+    def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
+        def upload(api: docker.APIClient) -> None:
+            # A file object makes the client stream the archive instead of loading it.
+            with source.open("rb") as data:
+                api.put_archive(sandbox_id, path, data)
+
+        self._archive_call(sandbox_id, upload)
+
+    def find(self, labels: Mapping[str, str]) -> list[str]:
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        return [str(c["Id"]) for c in self.api().containers(all=True, filters=filters)]
+
+    def _archive_call(self, sandbox_id: str, fn: Callable[[docker.APIClient], object]) -> None:
+        try:
+            fn(self.api())
+        except NotFound as exc:
+            if not self.alive(sandbox_id):
+                raise SandboxLost(f"sandbox {sandbox_id[:12]} is gone") from exc
+            raise

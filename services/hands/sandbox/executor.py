@@ -1,0 +1,110 @@
+"""The requests hands makes of a sandbox's executor (inside/executor.py), typed for the driver.
+
+Timeouts and kills happen inside the sandbox; hands only keeps a safety margin over them, after which
+the driver treats the executor as unresponsive. The executor's source is read on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from services.hands.manifest import DirEntry, Entry, FileEntry, SymlinkEntry
+from services.hands.sandbox import ExecExit, ExecOutput, ExecRequest, SandboxRefused
+from services.hands.sandbox.channel import ExecutorChannel
+
+# Where the sandbox sees its channel directory.
+MOUNT = "/run/loopd"
+# Beyond a call's timeout: the executor's own kill (up to 5 s) and the relay of what was left.
+MARGIN = 10.0
+_QUICK = 30.0
+
+
+@functools.cache
+def command() -> tuple[str, ...]:
+    """The sandbox's command: the executor, without site packages or the environment's Python settings."""
+    source = (Path(__file__).parent / "inside" / "executor.py").read_text()
+    return ("python3", "-I", "-S", "-c", source, f"{MOUNT}/exec.sock")
+
+
+async def run(
+    channel: ExecutorChannel, request: ExecRequest, workdir: str
+) -> AsyncGenerator[ExecOutput | ExecExit, None]:
+    """Stream one command's output, then its ExecExit. Raises ChannelClosed, or TimeoutError past the margin.
+
+    Closing the generator early leaves the command running: the caller kills it.
+    """
+    header = {
+        "op": "exec",
+        "argv": list(request.argv),
+        "timeout": request.timeout,
+        "cap": request.output_cap,
+        "cwd": workdir,
+    }
+    async with channel.ask(header) as reply:
+        while True:
+            head, payload = await reply.next(request.timeout + MARGIN)
+            kind = head["t"]
+            if kind == "out":
+                yield ExecOutput(cast(Literal["stdout", "stderr"], head["s"]), payload)
+            elif kind == "exit":
+                yield ExecExit(exit_code=head["code"], timed_out=bool(head["timed_out"]))
+                return
+            else:
+                raise SandboxRefused(str(head.get("message", head)))
+
+
+async def kill_all(channel: ExecutorChannel) -> bool:
+    """Kill every process of the sandbox but the executor; False if some survived."""
+    return bool((await checked(channel, {"op": "kill"})).get("ok"))
+
+
+async def ping(channel: ExecutorChannel, timeout: float = 5.0) -> None:
+    await checked(channel, {"op": "ping"}, timeout=timeout)
+
+
+async def clear(channel: ExecutorChannel, path: str) -> None:
+    await checked(channel, {"op": "clear", "path": path})
+
+
+async def write(channel: ExecutorChannel, path: str, data: bytes, mode: int) -> None:
+    await checked(channel, {"op": "write", "path": path, "mode": mode}, data)
+
+
+async def scan(channel: ExecutorChannel, path: str) -> tuple[list[Entry], int]:
+    """The manifest entries of the directory and how many files were hashed anew (not from the cache)."""
+    head = await checked(channel, {"op": "scan", "path": path}, timeout=600.0)
+    return [_entry(item) for item in head["entries"]], int(head["hashed"])
+
+
+async def read(channel: ExecutorChannel, path: str) -> AsyncGenerator[bytes, None]:
+    """The content of one regular file, in chunks."""
+    async with channel.ask({"op": "read", "path": path}) as reply:
+        while True:
+            head, payload = await reply.next(_QUICK)
+            if head["t"] == "data":
+                yield payload
+            elif head["t"] == "done":
+                return
+            else:
+                raise SandboxRefused(str(head.get("message", head)))
+
+
+async def checked(
+    channel: ExecutorChannel, header: dict[str, Any], payload: bytes = b"", timeout: float = _QUICK
+) -> dict[str, Any]:
+    head = await channel.call(header, payload, timeout)
+    if head["t"] == "error":
+        raise SandboxRefused(str(head.get("message")))
+    return head
+
+
+def _entry(item: list[Any]) -> Entry:
+    kind, path = item[0], str(item[1])
+    if kind == "f":
+        return FileEntry(path, int(item[2]), int(item[3]), str(item[4]))
+    if kind == "d":
+        return DirEntry(path, int(item[2]))
+    return SymlinkEntry(path, str(item[2]))
