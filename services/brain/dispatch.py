@@ -110,15 +110,20 @@ class ToolDispatcher:
         return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in manifest.files()]
 
     async def release(self, state: RunState) -> None:
-        if state.sandbox is None:
-            return
-        try:
-            client = await self._client(state.sandbox.address)
-            await client.release(state.run_id)
-        except HandsUnavailable:
-            logger.info(
-                "hands %s is gone; its reaper or restart frees run %s", state.sandbox.hands_id, state.run_id
-            )
+        """Free the run's sandbox on every worker that has one for it.
+
+        The log names the sandbox only once a call's result is committed; a sandbox made for a call
+        that was cut short is found through the registry, where its worker lists it.
+        """
+        addresses = {h.address for h in await self.bus.list_hands() if state.run_id in h.sandboxes}
+        if state.sandbox is not None:
+            addresses.add(state.sandbox.address)
+        for address in addresses:
+            try:
+                client = await self._client(address)
+                await client.release(state.run_id)
+            except HandsUnavailable:
+                logger.info("hands at %s is gone; its reaper or restart frees run %s", address, state.run_id)
 
     async def _choose_hands(
         self, state: RunState, excluded: set[str], sandbox_events: list[log.NewEvent]
