@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_api_key: SecretStr | None = None
     model_timeout_seconds: float = 120.0
+    model_max_connections: int = Field(default=1000, ge=1, description="concurrent model calls per brain")
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
         description='JSON: {"openai/gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}',

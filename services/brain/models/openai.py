@@ -53,7 +53,13 @@ def new_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client per provider; closed by the provider's `aclose`."""
     # trust_env=False: nothing below settings.py reads os.environ, so ambient proxy and certificate
     # variables are ignored; a proxy, if one is ever needed, belongs in Settings.
-    return httpx.AsyncClient(timeout=settings.model_timeout_seconds, trust_env=False)
+    # One client serves every run on the brain, so its pool must allow as many calls as runs in
+    # flight; httpx's default of 100 connections would queue the rest.
+    limits = httpx.Limits(
+        max_connections=settings.model_max_connections,
+        max_keepalive_connections=settings.model_max_connections,
+    )
+    return httpx.AsyncClient(timeout=settings.model_timeout_seconds, trust_env=False, limits=limits)
 
 
 async def post_json(
