@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from types import TracebackType
 
+from services.core.tasks import cancel_and_wait
 from services.hands.pool import SandboxPool
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,7 @@ class Reaper:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _reap_forever(self) -> None:
         while True:

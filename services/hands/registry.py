@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from services.core.bus import Bus, HandsInfo
+from services.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,7 @@ class Registration:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         try:
             await self._bus.unregister_hands(self._info().hands_id)
         except Exception:

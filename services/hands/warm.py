@@ -9,11 +9,11 @@ removes them as orphans) plus WARM_LABEL, and are destroyed when the worker stop
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from types import TracebackType
 
 from services.core.errors import LoopdError
+from services.core.tasks import cancel_and_wait
 from services.hands.sandbox import CreateSandbox, SandboxDriver
 
 WARM_LABEL = "loopd.warm"
@@ -43,11 +43,8 @@ class WarmSandboxes:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         ready, self._ready = self._ready, []
         for sandbox_id in ready:
             try:
