@@ -1,6 +1,6 @@
 """What a brain SIGKILL costs a run: time from the kill to the next committed step, and how many
 model calls and tool executions were repeated. Baseline: the step interval of the same run shape,
-measured in the same session without a kill.
+measured in the same run of this command without a kill.
 
     .venv/bin/python -m bench.recovery [--trials 5] [--lease-seconds 5]
 
