@@ -1,8 +1,13 @@
 """Filesystem CallLedger: one JSON file per finished call at ROOT/<run_id>/<call_id>.json.
 
-A result is written to a temporary file, flushed to disk, then linked into place; linking fails when
-the name exists, so the first result recorded for a call is the one that stays, and a crash never
-leaves a partial file under a valid name. Every worker that shares ROOT shares the ledger.
+A result is written to a temporary file, then linked into place; linking fails when the name exists,
+so the first result recorded for a call is the one that stays, and a crash never leaves a partial
+file under a valid name. Every worker that shares ROOT shares the ledger.
+
+Entries are not flushed to disk before the call returns (a process crash keeps them; only a crash of
+the whole host can lose one). The ledger only spares a finished call from running again: a lost
+entry makes the retry run the call again from the snapshot it started from, so its effect on the
+workspace still lands once. Snapshots, which that guarantee rests on, are flushed.
 """
 
 from __future__ import annotations
@@ -50,8 +55,6 @@ class FilesystemLedger:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(encode(result))
-                out.flush()
-                os.fsync(out.fileno())
             os.link(temp_name, target)
         except FileExistsError:
             recorded = self._read(target)
@@ -60,7 +63,6 @@ class FilesystemLedger:
             return recorded
         finally:
             Path(temp_name).unlink(missing_ok=True)
-        _sync_directory(target.parent)
         return result
 
 
@@ -68,12 +70,3 @@ def _name(an_id: str) -> str:
     if _PLAIN.match(an_id):
         return an_id
     return "~" + hashlib.sha256(an_id.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the new name itself durable, not only the file's bytes."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
