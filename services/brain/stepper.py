@@ -43,7 +43,9 @@ class RunStepper:
         dispatcher: ToolDispatcher,
         providers: ProviderPool,
         lease: LeaseKeeper,
+        cached: RunState | None = None,
     ) -> None:
+        """`cached` is this run's state as a previous drive left it; it is continued from its seq."""
         self.settings = settings
         self.journal = journal
         self.dispatcher = dispatcher
@@ -53,7 +55,7 @@ class RunStepper:
         self.run_id = lease.run_id
         self.fence = lease.fence
         self.committer = StepCommitter(journal, lease.run_id, lease.fence)
-        self.state = RunState(run_id=lease.run_id)
+        self.state = cached or RunState(run_id=lease.run_id)
 
     async def drive(self) -> None:
         """Step until the run has nothing left to do now (finished, idle, or waiting)."""

@@ -21,6 +21,7 @@ from services.brain.children import Children
 from services.brain.dispatch import ToolDispatcher
 from services.brain.lease_keeper import LeaseKeeper
 from services.brain.providers import ProviderPool
+from services.brain.state_cache import StateCache
 from services.brain.stepper import RunStepper
 from services.core import leases
 from services.core.artifacts import ArtifactStore
@@ -50,6 +51,7 @@ class BrainWorker:
         self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
         self.children = Children(settings, self.journal)
         self.providers = ProviderPool(settings)
+        self.states = StateCache(settings.brain_state_cache_size)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -121,9 +123,12 @@ class BrainWorker:
                 stepping.cancel()
 
         renewer = asyncio.create_task(keeper.keep(on_lost=stop_stepping))
-        stepper = RunStepper(self.settings, self.journal, self.dispatcher, self.providers, keeper)
+        stepper = RunStepper(
+            self.settings, self.journal, self.dispatcher, self.providers, keeper, self.states.take(run_id)
+        )
         try:
             await stepper.drive()
+            self.states.keep(stepper.state)
         except LeaseLost:
             logger.warning("brain %s lost the lease of run %s; stopping", self.brain_id, run_id)
             return

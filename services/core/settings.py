@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     # Brain.
     brain_id: str | None = None
     brain_concurrency: int = 16
+    brain_state_cache_size: int = Field(default=10_000, ge=0, description="run states a brain keeps folded")
     lease_seconds: float = 15.0
     wake_visibility_seconds: float = 30.0
     sweep_interval_seconds: float = 5.0
