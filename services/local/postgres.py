@@ -57,6 +57,8 @@ class EmbeddedPostgres:
         bin_dir = binaries_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bin_dir)
+        elif (self.data_dir / "postmaster.pid").exists():
+            self._stop_leftover(bin_dir)
         log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
         self._process = subprocess.Popen(
             [
@@ -133,6 +135,15 @@ class EmbeddedPostgres:
             )
         finally:
             password_file.unlink(missing_ok=True)
+
+    def _stop_leftover(self, bin_dir: Path) -> None:
+        """A stack that was killed can leave its server running on this folder; stop it first."""
+        subprocess.run(
+            [str(bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30"],
+            capture_output=True,
+            user=self._run_as,
+            check=False,
+        )
 
     def _wait_ready(self, bin_dir: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -34,6 +34,8 @@ class LocalStack:
                 "artifacts_dir": settings.artifacts_dir
                 if settings.artifacts_dir.is_absolute()
                 else data_dir / "artifacts",
+                # A stable id lets the next start remove sandboxes left by a stack that was killed.
+                "hands_id": settings.hands_id or "local",
             }
         )
         self._exit = AsyncExitStack()

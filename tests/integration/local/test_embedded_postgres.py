@@ -1,0 +1,60 @@
+"""The embedded PostgreSQL of `make run`/`make up` starts, restarts on its data, and takes over from a
+server that a killed stack left running."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from services.local.postgres import EmbeddedPostgres
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="loopd-local-pg-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def query_one(server: EmbeddedPostgres, *statements: str) -> object:
+    """Run the statements in order; the first column of the last one's first row."""
+    dsn = server.url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        for sql in statements[:-1]:
+            conn.execute(sql)
+        row = conn.execute(statements[-1]).fetchone()
+    return row[0] if row else None
+
+
+def test_data_survives_a_restart(data_root: Path) -> None:
+    server = EmbeddedPostgres(data_root / "data")
+    server.start()
+    try:
+        assert query_one(server, "CREATE TABLE kept AS SELECT 42 AS answer", "SELECT count(*) FROM kept") == 1
+    finally:
+        server.stop()
+    again = EmbeddedPostgres(data_root / "data")
+    again.start()
+    try:
+        assert query_one(again, "SELECT answer FROM kept") == 42
+    finally:
+        again.stop()
+
+
+def test_a_server_left_running_by_a_killed_stack_is_replaced(data_root: Path) -> None:
+    left_behind = EmbeddedPostgres(data_root / "data")
+    left_behind.start()  # never stopped: as if its supervisor had been killed
+    fresh = EmbeddedPostgres(data_root / "data")
+    try:
+        fresh.start()
+        assert query_one(fresh, "SELECT 1") == 1
+        assert left_behind._process is not None and left_behind._process.poll() is not None
+    finally:
+        fresh.stop()
+        left_behind.stop()
