@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 from services.local.postgres import EmbeddedPostgres
 from tests.fakes.model_server import FakeModelServer
@@ -60,14 +59,6 @@ def wait_done(api: httpx.Client, run_id: str) -> dict[str, Any]:
     )
 
 
-def lease_owner(database_url: str, run_id: str) -> str | None:
-    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        row = conn.execute(
-            "SELECT owner FROM run_leases WHERE run_id = %s AND expires_at > now()", (run_id,)
-        ).fetchone()
-    return row[0] if row else None
-
-
 def one_trial(cluster: Cluster, model: FakeModelServer, kill: bool) -> dict[str, float]:
     with cluster.client() as api:
         user_input = f"bench {secrets.token_hex(6)}"
@@ -79,8 +70,8 @@ def one_trial(cluster: Cluster, model: FakeModelServer, kill: bool) -> dict[str,
         eventually_sync(turn_two_asked, timeout=60, interval=0.01)
         killed_at = time.time()
         if kill:
-            owner = lease_owner(cluster.database_url, run_id)
-            brain = next(p for p in cluster.brains() if p.env["LOOPD_BRAIN_ID"] == owner)
+            brain = cluster.lease_owner(run_id)
+            assert brain is not None, "the run's lease has no live holder"
             brain.kill()
             cluster.processes.restart(brain.name)
         run = wait_done(api, run_id)

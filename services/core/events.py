@@ -86,6 +86,8 @@ async def append(conn: AsyncConnection, request: Append) -> list[Event]:
     events), so a step's commit costs a single round trip before COMMIT.
     """
     count = len(request.events)
+    if count == 0:
+        raise ValueError("an append needs at least one event")
     where = runs.c.id == request.run_id
     if not request.allow_terminal:
         where = where & runs.c.status.notin_(TERMINAL_STATUSES)

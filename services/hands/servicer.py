@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from typing import NoReturn
 
 import grpc
@@ -41,47 +41,43 @@ class HandsServicer(hands_pb2_grpc.HandsServicer):
     async def Execute(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ExecuteEvent]:
-        try:
+        async with _as_status(context, "Execute"):
             execute_request = wire.request_from_pb(request)
             async with aclosing(self._calls.execute(execute_request)) as items:
                 async for item in items:
                     yield wire.event_to_pb(item)
-        except LoopdError as exc:
-            await _abort(context, exc)
-        except Exception as exc:
-            await _abort_unexpected(context, "Execute", exc)
 
     async def ExportWorkspace(
         self, request: pb.ExportWorkspaceRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExportWorkspaceResponse:
-        try:
-            async with self._pool.locked(request.run_id):
-                sandbox_id = self._pool.sandbox_of(request.run_id)
-                if sandbox_id is None:
-                    raise NotFound(
-                        f"run {request.run_id} has no sandbox on this hands", code="sandbox_not_found"
-                    )
-                files = await export_workspace(self._driver, sandbox_id, self._artifacts)
-                self._pool.touch(request.run_id)
-            return wire.files_to_pb(files)
-        except LoopdError as exc:
-            await _abort(context, exc)
-        except Exception as exc:
-            await _abort_unexpected(context, "ExportWorkspace", exc)
+        async with _as_status(context, "ExportWorkspace"), self._pool.locked(request.run_id):
+            sandbox_id = self._pool.sandbox_of(request.run_id)
+            if sandbox_id is None:
+                raise NotFound(f"run {request.run_id} has no sandbox on this hands", code="sandbox_not_found")
+            files = await export_workspace(self._driver, sandbox_id, self._artifacts)
+            self._pool.touch(request.run_id)
+        return wire.files_to_pb(files)
 
     async def Release(
         self, request: pb.ReleaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReleaseResponse:
-        try:
+        async with _as_status(context, "Release"):
             await self._pool.release(request.run_id)
-            return pb.ReleaseResponse()
-        except LoopdError as exc:
-            await _abort(context, exc)
-        except Exception as exc:
-            await _abort_unexpected(context, "Release", exc)
+        return pb.ReleaseResponse()
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
         return wire.status_to_pb(self._status())
+
+
+@asynccontextmanager
+async def _as_status(context: grpc.aio.ServicerContext, method: str) -> AsyncIterator[None]:
+    """Turn a loopd error into its gRPC status and error envelope, and anything else into INTERNAL."""
+    try:
+        yield
+    except LoopdError as exc:
+        await _abort(context, exc)
+    except Exception as exc:
+        await _abort_unexpected(context, method, exc)
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: LoopdError) -> NoReturn:

@@ -162,42 +162,15 @@ class EmbeddedPostgres:
         raise EmbeddedPostgresError(f"PostgreSQL did not become ready within {timeout:.0f}s")
 
     def _ensure_database(self, bin_dir: Path) -> None:
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"
+        if self._client(bin_dir, "psql", "-d", "postgres", "-tAc", query).strip() != "1":
+            self._client(bin_dir, "createdb", self.database)
+
+    def _client(self, bin_dir: Path, program: str, *args: str) -> str:
+        """Run one of PostgreSQL's client programs against this server; its standard output."""
+        command = [str(bin_dir / program), "-h", "127.0.0.1", "-p", str(self.port), "-U", "loopd", *args]
         env = {**os.environ, "PGPASSWORD": "loopd"}
-        check = subprocess.run(
-            [
-                str(bin_dir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "loopd",
-                "-d",
-                "postgres",
-                "-tAc",
-                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        if check.stdout.strip() != "1":
-            subprocess.run(
-                [
-                    str(bin_dir / "createdb"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    "loopd",
-                    self.database,
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
+        return subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
 
     def _run(self, command: list[str]) -> None:
         result = subprocess.run(command, capture_output=True, text=True, user=self._run_as, check=False)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from services.local.postgres import free_port
 from tests.support.processes import LoopdProcess, ProcessGroup
@@ -31,6 +32,17 @@ class Cluster:
 
     def hands(self) -> list[LoopdProcess]:
         return self.processes.named("hands-")
+
+    def lease_owner(self, run_id: str) -> LoopdProcess | None:
+        """The brain process holding the run's unexpired lease, if any."""
+        dsn = self.database_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT owner FROM run_leases WHERE run_id = %s AND expires_at > now()", (run_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return next((p for p in self.brains() if p.env.get("LOOPD_BRAIN_ID") == row[0]), None)
 
     def wait_ready(self, hands: int, timeout: float = 60) -> None:
         def ready() -> bool:

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import psycopg
 from httpx_sse import connect_sse
 
 from services.local.postgres import EmbeddedPostgres
@@ -74,14 +73,7 @@ class ModelCluster:
         raise AssertionError(f"no matching event for run {run_id}")
 
     def lease_owner(self, run_id: str) -> LoopdProcess | None:
-        dsn = self.postgres.url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn) as conn:
-            row = conn.execute(
-                "SELECT owner FROM run_leases WHERE run_id = %s AND expires_at > now()", (run_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        return next((p for p in self.cluster.brains() if p.env.get("LOOPD_BRAIN_ID") == row[0]), None)
+        return self.cluster.lease_owner(run_id)
 
     def hands_holding(self, run_id: str) -> LoopdProcess | None:
         with self.cluster.client() as api:
