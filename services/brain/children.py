@@ -138,7 +138,7 @@ class Children:
             }
             left = [c for c in waiting["children"] if c["child_run_id"] != child_id]
             new_events = [log.NewEvent(log.TOOL_RESULT, result)]
-            changes: dict[str, Any] = {"tool_calls": runs.c.tool_calls + 1}
+            changes: dict[str, Any] = {"tool_calls": log.Increment(1)}
             if left:
                 changes["waiting_for"] = {
                     **waiting,

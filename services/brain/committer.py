@@ -8,11 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import func
-
 from services.brain.models import ModelResponse
 from services.core import events as log
-from services.core.db.schema import runs
 from services.core.journal import Journal
 
 
@@ -72,10 +69,10 @@ class StepCommitter:
         return await self.commit(
             new_events,
             {
-                "step": _plus("step", 1),
-                "input_tokens": _plus("input_tokens", response.usage.input_tokens),
-                "output_tokens": _plus("output_tokens", response.usage.output_tokens),
-                "cost_usd": _plus("cost_usd", cost_usd),
+                "step": log.Increment(1),
+                "input_tokens": log.Increment(response.usage.input_tokens),
+                "output_tokens": log.Increment(response.usage.output_tokens),
+                "cost_usd": log.Increment(cost_usd),
             },
         )
 
@@ -84,12 +81,12 @@ class StepCommitter:
     ) -> list[log.Event]:
         """`before` carries sandbox events that belong in the same commit, ahead of the result."""
         new_events = [*(before or []), log.NewEvent(log.TOOL_RESULT, result)]
-        return await self.commit(new_events, {"tool_calls": _plus("tool_calls", 1)})
+        return await self.commit(new_events, {"tool_calls": log.Increment(1)})
 
     async def tool_results(self, results: list[dict[str, Any]]) -> list[log.Event]:
         """Results settled without a sandbox (refusals, interruptions), in one commit."""
         new_events = [log.NewEvent(log.TOOL_RESULT, result) for result in results]
-        return await self.commit(new_events, {"tool_calls": _plus("tool_calls", len(results))})
+        return await self.commit(new_events, {"tool_calls": log.Increment(len(results))})
 
     async def wait(self, waiting_for: dict[str, Any]) -> list[log.Event]:
         return await self.commit(
@@ -100,15 +97,11 @@ class StepCommitter:
     async def complete(self, text: str, artifacts: list[dict[str, Any]]) -> list[log.Event]:
         new_events = [log.NewEvent(log.ARTIFACT_CREATED, a) for a in artifacts]
         new_events.append(log.NewEvent(log.RUN_COMPLETED, {"result": text}))
-        return await self.commit(new_events, {"status": "completed", "result": text, "ended_at": func.now()})
+        return await self.commit(new_events, {"status": "completed", "result": text, "ended_at": log.NOW})
 
     async def fail(self, code: str, message: str) -> list[log.Event]:
         error = {"code": code, "message": message}
         return await self.commit(
             [log.NewEvent(log.RUN_FAILED, {"error": error})],
-            {"status": "failed", "error": error, "ended_at": func.now()},
+            {"status": "failed", "error": error, "ended_at": log.NOW},
         )
-
-
-def _plus(column: str, amount: float) -> Any:
-    return runs.c[column] + amount

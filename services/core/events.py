@@ -7,15 +7,18 @@ transaction, so a brain that lost its lease cannot write.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, column, exists, func, insert, literal, select, true, update
+from psycopg.types.json import Jsonb
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement
 
-from services.core.db.schema import events, run_leases, runs
+from services.core.db.schema import events, runs
 from services.core.errors import Conflict, LeaseLost, NotFound
 
 RUN_CREATED = "run.created"
@@ -68,8 +71,27 @@ class Fence:
 
 
 @dataclass(frozen=True)
+class Increment:
+    """A run-row counter that grows by `amount` with this append (steps, tokens, cost)."""
+
+    amount: float
+
+
+class _Now:
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW = _Now()
+"""A run-row change to the committing transaction's clock."""
+
+_JSONB_COLUMNS = frozenset(c.name for c in runs.c if isinstance(c.type, JSONB))
+
+
+@dataclass(frozen=True)
 class Append:
-    """One atomic append: the events plus the run-row columns that change with them."""
+    """One atomic append: the events plus the run-row columns that change with them (each a value,
+    an Increment or NOW)."""
 
     run_id: str
     events: tuple[NewEvent, ...]
@@ -82,58 +104,84 @@ class Append:
 async def append(conn: AsyncConnection, request: Append) -> list[Event]:
     """Append events in the caller's transaction; raises LeaseLost, NotFound or Conflict.
 
-    One statement does it all (lock the lease row and check the token, bump the run row, insert the
-    events), so a step's commit costs a single round trip before COMMIT.
+    One prepared statement does it all (lock the lease row and check the token, bump the run row,
+    insert the events), so on an autocommit connection a step's commit is a single round trip.
+    The statement goes to the driver directly: building and compiling it through SQLAlchemy cost
+    more than PostgreSQL spends executing it.
     """
     count = len(request.events)
     if count == 0:
         raise ValueError("an append needs at least one event")
-    where = runs.c.id == request.run_id
-    if not request.allow_terminal:
-        where = where & runs.c.status.notin_(TERMINAL_STATUSES)
-    if request.fence is not None:
-        # FOR UPDATE holds the lease row until commit, so a new owner cannot take over mid-append.
-        fence = (
-            select(run_leases.c.token)
-            .where(
-                run_leases.c.run_id == request.run_id,
-                run_leases.c.owner == request.fence.owner,
-                run_leases.c.token == request.fence.token,
-            )
-            .with_for_update()
-            .cte("fence")
-        )
-        where = where & exists(select(fence.c.token))
-    values: dict[str, Any] = {
-        "last_seq": runs.c.last_seq + count,
-        "updated_at": func.now(),
-        **request.run_changes,
+    shape = tuple((name, _change_kind(value)) for name, value in sorted(request.run_changes.items()))
+    params: dict[str, Any] = {
+        "run_id": request.run_id,
+        "count": count,
+        "new_events": Jsonb([{"type": e.type, "data": e.data} for e in request.events]),
     }
-    bumped = (
-        update(runs).where(where).values(**values).returning(runs.c.last_seq, runs.c.updated_at).cte("bumped")
-    )
-    payload = [{"type": e.type, "data": e.data} for e in request.events]
-    new_rows = (
-        func.jsonb_array_elements(bindparam("new_events", payload, type_=JSONB))
-        .table_valued(column("value", JSONB), with_ordinality="ord")
-        .render_derived(name="new_rows")
-    )
-    rows = select(
-        literal(request.run_id).label("run_id"),
-        (bumped.c.last_seq - count + new_rows.c.ord).label("seq"),
-        new_rows.c.value["type"].astext.label("type"),
-        bumped.c.updated_at.label("at"),
-        new_rows.c.value["data"].label("data"),
-    ).select_from(bumped.join(new_rows, true()))
-    statement = (
-        insert(events)
-        .from_select(["run_id", "seq", "type", "at", "data"], rows)
-        .returning(events.c.seq, events.c.type, events.c.at, events.c.data)
-    )
-    inserted = (await conn.execute(statement)).all()
+    for name, value in request.run_changes.items():
+        if isinstance(value, Increment):
+            params[f"set_{name}"] = value.amount
+        elif value is not NOW:
+            params[f"set_{name}"] = Jsonb(value) if name in _JSONB_COLUMNS and value is not None else value
+    if request.fence is not None:
+        params["owner"], params["token"] = request.fence.owner, request.fence.token
+    statement = _append_statement(shape, request.fence is not None, request.allow_terminal)
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    cursor = await driver.execute(statement, params, prepare=True)
+    inserted = sorted(await cursor.fetchall())
     if not inserted:
         await _explain_refusal(conn, request)
-    return [Event(request.run_id, r.seq, r.type, r.at, r.data) for r in sorted(inserted, key=lambda r: r.seq)]
+    return [
+        Event(request.run_id, seq, new.type, at, new.data)
+        for (seq, at), new in zip(inserted, request.events, strict=True)
+    ]
+
+
+def _change_kind(value: Any) -> str:
+    if isinstance(value, Increment):
+        return "add"
+    if value is NOW:
+        return "now"
+    if isinstance(value, ClauseElement):
+        raise TypeError("run changes are values, Increment or NOW, not SQL expressions")
+    return "set"
+
+
+@functools.lru_cache(maxsize=256)
+def _append_statement(shape: tuple[tuple[str, str], ...], fenced: bool, allow_terminal: bool) -> str:
+    """The append's SQL for one shape of run changes; psycopg prepares it once per connection."""
+    assignments = ["last_seq = last_seq + %(count)s", "updated_at = now()"]
+    for name, kind in shape:
+        if name not in runs.c or name in ("id", "last_seq", "updated_at"):
+            raise ValueError(f"runs.{name} cannot change with an append")
+        assignments.append(
+            {
+                "set": f"{name} = %(set_{name})s",
+                "add": f"{name} = {name} + %(set_{name})s",
+                "now": f"{name} = now()",
+            }[kind]
+        )
+    conditions = ["id = %(run_id)s"]
+    if not allow_terminal:
+        conditions.append("status NOT IN (" + ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES)) + ")")
+    fence = ""
+    if fenced:
+        # FOR UPDATE holds the lease row until commit, so a new owner cannot take over mid-append.
+        fence = (
+            "fence AS (SELECT token FROM run_leases WHERE run_id = %(run_id)s"
+            " AND owner = %(owner)s AND token = %(token)s FOR UPDATE), "
+        )
+        conditions.append("EXISTS (SELECT 1 FROM fence)")
+    return (
+        f"WITH {fence}bumped AS (UPDATE runs SET {', '.join(assignments)}"
+        f" WHERE {' AND '.join(conditions)} RETURNING last_seq, updated_at) "
+        "INSERT INTO events (run_id, seq, type, at, data) "
+        "SELECT %(run_id)s, bumped.last_seq - %(count)s + new_rows.ord, new_rows.value ->> 'type',"
+        " bumped.updated_at, new_rows.value -> 'data' "
+        "FROM bumped CROSS JOIN jsonb_array_elements(%(new_events)s) WITH ORDINALITY AS new_rows(value, ord) "
+        "RETURNING seq, at"
+    )
 
 
 async def _explain_refusal(conn: AsyncConnection, request: Append) -> None:

@@ -20,10 +20,12 @@ logger = logging.getLogger(__name__)
 class Journal:
     def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
         self.engine = engine
+        # An append is one statement, so it needs no BEGIN and COMMIT round trips of its own.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.bus = bus
 
     async def append(self, request: log.Append) -> list[log.Event]:
-        async with self.engine.begin() as conn:
+        async with self._autocommit.connect() as conn:
             appended = await log.append(conn, request)
         await self.publish(appended)
         return appended

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as log
@@ -104,7 +104,7 @@ async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[s
                         {"reason": reason if target == run_id else "the parent run was cancelled"},
                     ),
                 ),
-                {"status": "cancelled", "waiting_for": None, "ended_at": func.now()},
+                {"status": "cancelled", "waiting_for": None, "ended_at": log.NOW},
             ),
         )
     return cancelled

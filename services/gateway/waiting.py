@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as log
-from services.core.db.schema import events, runs
+from services.core.db.schema import events
 from services.core.errors import Conflict, InvalidRequest, NotFound
 
 
@@ -89,6 +89,4 @@ async def answer_question(conn: AsyncConnection, run: Any, content: Any) -> list
         "output": output,
         "answer": content,
     }
-    return await settle(
-        conn, run, [log.NewEvent(log.TOOL_RESULT, result)], None, tool_calls=runs.c.tool_calls + 1
-    )
+    return await settle(conn, run, [log.NewEvent(log.TOOL_RESULT, result)], None, tool_calls=log.Increment(1))

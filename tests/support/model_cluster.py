@@ -65,6 +65,8 @@ class ModelCluster:
             connect_sse(client, "GET", f"/v1/runs/{run_id}/events/stream") as source,
         ):
             for message in source.iter_sse():
+                if not message.data:
+                    continue  # a keep-alive ping
                 event = json.loads(message.data)
                 if predicate(event):
                     return dict(event)

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.core import events as log
 from services.core import runs as run_store
-from services.core.db.schema import runs
 from services.core.errors import Conflict
 from services.gateway.deps import ServicesDep
 from services.gateway.waiting import BudgetLimits, ensure_call, settle, waiting_for
@@ -112,7 +111,7 @@ async def submit_tool_result(
             run,
             [log.NewEvent(log.TOOL_RESULT, result)],
             remaining,
-            tool_calls=runs.c.tool_calls + 1,
+            tool_calls=log.Increment(1),
         )
 
     return await _apply(services, run_id, change)
