@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -34,7 +35,17 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench._support import Servers, machine, median, percentile, plain_url, rss_bytes, servers, table
+from bench._support import (
+    Servers,
+    cpu_seconds,
+    machine,
+    median,
+    percentile,
+    plain_url,
+    rss_bytes,
+    servers,
+    table,
+)
 from services.local.postgres import free_port
 from tests.support.processes import LoopdProcess, ProcessGroup
 
@@ -49,6 +60,8 @@ class Observed:
     finished: float = 0.0
     peak_rss: dict[str, int] = field(default_factory=dict)
     end_rss: dict[str, int] = field(default_factory=dict)
+    # CPU seconds each process spent while the runs went (process name -> seconds).
+    cpu: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
 
 
@@ -230,7 +243,7 @@ def main() -> None:
         model, model_url = start_model_server(running.root, args.turns, args.model_delay)
         group = ProcessGroup(running.root, base_env=environment(running, model_url, concurrency))
         try:
-            results = measure(group, running, model_url, args)
+            results = measure(group, running, model, model_url, args)
         finally:
             group.stop_all()
             model.terminate()
@@ -252,7 +265,11 @@ def environment(running: Servers, model_url: str, concurrency: int) -> dict[str,
 
 
 def measure(
-    group: ProcessGroup, running: Servers, model_url: str, args: argparse.Namespace
+    group: ProcessGroup,
+    running: Servers,
+    model: subprocess.Popen[bytes],
+    model_url: str,
+    args: argparse.Namespace,
 ) -> tuple[Observed, Turns, dict[str, str]]:
     url = f"http://127.0.0.1:{group.base_env['LOOPD_PORT']}"
     group.start("gateway", "services.gateway")
@@ -261,9 +278,16 @@ def measure(
     brains = [group.start(f"brain-{n}", "services.brain", LOOPD_BRAIN_ID=f"brain-{n}") for n in (1, 2)]
     for brain in brains:
         wait_until(lambda b=brain: brain_started(b), 60, brain.name)
+    pids = {p.name: p.process.pid for p in group.processes.values()}
+    assert running.postgres.pid is not None and running.redis is not None and running.redis.process
+    pids.update(postgres=running.postgres.pid, redis=running.redis.process.pid, model=model.pid)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    client_before = time.process_time()
     observed = asyncio.run(
         drive_turns(url, running.database_url, set(inputs), args.turns, brains, args.timeout)
     )
+    observed.cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    observed.cpu["benchmark client"] = time.process_time() - client_before
     if observed.timed_out:
         print(f"timed out; the processes' logs:\n{group.logs()}", file=sys.stderr)
     return observed, collect(running.database_url, model_url, inputs), inputs
@@ -335,6 +359,21 @@ def report(
         for name in sorted(observed.peak_rss)
     ]
     print(table("brain memory", ["process", "peak RSS [MiB]", "RSS at the end [MiB]"], memory))
+    total = sum(observed.cpu.values())
+    turns_done = max(1, len(turns.replied))
+    cpu = [
+        [name, seconds, seconds / turns_done * ms, seconds / total if total else 0.0]
+        for name, seconds in sorted(observed.cpu.items(), key=lambda item: -item[1])
+    ]
+    cpu.append(["all", total, total / turns_done * ms, 1.0])
+    print(
+        table(
+            f"CPU while the runs went ({observed.finished - observed.started:.1f} s of wall time on "
+            f"{os.cpu_count()} cores)",
+            ["process", "CPU [s]", "CPU per model turn [ms]", "share"],
+            cpu,
+        )
+    )
 
 
 if __name__ == "__main__":

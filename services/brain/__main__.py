@@ -12,6 +12,7 @@ from services.core.artifacts import build_artifact_store
 from services.core.bus import build_bus
 from services.core.db.engine import create_engine
 from services.core.db.migrate import upgrade_async
+from services.core.heap import freeze_startup_heap
 from services.core.settings import Settings
 
 
@@ -26,6 +27,7 @@ async def serve(settings: Settings) -> None:
     install_task_dump(loop)
     try:
         async with BrainWorker(settings, engine, bus, build_artifact_store(settings.artifacts_path)):
+            freeze_startup_heap()
             await stop.wait()
     finally:
         await bus.aclose()

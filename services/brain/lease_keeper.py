@@ -14,6 +14,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core import leases
+from services.core.db.engine import autocommit
 from services.core.errors import LeaseLost
 from services.core.events import Fence
 
@@ -37,7 +38,7 @@ class LeaseKeeper:
             await asyncio.sleep(self.ttl_seconds / 3)
             started = time.monotonic()
             try:
-                async with self.engine.begin() as conn:
+                async with autocommit(self.engine).connect() as conn:  # one statement
                     held = await leases.renew(conn, self.run_id, self.fence, self.ttl_seconds)
             except Exception:
                 logger.warning("could not renew the lease of run %s", self.run_id, exc_info=True)
@@ -52,6 +53,6 @@ class LeaseKeeper:
         """Raise LeaseLost unless the lease is still ours."""
         if time.monotonic() - self.renewed_at < self.ttl_seconds / 2:
             return
-        async with self.engine.connect() as conn:
+        async with autocommit(self.engine).connect() as conn:
             if not await leases.holds(conn, self.run_id, self.fence):
                 raise LeaseLost(f"the lease of run {self.run_id} was lost")

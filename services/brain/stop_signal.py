@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from services.core import events as log
 from services.core.bus import run_channel
+from services.core.db.engine import autocommit
 from services.core.db.schema import events
 from services.core.journal import Journal
 
@@ -52,5 +53,5 @@ async def _stopping_event(journal: Journal, run_id: str, after_seq: int) -> str 
         .where(events.c.run_id == run_id, events.c.seq > after_seq, events.c.type.in_(STOPPING))
         .limit(1)
     )
-    async with journal.engine.connect() as conn:
+    async with autocommit(journal.engine).connect() as conn:
         return (await conn.execute(query)).scalar()

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.brain.admission import AdaptiveLimit
 from services.brain.children import Children
 from services.brain.dispatch import ToolDispatcher
 from services.brain.lease_keeper import LeaseKeeper
@@ -26,6 +27,7 @@ from services.brain.stepper import RunStepper
 from services.core import leases
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, WakeUp
+from services.core.db.engine import autocommit
 from services.core.db.schema import run_leases, runs
 from services.core.errors import Conflict, LeaseLost
 from services.core.events import TERMINAL_STATUSES, Fence
@@ -53,12 +55,20 @@ class BrainWorker:
         self.providers = ProviderPool(settings)
         self.states = StateCache(settings.brain_state_cache_size)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
+        self.admission = AdaptiveLimit(
+            target_seconds=settings.brain_commit_latency_target_ms / 1000,
+            ceiling=settings.brain_concurrency,
+        )
+        self.journal.observe = self.admission.observe
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> BrainWorker:
-        self._background = [asyncio.create_task(self._take_loop()), asyncio.create_task(self._sweep_loop())]
+        self._background = [
+            asyncio.create_task(self._take_loop()),
+            asyncio.create_task(self._sweep_loop()),
+        ]
         logger.info("brain %s started", self.brain_id)
         return self
 
@@ -83,6 +93,7 @@ class BrainWorker:
     async def _take_loop(self) -> None:
         while not self._stopping.is_set():
             await self._slots.acquire()
+            await self.admission.room(lambda: len(self._active))
             try:
                 wakeup = await self.bus.take(self.brain_id, timeout=1.0)
             except Exception:
@@ -108,10 +119,11 @@ class BrainWorker:
         finally:
             self._active.pop(wakeup.run_id, None)
             self._slots.release()
+            self.admission.changed()
 
     async def _step_run(self, run_id: str) -> None:
         asked_at = time.monotonic()
-        async with self.engine.begin() as conn:
+        async with autocommit(self.engine).connect() as conn:  # one statement
             fence = await leases.acquire(conn, run_id, self.brain_id, self.settings.lease_seconds)
         if fence is None:
             return  # another brain holds it and will see whatever woke us
@@ -124,7 +136,12 @@ class BrainWorker:
 
         renewer = asyncio.create_task(keeper.keep(on_lost=stop_stepping))
         stepper = RunStepper(
-            self.settings, self.journal, self.dispatcher, self.providers, keeper, self.states.take(run_id)
+            self.settings,
+            self.journal,
+            self.dispatcher,
+            self.providers,
+            keeper,
+            self.states.take(run_id),
         )
         try:
             await stepper.drive()
@@ -143,19 +160,21 @@ class BrainWorker:
         finally:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
-        async with self.engine.begin() as conn:
+        async with autocommit(self.engine).connect() as conn:
             await leases.release(conn, run_id, fence)
             row = (
-                await conn.execute(select(runs.c.status, runs.c.last_seq).where(runs.c.id == run_id))
+                await conn.execute(
+                    select(runs.c.status, runs.c.last_seq, runs.c.parent_run_id).where(runs.c.id == run_id)
+                )
             ).one()
         if row.status in RUNNABLE and row.last_seq > stepper.state.last_seq:
             await self.bus.wake(run_id)  # something arrived while we were finishing
-        if row.status in TERMINAL_STATUSES:
+        if row.status in TERMINAL_STATUSES and row.parent_run_id is not None:
             await self.children.deliver_to_parent(run_id)
 
     async def _release_quietly(self, run_id: str, fence: Fence) -> None:
         try:
-            async with self.engine.begin() as conn:
+            async with autocommit(self.engine).connect() as conn:
                 await leases.release(conn, run_id, fence)
         except Exception:
             logger.info("could not release the lease of run %s; it will lapse", run_id)
@@ -181,7 +200,7 @@ class BrainWorker:
             .where(child.c.status.in_(TERMINAL_STATUSES))
             .limit(100)
         )
-        async with self.engine.connect() as conn:
+        async with autocommit(self.engine).connect() as conn:
             return list((await conn.execute(query)).scalars())
 
     async def _stranded_runs(self) -> list[str]:
@@ -194,5 +213,5 @@ class BrainWorker:
             .where((run_leases.c.expires_at.is_(None)) | (run_leases.c.expires_at < func.now()))
             .limit(200)
         )
-        async with self.engine.connect() as conn:
+        async with autocommit(self.engine).connect() as conn:
             return list((await conn.execute(query)).scalars())

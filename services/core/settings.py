@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # Brain.
     brain_id: str | None = None
     brain_concurrency: int = 16
+    brain_commit_latency_target_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description="a brain holds fewer runs while its commits take longer than this (adaptive limit)",
+    )
     brain_state_cache_size: int = Field(default=10_000, ge=0, description="run states a brain keeps folded")
     lease_seconds: float = 15.0
     wake_visibility_seconds: float = 30.0

@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from services.core.heap import freeze_startup_heap
 from services.core.settings import Settings
 from services.gateway.app import create_app
 
@@ -13,8 +14,10 @@ from services.gateway.app import create_app
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    freeze_startup_heap()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level="info",

@@ -85,6 +85,10 @@ class EmbeddedPostgres:
         self._ensure_database(bin_dir)
         return self.url
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def stop(self) -> None:
         if self._process is None:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import weakref
 from typing import Any
 
 from sqlalchemy import event
@@ -22,6 +23,21 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
     )
     event.listen(engine.sync_engine, "checkout", _refuse_dead_connection)
     return engine
+
+
+_AUTOCOMMIT_VIEWS: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool with every statement its own transaction: for reads and one-statement writes.
+
+    Without an open transaction there is no BEGIN or ROLLBACK round trip, and psycopg keeps its
+    prepared statements (a ROLLBACK makes it deallocate all of them).
+    """
+    view = _AUTOCOMMIT_VIEWS.get(engine)
+    if view is None:
+        view = _AUTOCOMMIT_VIEWS[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return view
 
 
 def _refuse_dead_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from services.core.agents import AgentSpec
+from services.core.db.engine import autocommit
 from services.core.db.schema import agents
 from services.core.errors import Conflict, NotFound
 from services.core.runs import new_id
@@ -92,7 +93,7 @@ async def list_agents(services: ServicesDep, limit: int = Query(50, ge=1, le=500
         .order_by(agents.c.created_at.desc())
         .limit(limit)
     )
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         rows = (await conn.execute(query)).all()
     return {"data": [agent_to_wire(row) for row in rows], "next_cursor": None}
 
@@ -101,7 +102,7 @@ async def list_agents(services: ServicesDep, limit: int = Query(50, ge=1, le=500
 async def get_agent(
     agent_id: str, services: ServicesDep, version: int | None = Query(None, ge=1)
 ) -> dict[str, Any]:
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         row = await load_agent(conn, services.settings.tenant, agent_id, version)
     return agent_to_wire(row)
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from services.core import events as log
 from services.core import runs as run_store
+from services.core.db.engine import autocommit
 from services.core.db.schema import events
 from services.core.errors import BadRequest, NotFound
 from services.gateway.deps import ServicesDep
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/runs/{run_id}/artifacts", tags=["artifacts"])
 
 
 async def _artifacts(services: ServicesDep, run_id: str) -> dict[str, dict[str, Any]]:
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, services.settings.tenant, run_id)
         rows = await conn.execute(
             select(events.c.data)

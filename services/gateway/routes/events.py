@@ -13,6 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.bus import run_channel
+from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest
 from services.gateway.deps import GatewayServices, ServicesDep
 
@@ -30,7 +31,7 @@ async def list_events(
     after: int = Query(0, ge=0),
     limit: int = Query(500, ge=1, le=5000),
 ) -> dict[str, Any]:
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, services.settings.tenant, run_id)
         page = await log.read(conn, run_id, after=after, limit=limit)
     next_after = page[-1].seq if len(page) == limit else None
@@ -49,7 +50,7 @@ async def stream_events(
         if not last_event_id.isdigit():
             raise InvalidRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
         start = max(start, int(last_event_id))
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, services.settings.tenant, run_id)
     return EventSourceResponse(_follow(services, run_id, start), ping=15)
 
@@ -94,7 +95,7 @@ async def _pump(messages: AsyncIterator[dict[str, Any]], live: asyncio.Queue[dic
 
 async def _catch_up(services: GatewayServices, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
     while True:
-        async with services.engine.connect() as conn:
+        async with autocommit(services.engine).connect() as conn:
             page = await log.read(conn, run_id, after=after, limit=500)
         for event in page:
             yield event.to_wire()

@@ -12,6 +12,7 @@ from sqlalchemy import func, literal, select
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
+from services.core.db.engine import autocommit
 from services.core.db.schema import events, runs
 from services.core.errors import InvalidRequest
 from services.gateway.deps import ServicesDep
@@ -109,7 +110,7 @@ async def fork_run(run_id: str, body: Fork, services: ServicesDep) -> dict[str, 
 async def diff_runs(
     run_a: str, run_b: str, services: ServicesDep, limit: int = Query(200, ge=1, le=5000)
 ) -> dict[str, Any]:
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         for run_id in (run_a, run_b):
             await run_store.get_run(conn, services.settings.tenant, run_id)
         a = await log.read(conn, run_a)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
+from services.core.db.engine import autocommit
 from services.core.errors import Conflict, InvalidRequest
 from services.gateway.deps import ServicesDep
 from services.gateway.routes.agents import load_agent
@@ -66,7 +67,7 @@ async def create_run(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
     if idempotency_key is not None:
-        async with services.engine.connect() as conn:
+        async with autocommit(services.engine).connect() as conn:
             existing = await run_store.find_by_idempotency_key(conn, tenant, idempotency_key)
         if existing is not None:
             return _replayed(existing, request_hash, response)
@@ -87,7 +88,7 @@ async def create_run(
             )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: answer with its run.
-        async with services.engine.connect() as conn:
+        async with autocommit(services.engine).connect() as conn:
             existing = await run_store.find_by_idempotency_key(conn, tenant, idempotency_key or "")
         if existing is None:
             raise
@@ -123,7 +124,7 @@ async def list_runs(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         rows, next_cursor = await run_store.list_runs(
             conn, services.settings.tenant, status=status, limit=limit, cursor=cursor
         )
@@ -132,7 +133,7 @@ async def list_runs(
 
 @router.get("/{run_id}")
 async def get_run(run_id: str, services: ServicesDep) -> dict[str, Any]:
-    async with services.engine.connect() as conn:
+    async with autocommit(services.engine).connect() as conn:
         return run_store.run_to_wire(await run_store.get_run(conn, services.settings.tenant, run_id))
 
 

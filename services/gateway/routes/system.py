@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from services.core.db.engine import autocommit
 from services.gateway.deps import ServicesDep
 from services.gateway.errors import error_response
 
@@ -24,7 +25,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(services: ServicesDep) -> Any:
     checks: dict[str, str] = {}
     try:
-        async with services.engine.connect() as conn:
+        async with autocommit(services.engine).connect() as conn:
             await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as error:
