@@ -10,8 +10,10 @@ turn ends the run; the client then sends the next message over REST, `--turns` t
 
 Step overhead, per model turn (timestamps from PostgreSQL's transaction clock and the model server's
 wall clock, on one machine):
-- reply -> commit: from the model's reply (request arrival + the delay) to the start of the fenced
-  transaction that commits `model.response` (the event's `at`).
+- reply -> commit: from the model server having its reply ready (after the delay) to the start of
+  the fenced transaction that commits `model.response` (the event's `at`): the brain's share.
+- reply due -> commit: the same from the request's arrival + the delay, so it also holds how late
+  the model server itself was (it shares the machine's cores with everything else).
 - commit -> model request: from the commit of the user message that opens turns 2.. to the model
   server receiving that turn's request (wake-up, lease, state rebuild, lease check, HTTP).
 """
@@ -50,6 +52,7 @@ from services.local.postgres import free_port
 from tests.support.processes import LoopdProcess, ProcessGroup
 
 AGENT = {"name": "bench", "model": "openai/fake", "tools": []}
+DATABASE_POOL_SIZE = 40  # per process; PostgreSQL here allows 300 connections
 
 
 @dataclass
@@ -184,6 +187,7 @@ class Turns:
 
     opened: dict[tuple[str, int], float] = field(default_factory=dict)
     requested: dict[tuple[str, int], float] = field(default_factory=dict)
+    answered: dict[tuple[str, int], float] = field(default_factory=dict)  # the model's reply was ready
     replied: dict[tuple[str, int], float] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Replies committed without the run completing after them: a new message committed between the
@@ -220,7 +224,10 @@ def collect(database_url: str, model_url: str, inputs: dict[str, str]) -> Turns:
         if run_id is None:
             continue
         turn = 1 + sum(1 for m in messages if m.get("role") == "assistant")
-        turns.requested.setdefault((run_id, turn), request["received_at"])
+        if (run_id, turn) not in turns.requested:
+            turns.requested[(run_id, turn)] = request["received_at"]
+            if request.get("replied_at") is not None:
+                turns.answered[(run_id, turn)] = request["replied_at"]
     return turns
 
 
@@ -261,6 +268,9 @@ def environment(running: Servers, model_url: str, concurrency: int) -> dict[str,
         "LOOPD_PORT": str(free_port()),
         "LOOPD_OPENAI_BASE_URL": f"{model_url}/v1",
         "LOOPD_BRAIN_CONCURRENCY": str(concurrency),
+        # Hundreds of runs per brain need more than the default 10 (+10 in bursts) connections: with
+        # too few, commits wait for a connection, and burst connections are opened and closed again.
+        "LOOPD_DATABASE_POOL_SIZE": str(DATABASE_POOL_SIZE),
     }
 
 
@@ -307,7 +317,8 @@ def report(
     observed: Observed, turns: Turns, inputs: dict[str, str], args: argparse.Namespace, concurrency: int
 ) -> None:
     ms, mib = 1000.0, 2**20
-    reply_to_commit = [
+    reply_to_commit = [at - turns.answered[key] for key, at in turns.replied.items() if key in turns.answered]
+    due_to_commit = [
         at - (turns.requested[key] + args.model_delay)
         for key, at in turns.replied.items()
         if key in turns.requested
@@ -343,6 +354,7 @@ def report(
         ]
         for name, values in (
             ("reply -> commit", reply_to_commit),
+            ("reply due -> commit", due_to_commit),
             ("commit -> model request", commit_to_request),
         )
         if values

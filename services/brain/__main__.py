@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from services.brain.diagnostics import install_task_dump
 from services.brain.worker import BrainWorker
 from services.core.artifacts import build_artifact_store
@@ -36,7 +38,8 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(Settings()))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(Settings()))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from services.brain.tool_specs import tool_specs
 from services.brain.triage import Answer, Dispatch, Spawn, Wait, refusal, triage
 from services.core import events as log
 from services.core.agents import AgentSpec
+from services.core.db.engine import autocommit
 from services.core.db.schema import runs
 from services.core.errors import InfrastructureError, ModelError
 from services.core.journal import Journal
@@ -163,12 +164,12 @@ class RunStepper:
             await self._refresh()
 
     async def _refresh(self) -> None:
-        async with self.journal.engine.connect() as conn:
+        async with autocommit(self.journal.engine).connect() as conn:
             new_events = await log.read(conn, self.run_id, after=self.state.last_seq)
         rebuild(self.run_id, new_events, self.state)
 
     async def _load_run(self) -> tuple[AgentSpec, datetime, dict[str, Any]]:
-        async with self.journal.engine.connect() as conn:
+        async with autocommit(self.journal.engine).connect() as conn:
             row = (
                 await conn.execute(
                     select(runs.c.agent_spec, runs.c.created_at, runs.c.budget).where(

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     brain_id: str | None = None
     brain_concurrency: int = 16
     brain_commit_latency_target_ms: float = Field(
-        default=50.0,
+        default=20.0,
         gt=0,
         description="a brain holds fewer runs while its commits take longer than this (adaptive limit)",
     )

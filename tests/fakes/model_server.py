@@ -44,12 +44,13 @@ _ANTHROPIC_ERRORS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
     received_at: float = 0.0  # wall-clock seconds, to compare with the commit times in the event log
+    replied_at: float | None = None  # when the reply was ready to send, after any scripted delay
 
 
 class ScriptState:
@@ -146,7 +147,9 @@ async def _serve(state: ScriptState, request: Request, wire: str) -> JSONRespons
     reply = state.reply_for(body)
     if reply.get("delay"):
         await asyncio.sleep(float(reply["delay"]))
-    return _respond(wire, reply, body)
+    response = _respond(wire, reply, body)
+    recorded.replied_at = time.time()
+    return response
 
 
 def _respond(wire: str, reply: dict[str, Any], body: dict[str, Any]) -> JSONResponse:
