@@ -56,8 +56,7 @@ class BrainWorker:
         self.states = StateCache(settings.brain_state_cache_size)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
         self.admission = AdaptiveLimit(
-            target_seconds=settings.brain_commit_latency_target_ms / 1000,
-            ceiling=settings.brain_concurrency,
+            target_seconds=settings.brain_commit_latency_target_ms / 1000, ceiling=settings.brain_concurrency
         )
         self.journal.observe = self.admission.observe
         self._active: dict[str, asyncio.Task[None]] = {}

@@ -62,3 +62,14 @@ async def test_a_run_let_go_makes_room() -> None:
     held[0] = 1
     limit.changed()
     await asyncio.wait_for(waiter, 1)
+
+
+async def test_runs_that_wait_long_on_their_model_let_the_limit_grow() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(target_seconds=0.05, ceiling=100, clock=clock)
+    start = limit.limit
+    waiter = asyncio.create_task(limit.room(lambda: int(start)))  # held runs, none committing
+    await asyncio.sleep(0)
+    clock.now += WINDOW_SECONDS
+    await asyncio.wait_for(waiter, 1)  # the window ended without a slow commit
+    assert limit.limit > start
