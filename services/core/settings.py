@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     tool_output_cap: int = 1024 * 1024
     sandbox_tmp_size: str = Field(default="256m", description="each sandbox's /tmp (uses its memory)")
     sandbox_docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker Engine API")
+    hands_orphan_grace_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="sandboxes of a hands worker missing from the registry this long are removed",
+    )
     hands_warm_pool: int = Field(
         default=2, ge=0, description="started sandboxes each hands worker keeps ready for new runs"
     )

@@ -8,7 +8,9 @@ drain in-flight calls, unregister, stop the reaper, and destroy the warm and the
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -24,6 +26,7 @@ from services.core.settings import Settings
 from services.hands.api import HandsStatus
 from services.hands.calls import CallExecutor
 from services.hands.client import CHANNEL_OPTIONS
+from services.hands.janitor import Janitor
 from services.hands.ledger import CallLedger, build_ledger
 from services.hands.pool import SandboxPool
 from services.hands.proto import hands_pb2, hands_pb2_grpc
@@ -36,10 +39,18 @@ from services.hands.snapshots import Snapshots
 from services.hands.warm import WarmSandboxes
 
 HANDS_LABEL = "loopd.hands_id"
+# Which registry the owner registers in: a janitor only judges sandboxes of its own registry, so
+# deployments that share a Docker engine leave each other's alone.
+REGISTRY_LABEL = "loopd.registry"
 SERVICE_NAME = hands_pb2.DESCRIPTOR.services_by_name["Hands"].full_name
 # Beyond the longest call, time for provisioning and for a timeout's kill.
 _DRAIN_MARGIN = 15.0
 log = logging.getLogger(__name__)
+
+
+def registry_id(bus_url: str) -> str:
+    without_password = re.sub(r"//[^/@]*@", "//", bus_url)
+    return hashlib.sha256(without_password.encode()).hexdigest()[:12]
 
 
 class HandsWorker:
@@ -58,7 +69,7 @@ class HandsWorker:
         self._settings = settings
         self._bus = bus
         self._artifacts = artifacts
-        self._labels = {HANDS_LABEL: self.hands_id}
+        self._labels = {HANDS_LABEL: self.hands_id, REGISTRY_LABEL: registry_id(settings.bus_url)}
         self._driver = driver
         self._owns_driver = driver is None
         self._ledger = ledger or build_ledger(settings.artifacts_path / "ledger")
@@ -118,7 +129,7 @@ class HandsWorker:
             self._driver = build_driver(settings, self._labels)
         self._warm = warm = WarmSandboxes(self._driver, settings.hands_warm_pool)
         self._pool = pool = SandboxPool(self._driver, warm=warm, on_change=self._sandboxes_changed)
-        await pool.remove_orphans(self._labels)
+        await pool.remove_orphans({HANDS_LABEL: self.hands_id})
         calls = CallExecutor(
             self._driver,
             pool,
@@ -143,6 +154,16 @@ class HandsWorker:
         # Entered first so it is closed last: its sandboxes are destroyed after registration ends.
         await self._background.enter_async_context(warm)
         await self._background.enter_async_context(Reaper(pool, idle_seconds=settings.sandbox_idle_seconds))
+        await self._background.enter_async_context(
+            Janitor(
+                self._driver,
+                self._bus,
+                label=HANDS_LABEL,
+                among={REGISTRY_LABEL: self._labels[REGISTRY_LABEL]},
+                own_id=self.hands_id,
+                grace_seconds=settings.hands_orphan_grace_seconds,
+            )
+        )
         self._registration = await self._background.enter_async_context(
             Registration(
                 self._bus, self.info, every=settings.hands_heartbeat_seconds, ttl=settings.hands_ttl_seconds

@@ -86,6 +86,13 @@ class ExecExit:
 
 
 @dataclass(frozen=True)
+class Labelled:
+    sandbox_id: str
+    value: str  # of the label asked for
+    created_at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True)
 class WorkspaceScan:
     """A directory's manifest entries, and the files among them whose content the host has not seen.
 
@@ -164,6 +171,11 @@ class SandboxDriver(Protocol):
 
     async def find(self, labels: Mapping[str, str]) -> list[str]:
         """Ids of every sandbox, running or not, that carries all these labels."""
+        ...
+
+    async def labelled(self, key: str, among: Mapping[str, str]) -> list[Labelled]:
+        """Every sandbox on this engine, running or not, that carries the label `key` and all of
+        `among`, whoever made it."""
         ...
 
     async def aclose(self) -> None: ...

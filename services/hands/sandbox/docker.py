@@ -31,6 +31,7 @@ from services.hands.sandbox import (
     ExecExit,
     ExecOutput,
     ExecRequest,
+    Labelled,
     PutFile,
     SandboxRefused,
     SandboxSpec,
@@ -166,6 +167,9 @@ class DockerDriver:
 
     async def find(self, labels: Mapping[str, str]) -> list[str]:
         return await self._call(self._engine.find, labels)
+
+    async def labelled(self, key: str, among: Mapping[str, str]) -> list[Labelled]:
+        return await self._call(self._engine.labelled, key, among)
 
     async def aclose(self) -> None:
         sessions, self._sessions = self._sessions, {}

@@ -11,7 +11,7 @@ from docker.errors import APIError, NotFound
 from docker.types import Mount
 
 from services.core.errors import SandboxLost
-from services.hands.sandbox import PutFile, SandboxSpec
+from services.hands.sandbox import Labelled, PutFile, SandboxSpec
 from services.hands.sandbox.docker_io import single_file_tar
 from services.hands.sandbox.executor import MOUNT, command
 
@@ -113,6 +113,13 @@ class Engine:
     def find(self, labels: Mapping[str, str]) -> list[str]:
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
         return [str(c["Id"]) for c in self.api().containers(all=True, filters=filters)]
+
+    def labelled(self, key: str, among: Mapping[str, str]) -> list[Labelled]:
+        filters = {"label": [key, *(f"{k}={v}" for k, v in among.items())]}
+        return [
+            Labelled(str(c["Id"]), str((c.get("Labels") or {}).get(key, "")), float(c.get("Created") or 0))
+            for c in self.api().containers(all=True, filters=filters)
+        ]
 
     def _archive_call(self, sandbox_id: str, fn: Callable[[docker.APIClient], object]) -> None:
         try:

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from services.hands.archive import scan
 from services.hands.manifest import FileEntry
-from services.hands.sandbox import CreateSandbox, ExecExit, ExecOutput, ExecRequest, PutFile, WorkspaceScan
+from services.hands.sandbox import (
+    CreateSandbox,
+    ExecExit,
+    ExecOutput,
+    ExecRequest,
+    Labelled,
+    PutFile,
+    WorkspaceScan,
+)
 
 
 class FakeDriver:
@@ -79,6 +87,13 @@ class FakeDriver:
 
     async def find(self, labels: Mapping[str, str]) -> list[str]:
         return [sid for sid, have in self.labels.items() if labels.items() <= have.items()]
+
+    async def labelled(self, key: str, among: Mapping[str, str]) -> list[Labelled]:
+        return [
+            Labelled(sid, have[key], 0.0)
+            for sid, have in self.labels.items()
+            if key in have and among.items() <= have.items()
+        ]
 
     async def aclose(self) -> None:
         pass
