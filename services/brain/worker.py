@@ -49,25 +49,21 @@ class BrainWorker:
         self.brain_id = (
             settings.brain_id or f"brain-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         )
-        self.journal = Journal(engine, bus)
+        self.admission = AdaptiveLimit(
+            target_seconds=settings.brain_commit_latency_target_ms / 1000, ceiling=settings.brain_concurrency
+        )
+        self.journal = Journal(engine, bus, on_append=self.admission.observe)
         self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
         self.children = Children(settings, self.journal)
         self.providers = ProviderPool(settings)
         self.states = StateCache(settings.brain_state_cache_size)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
-        self.admission = AdaptiveLimit(
-            target_seconds=settings.brain_commit_latency_target_ms / 1000, ceiling=settings.brain_concurrency
-        )
-        self.journal.observe = self.admission.observe
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> BrainWorker:
-        self._background = [
-            asyncio.create_task(self._take_loop()),
-            asyncio.create_task(self._sweep_loop()),
-        ]
+        self._background = [asyncio.create_task(self._take_loop()), asyncio.create_task(self._sweep_loop())]
         logger.info("brain %s started", self.brain_id)
         return self
 
@@ -135,12 +131,7 @@ class BrainWorker:
 
         renewer = asyncio.create_task(keeper.keep(on_lost=stop_stepping))
         stepper = RunStepper(
-            self.settings,
-            self.journal,
-            self.dispatcher,
-            self.providers,
-            keeper,
-            self.states.take(run_id),
+            self.settings, self.journal, self.dispatcher, self.providers, keeper, self.states.take(run_id)
         )
         try:
             await stepper.drive()

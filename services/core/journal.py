@@ -21,11 +21,13 @@ logger = logging.getLogger(__name__)
 
 
 class Journal:
-    def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
+    def __init__(
+        self, engine: AsyncEngine, bus: Bus, on_append: Callable[[float], None] = lambda seconds: None
+    ) -> None:
+        """`on_append` is told how long each append took (checkout, statement, fan-out)."""
         self.engine = engine
         self.bus = bus
-        # Told how long each append took (checkout, statement, fan-out): a brain adapts to it.
-        self.observe: Callable[[float], None] = lambda seconds: None
+        self.on_append = on_append
 
     async def append(self, request: log.Append) -> list[log.Event]:
         started = time.monotonic()
@@ -33,7 +35,7 @@ class Journal:
         async with autocommit(self.engine).connect() as conn:
             appended = await log.append(conn, request)
         await self.publish(appended)
-        self.observe(time.monotonic() - started)
+        self.on_append(time.monotonic() - started)
         return appended
 
     async def publish(self, appended: list[log.Event]) -> None:
