@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core import events as log
 from services.core import leases
+from services.core.db.engine import autocommit
+from services.core.db.schema import runs
 from services.core.errors import Conflict, LeaseLost
 from services.core.runs import create_run
 from tests.support.waiting import eventually
@@ -87,3 +91,49 @@ async def test_appends_to_a_finished_run_are_refused(engine: AsyncEngine) -> Non
         )
     with pytest.raises(Conflict):
         await append_one(engine, run_id, 1)
+
+
+async def test_run_row_changes_are_values_increments_or_the_commit_clock(engine: AsyncEngine) -> None:
+    run_id = await new_run(engine)
+    note = (log.NewEvent("test.note", {}),)
+    async with engine.begin() as conn:
+        await log.append(conn, log.Append(run_id, note, {"step": log.Increment(2), "waiting_for": {"a": 1}}))
+        await log.append(conn, log.Append(run_id, note, {"step": log.Increment(3), "ended_at": log.NOW}))
+        row = (await conn.execute(select(runs).where(runs.c.id == run_id))).one()
+    assert (row.step, row.waiting_for) == (5, {"a": 1})
+    assert row.ended_at == row.updated_at
+
+    async with engine.begin() as conn:
+        with pytest.raises(TypeError):
+            await log.append(conn, log.Append(run_id, note, {"step": runs.c.step + 1}))
+    async with engine.begin() as conn:
+        with pytest.raises(ValueError):
+            await log.append(conn, log.Append(run_id, note, {"no_such_column": 1}))
+
+
+async def test_connections_the_server_closed_are_replaced_before_use(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    async with engine.connect() as first, autocommit(engine).connect() as second:
+        for conn in (first, second):  # two pooled connections, idle once returned
+            await conn.execute(text("SELECT 1"))
+    others = (
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend'"
+    )
+    async with await psycopg.AsyncConnection.connect(
+        database_url.replace("+psycopg", ""), autocommit=True
+    ) as admin:
+        await admin.execute(f"SELECT pg_terminate_backend(pid) {others}")
+
+        async def all_gone() -> bool:
+            row = await (await admin.execute(f"SELECT count(*) {others}")).fetchone()
+            return row is not None and row[0] == 0
+
+        await eventually(all_gone)
+
+    # No error reaches the caller: each dead connection is noticed on checkout and replaced.
+    run_id = await new_run(engine)
+    assert [e.seq for e in await append_one(engine, run_id, 1)] == [3]
+    async with autocommit(engine).connect() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
