@@ -49,6 +49,8 @@ def _refuse_dead_connection(dbapi_connection: Any, record: Any, proxy: Any) -> N
     driver = dbapi_connection.driver_connection
     if driver.closed or driver.broken:
         raise DisconnectionError("the connection is closed")
-    readable, _, _ = select.select([driver.pgconn.socket], [], [], 0)
-    if readable:
+    # poll, not select: a busy process has descriptors beyond select's limit of 1024.
+    poller = select.poll()
+    poller.register(driver.pgconn.socket, select.POLLIN)
+    if poller.poll(0):
         raise DisconnectionError("the server closed the connection")
