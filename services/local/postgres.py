@@ -33,6 +33,9 @@ def binaries_dir() -> Path:
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 
+PORT_ATTEMPTS = 3
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -44,6 +47,7 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path, *, port: int | None = None, database: str = "loopd") -> None:
         self.data_dir = data_dir.resolve()
+        self._chose_port = port is None
         self.port = port or free_port()
         self.database = database
         self._process: subprocess.Popen[bytes] | None = None
@@ -59,7 +63,21 @@ class EmbeddedPostgres:
             self._initdb(bin_dir)
         elif (self.data_dir / "postmaster.pid").exists():
             self._stop_leftover(bin_dir)
-        log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
+        for attempt in range(PORT_ATTEMPTS):
+            self._launch(bin_dir)
+            try:
+                self._wait_ready(bin_dir, timeout)
+                break
+            except EmbeddedPostgresError as error:
+                # A free port we picked can be taken by someone else before the server binds it.
+                if not self._chose_port or "already in use" not in str(error) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+        self._ensure_database(bin_dir)
+        return self.url
+
+    def _launch(self, bin_dir: Path) -> None:
+        log = self._log_path.open("ab")
         self._process = subprocess.Popen(
             [
                 str(bin_dir / "postgres"),
@@ -81,9 +99,7 @@ class EmbeddedPostgres:
             user=self._run_as,
             start_new_session=True,
         )
-        self._wait_ready(bin_dir, timeout)
-        self._ensure_database(bin_dir)
-        return self.url
+        log.close()
 
     @property
     def pid(self) -> int | None:
@@ -149,12 +165,22 @@ class EmbeddedPostgres:
             check=False,
         )
 
+    @property
+    def _log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return f"(no log at {self._log_path})"
+
     def _wait_ready(self, bin_dir: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise EmbeddedPostgresError(f"PostgreSQL exited early; see {self.data_dir.parent}/*.log")
+                raise EmbeddedPostgresError(f"PostgreSQL exited early:\n{self._log_tail()}")
             probe = subprocess.run(
                 [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
                 capture_output=True,

@@ -1,9 +1,10 @@
-"""The embedded PostgreSQL of `make run`/`make up` starts, restarts on its data, and takes over from a
-server that a killed stack left running."""
+"""The embedded PostgreSQL of `make run`/`make up` starts, restarts on its data, takes over from a
+server that a killed stack left running, and gives up a port taken before it could bind it."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from services.local import postgres
 from services.local.postgres import EmbeddedPostgres
 
 
@@ -58,3 +60,23 @@ def test_a_server_left_running_by_a_killed_stack_is_replaced(data_root: Path) ->
     finally:
         fresh.stop()
         left_behind.stop()
+
+
+def test_a_port_taken_before_the_server_binds_it_is_given_up_for_another(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        pick = postgres.free_port
+        picks = iter([busy])  # the first pick is taken by someone else before the server binds it
+        monkeypatch.setattr(postgres, "free_port", lambda: next(picks, None) or pick())
+        server = EmbeddedPostgres(data_root / "data")
+        assert server.port == busy
+        server.start()
+        try:
+            assert server.port != busy
+            assert query_one(server, "SELECT 1") == 1
+        finally:
+            server.stop()
