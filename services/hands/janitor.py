@@ -12,14 +12,11 @@ registers. Their runs lose nothing: a run's workspace lives in its snapshots.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 
 from services.core.bus import Bus
-from services.core.tasks import cancel_and_wait
 from services.hands.sandbox import SandboxDriver
 
 log = logging.getLogger(__name__)
@@ -45,16 +42,7 @@ class Janitor:
         self._grace = grace_seconds
         self._clock = clock
         self._missing_since: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Janitor:
-        self._task = asyncio.create_task(self._sweep_forever(), name="hands-janitor")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await cancel_and_wait(self._task)
+        self.every = max(grace_seconds / 4, 0.2)  # how often to sweep
 
     async def sweep(self) -> list[str]:
         """Remove the sandboxes of owners missing for the grace period; returns their ids."""
@@ -79,11 +67,3 @@ class Janitor:
                 sandbox.value,
             )
         return removed
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(max(self._grace / 4, 0.2))
-            try:
-                await self.sweep()
-            except Exception:
-                log.warning("looking for sandboxes of dead hands workers failed", exc_info=True)

@@ -23,6 +23,7 @@ from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, HandsInfo
 from services.core.errors import InfrastructureError
 from services.core.settings import Settings
+from services.core.tasks import repeating
 from services.hands.api import HandsStatus
 from services.hands.calls import CallExecutor
 from services.hands.client import CHANNEL_OPTIONS
@@ -153,16 +154,18 @@ class HandsWorker:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         # Entered first so it is closed last: its sandboxes are destroyed after registration ends.
         await self._background.enter_async_context(warm)
-        await self._background.enter_async_context(Reaper(pool, idle_seconds=settings.sandbox_idle_seconds))
+        reaper = Reaper(pool, idle_seconds=settings.sandbox_idle_seconds)
+        await self._background.enter_async_context(repeating(reaper.every, reaper.reap, name="hands-reaper"))
+        janitor = Janitor(
+            self._driver,
+            self._bus,
+            label=HANDS_LABEL,
+            among={REGISTRY_LABEL: self._labels[REGISTRY_LABEL]},
+            own_id=self.hands_id,
+            grace_seconds=settings.hands_orphan_grace_seconds,
+        )
         await self._background.enter_async_context(
-            Janitor(
-                self._driver,
-                self._bus,
-                label=HANDS_LABEL,
-                among={REGISTRY_LABEL: self._labels[REGISTRY_LABEL]},
-                own_id=self.hands_id,
-                grace_seconds=settings.hands_orphan_grace_seconds,
-            )
+            repeating(janitor.every, janitor.sweep, name="hands-janitor")
         )
         self._registration = await self._background.enter_async_context(
             Registration(
