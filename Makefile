@@ -50,7 +50,7 @@ bench: bench-install image
 	$(BIN)/python -m bench.recovery
 
 proto: install
-	$(BIN)/python -m services.hands.proto.generate
+	$(BIN)/python -m services.hands.contract.proto.generate
 
 clean:
 	rm -rf $(VENV) .loopd .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ import uuid
 
 from bench.tool_call import docker, hands_worker, table, timed, warm_count
 from services.core.settings import Settings
-from services.hands.client import ExecuteRequest, HandsClient
+from services.hands.contract.client import ExecuteRequest, HandsClient
 
 WARM = 2
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from services.core.errors import LoopdError
 from services.core.settings import Settings
-from services.hands.client import ExecuteRequest, HandsClient
+from services.hands.contract.client import ExecuteRequest, HandsClient
 from services.hands.server import HANDS_LABEL
 
 

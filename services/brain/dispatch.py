@@ -28,10 +28,10 @@ from services.core.bus import Bus
 from services.core.errors import HandsUnavailable, InfrastructureError, SandboxLost
 from services.core.journal import Journal
 from services.core.settings import Settings
-from services.hands.api import SANDBOX_LOST
-from services.hands.client import ExecuteRequest, ExecuteResult, HandsClient, OutputChunk
-from services.hands.manifest import decode as decode_manifest
-from services.hands.tools import TOOL_SCHEMAS
+from services.hands.contract.api import SANDBOX_LOST
+from services.hands.contract.client import ExecuteRequest, ExecuteResult, HandsClient, OutputChunk
+from services.hands.contract.manifest import decode as decode_manifest
+from services.hands.contract.tools import TOOL_SCHEMAS
 
 logger = logging.getLogger(__name__)
 

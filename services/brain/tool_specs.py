@@ -7,7 +7,7 @@ from typing import Any
 
 from services.brain.models import ToolSpec
 from services.core.agents import AgentSpec
-from services.hands.tools import TOOL_SCHEMAS
+from services.hands.contract.tools import TOOL_SCHEMAS
 
 BRAIN_TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
     "ask_user": {

@@ -24,20 +24,20 @@ from services.core.bus import Bus, HandsInfo
 from services.core.errors import InfrastructureError
 from services.core.settings import Settings
 from services.core.tasks import repeating
-from services.hands.api import HandsStatus
-from services.hands.calls import CallExecutor
-from services.hands.client import CHANNEL_OPTIONS
-from services.hands.janitor import Janitor
-from services.hands.ledger import CallLedger, build_ledger
-from services.hands.pool import SandboxPool
-from services.hands.proto import hands_pb2, hands_pb2_grpc
-from services.hands.reaper import Reaper
-from services.hands.registry import Registration
+from services.hands.calls.execute import CallExecutor
+from services.hands.calls.servicer import HandsServicer
+from services.hands.calls.slots import Slots
+from services.hands.contract.api import HandsStatus
+from services.hands.contract.client import CHANNEL_OPTIONS
+from services.hands.contract.proto import hands_pb2, hands_pb2_grpc
+from services.hands.fleet.janitor import Janitor
+from services.hands.fleet.pool import SandboxPool
+from services.hands.fleet.reaper import Reaper
+from services.hands.fleet.registry import Registration
+from services.hands.fleet.warm import WarmSandboxes
 from services.hands.sandbox import SandboxDriver, build_driver
-from services.hands.servicer import HandsServicer
-from services.hands.slots import Slots
-from services.hands.snapshots import Snapshots
-from services.hands.warm import WarmSandboxes
+from services.hands.workspace.ledger import CallLedger, build_ledger
+from services.hands.workspace.snapshots import Snapshots
 
 HANDS_LABEL = "loopd.hands_id"
 # Which registry the owner registers in: a janitor only judges sandboxes of its own registry, so

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from services.core.errors import InfrastructureError
-from services.hands.manifest import Entry, FileEntry
+from services.hands.contract.manifest import Entry, FileEntry
 
 if TYPE_CHECKING:
     from services.core.settings import Settings

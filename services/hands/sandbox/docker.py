@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from services.core.errors import InfrastructureError, LoopdError, SandboxLost
-from services.hands.manifest import FileEntry
+from services.hands.contract.manifest import FileEntry
 from services.hands.sandbox import (
     CreateSandbox,
     ExecExit,

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from services.hands.manifest import DirEntry, Entry, FileEntry, SymlinkEntry
+from services.hands.contract.manifest import DirEntry, Entry, FileEntry, SymlinkEntry
 from services.hands.sandbox import ExecExit, ExecOutput, ExecRequest, SandboxRefused
 from services.hands.sandbox.channel import ExecutorChannel
 

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from services.hands.client import ExecuteRequest, ExecuteResult, HandsClient
+from services.hands.contract.client import ExecuteRequest, ExecuteResult, HandsClient
 
 _latest: dict[str, str] = {}
 

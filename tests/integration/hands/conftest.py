@@ -18,7 +18,7 @@ import pytest
 from services.core.artifacts import ArtifactStore, build_artifact_store
 from services.core.bus import Bus, build_bus
 from services.core.settings import Settings
-from services.hands.client import HandsClient
+from services.hands.contract.client import HandsClient
 from services.hands.server import HANDS_LABEL, HandsWorker
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

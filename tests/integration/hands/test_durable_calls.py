@@ -17,8 +17,8 @@ import docker
 import pytest
 
 from services.core.errors import HandsUnavailable
-from services.hands.client import HandsClient, OutputChunk
-from services.hands.ledger.filesystem import FilesystemLedger
+from services.hands.contract.client import HandsClient, OutputChunk
+from services.hands.workspace.ledger.filesystem import FilesystemLedger
 from tests.integration.hands.calls import bash, call, new_run, request, send, starting_at
 from tests.integration.hands.conftest import remove_labelled
 from tests.support.processes import LoopdProcess, ProcessGroup

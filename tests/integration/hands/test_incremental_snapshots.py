@@ -13,7 +13,7 @@ import pytest
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
 from services.core.settings import Settings
-from services.hands.client import HandsClient
+from services.hands.contract.client import HandsClient
 from services.hands.sandbox import SandboxSpec, WorkspaceScan
 from services.hands.sandbox.docker import DockerDriver
 from services.hands.server import HANDS_LABEL, HandsWorker

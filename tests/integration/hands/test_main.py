@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from services.hands.client import HandsClient
+from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, new_run
 from tests.integration.hands.conftest import remove_labelled
 from tests.support.processes import ProcessGroup

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from services.hands.client import HandsClient
+from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, new_run
 
 pytestmark = pytest.mark.docker

@@ -11,7 +11,7 @@ from contextlib import aclosing
 import docker
 import pytest
 
-from services.hands.client import ExecuteResult, HandsClient, OutputChunk
+from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk
 from tests.integration.hands.calls import bash, new_run, request
 
 pytestmark = pytest.mark.docker

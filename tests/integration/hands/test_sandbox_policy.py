@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.hands.client import HandsClient
+from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, new_run
 
 pytestmark = pytest.mark.docker

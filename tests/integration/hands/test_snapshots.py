@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from services.core.artifacts import ArtifactStore
-from services.hands.api import SnapshotMissing
-from services.hands.client import HandsClient
-from services.hands.manifest import EMPTY_SNAPSHOT
+from services.hands.contract.api import SnapshotMissing
+from services.hands.contract.client import HandsClient
+from services.hands.contract.manifest import EMPTY_SNAPSHOT
 from tests.integration.hands.calls import bash, call, new_run, request, send, starting_at
 
 pytestmark = pytest.mark.docker

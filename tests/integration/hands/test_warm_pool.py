@@ -8,10 +8,10 @@ from typing import Any
 import docker
 import pytest
 
-from services.hands.client import HandsClient
-from services.hands.pool import RUN_LABEL
+from services.hands.contract.client import HandsClient
+from services.hands.fleet.pool import RUN_LABEL
+from services.hands.fleet.warm import WARM_LABEL
 from services.hands.server import HANDS_LABEL, HandsWorker
-from services.hands.warm import WARM_LABEL
 from tests.integration.hands.calls import bash, new_run
 from tests.support.waiting import eventually
 

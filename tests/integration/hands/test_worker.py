@@ -19,7 +19,7 @@ from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, HandsInfo
 from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest, NotFound
 from services.core.settings import Settings
-from services.hands.client import ExecuteResult, HandsClient, OutputChunk
+from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk
 from services.hands.sandbox import CreateSandbox, SandboxSpec
 from services.hands.sandbox.docker import DockerDriver
 from services.hands.server import HANDS_LABEL, SERVICE_NAME, HandsWorker

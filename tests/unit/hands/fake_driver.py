@@ -13,8 +13,7 @@ import tempfile
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 
-from services.hands.archive import scan
-from services.hands.manifest import FileEntry
+from services.hands.contract.manifest import FileEntry
 from services.hands.sandbox import (
     CreateSandbox,
     ExecExit,
@@ -24,6 +23,7 @@ from services.hands.sandbox import (
     PutFile,
     WorkspaceScan,
 )
+from services.hands.workspace.archive import scan
 
 
 class FakeDriver:

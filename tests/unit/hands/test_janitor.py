@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from services.core.bus import HandsInfo, build_bus
-from services.hands.janitor import Janitor
+from services.hands.fleet.janitor import Janitor
 from services.hands.sandbox import CreateSandbox
 
 from .fake_driver import FakeDriver

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.hands.api import ExecuteResult
-from services.hands.ledger import CallLedger, decode, encode
-from services.hands.ledger.filesystem import FilesystemLedger
-from services.hands.ledger.memory import MemoryLedger
+from services.hands.contract.api import ExecuteResult
+from services.hands.workspace.ledger import CallLedger, decode, encode
+from services.hands.workspace.ledger.filesystem import FilesystemLedger
+from services.hands.workspace.ledger.memory import MemoryLedger
 
 RESULT = ExecuteResult(True, "ok\n", 0, None, None, False, 12, "sb-1", True, snapshot_after="a" * 64)
 OTHER = dataclasses.replace(RESULT, output="other\n", snapshot_after="b" * 64)

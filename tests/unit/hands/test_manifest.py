@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from services.hands.manifest import (
+from services.hands.contract.manifest import (
     EMPTY_SNAPSHOT,
     DirEntry,
     FileEntry,

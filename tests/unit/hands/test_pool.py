@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.hands.pool import RUN_LABEL, SandboxPool
+from services.hands.fleet.pool import RUN_LABEL, SandboxPool
 from services.hands.sandbox import CreateSandbox
 from tests.unit.hands.fake_driver import FakeDriver
 

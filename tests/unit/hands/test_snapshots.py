@@ -16,9 +16,9 @@ import pytest
 
 from services.core.artifacts import ArtifactStore, BlobRef
 from services.core.artifacts.filesystem import FilesystemArtifactStore
-from services.hands.api import SnapshotMissing
-from services.hands.manifest import EMPTY_SNAPSHOT, FileEntry
-from services.hands.snapshots import Snapshots
+from services.hands.contract.api import SnapshotMissing
+from services.hands.contract.manifest import EMPTY_SNAPSHOT, FileEntry
+from services.hands.workspace.snapshots import Snapshots
 from tests.unit.hands.fake_driver import FakeDriver
 
 Tree = Mapping[str, bytes | str | None]  # bytes: a file, str: a symlink's target, None: a directory
@@ -248,8 +248,8 @@ async def test_an_unknown_snapshot_is_missing(driver: ArchiveDriver, store: Coun
 async def test_large_contents_go_through_files_and_streams(
     driver: ArchiveDriver, store: CountingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("services.hands.snapshots._INLINE", 4)
-    monkeypatch.setattr("services.hands.snapshots._CHUNK", 3)
+    monkeypatch.setattr("services.hands.workspace.snapshots._INLINE", 4)
+    monkeypatch.setattr("services.hands.workspace.snapshots._CHUNK", 3)
     driver.archive = workspace_tar(TREE)
 
     snapshot_id = await snapshots(driver, store).take("sb")

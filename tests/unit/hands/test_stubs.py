@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.hands.proto import generate
+from services.hands.contract.proto import generate
 
 
 def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
 
 
 def test_stubs_import_from_this_package() -> None:
-    from services.hands.proto import hands_pb2, hands_pb2_grpc
+    from services.hands.contract.proto import hands_pb2, hands_pb2_grpc
 
-    assert hands_pb2_grpc.HandsStub.__module__ == "services.hands.proto.hands_pb2_grpc"
+    assert hands_pb2_grpc.HandsStub.__module__ == "services.hands.contract.proto.hands_pb2_grpc"
     assert hands_pb2.ExecuteRequest.DESCRIPTOR.full_name == "loopd.hands.v1.ExecuteRequest"

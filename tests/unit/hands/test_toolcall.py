@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from services.core.errors import InvalidRequest
-from services.hands.files import workspace_path
-from services.hands.runner import call_timeout
-from services.hands.toolcall import OutputCollector, finished, lost, timed_out, tool_error
+from services.hands.calls.files import workspace_path
+from services.hands.calls.runner import call_timeout
+from services.hands.calls.toolcall import OutputCollector, finished, lost, timed_out, tool_error
 
 
 def test_collector_keeps_everything_under_the_cap() -> None:

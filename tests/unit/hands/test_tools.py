@@ -8,7 +8,7 @@ import sys
 import jsonschema
 import pytest
 
-from services.hands.tools import TOOL_SCHEMAS
+from services.hands.contract.tools import TOOL_SCHEMAS
 
 
 def test_the_five_tools_are_described() -> None:
@@ -38,7 +38,10 @@ def test_schemas_accept_and_reject_inputs(tool: str, args: dict[str, object], va
 
 
 def test_the_brain_can_import_the_client_and_schemas_without_the_docker_sdk() -> None:
-    code = "import sys, services.hands.client, services.hands.tools; print('docker' in sys.modules)"
+    code = (
+        "import sys, services.hands.contract.client, services.hands.contract.tools; "
+        "print('docker' in sys.modules)"
+    )
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 

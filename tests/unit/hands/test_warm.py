@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.hands.pool import SandboxPool
-from services.hands.warm import WARM_LABEL, WarmSandboxes
+from services.hands.fleet.pool import SandboxPool
+from services.hands.fleet.warm import WARM_LABEL, WarmSandboxes
 from tests.support.waiting import eventually
 from tests.unit.hands.fake_driver import FakeDriver
 

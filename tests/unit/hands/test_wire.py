@@ -6,8 +6,8 @@ import grpc
 import pytest
 
 from services.core import errors
-from services.hands import wire
-from services.hands.api import (
+from services.hands.contract import wire
+from services.hands.contract.api import (
     ExecuteRequest,
     ExecuteResult,
     HandsStatus,

@@ -1,7 +1,8 @@
 """Regenerates the committed hands gRPC stubs from proto/loopd/hands/v1/hands.proto.
 
-Run from anywhere: `python -m services.hands.proto.generate` (or `make proto`). protoc names the generated imports
-after the proto package (`loopd.hands.v1`), so the gRPC stub's import is rewritten to this package.
+Run from anywhere: `python -m services.hands.contract.proto.generate` (or `make proto`). protoc names
+the generated imports after the proto package (`loopd.hands.v1`), so the gRPC stub's import is rewritten
+to this package.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 PROTO_ROOT = REPO_ROOT / "proto"
 PROTO_FILE = "loopd/hands/v1/hands.proto"
 STUBS = ("hands_pb2.py", "hands_pb2.pyi", "hands_pb2_grpc.py")
@@ -20,7 +21,7 @@ OUT_DIR = Path(__file__).resolve().parent
 # Generated code is not ours to type-check: the Makefile's mypy run follows imports into it.
 _HEADER = "# mypy: ignore-errors\n"
 _PROTOC_MODULE = "loopd.hands.v1.hands_pb2"
-_PACKAGE_MODULE = "services.hands.proto.hands_pb2"
+_PACKAGE_MODULE = "services.hands.contract.proto.hands_pb2"
 
 
 def generate(out_dir: Path = OUT_DIR) -> list[Path]:
@@ -44,7 +45,7 @@ def generate(out_dir: Path = OUT_DIR) -> list[Path]:
         written = []
         for name in STUBS:
             text = (generated / name).read_text()
-            text = text.replace("from loopd.hands.v1 import hands_pb2", "from services.hands.proto import hands_pb2")
+            text = text.replace("from loopd.hands.v1 import hands_pb2", "from services.hands.contract.proto import hands_pb2")
             text = text.replace(f"'{_PROTOC_MODULE}'", f"'{_PACKAGE_MODULE}'")
             target = out_dir / name
             target.write_text(_HEADER + text)

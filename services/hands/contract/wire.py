@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from services.core import errors
-from services.hands.api import (
+from services.hands.contract.api import (
     ExecuteRequest,
     ExecuteResult,
     HandsStatus,
@@ -21,7 +21,7 @@ from services.hands.api import (
     SnapshotMissing,
     WorkspaceFile,
 )
-from services.hands.proto import hands_pb2 as pb
+from services.hands.contract.proto import hands_pb2 as pb
 
 ERROR_CODE_KEY = "loopd-error-code"
 RETRYABLE_KEY = "loopd-error-retryable"

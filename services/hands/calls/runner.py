@@ -7,11 +7,11 @@ from contextlib import aclosing
 from typing import Any
 
 from services.core.errors import InvalidRequest
-from services.hands.api import OutputChunk
-from services.hands.files import run_file_tool
+from services.hands.calls.files import run_file_tool
+from services.hands.calls.toolcall import OutputCollector, ToolCall, ToolOutcome, finished, lost, timed_out
+from services.hands.contract.api import OutputChunk
+from services.hands.contract.tools import TOOL_SCHEMAS
 from services.hands.sandbox import ExecExit, ExecRequest, SandboxDriver
-from services.hands.toolcall import OutputCollector, ToolCall, ToolOutcome, finished, lost, timed_out
-from services.hands.tools import TOOL_SCHEMAS
 
 
 def call_timeout(tool: str, args: Mapping[str, Any], requested: float, default: float) -> float:

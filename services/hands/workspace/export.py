@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 
 from services.core.artifacts import ArtifactStore
-from services.hands.api import WorkspaceFile
+from services.hands.contract.api import WorkspaceFile
+from services.hands.contract.tools import WORKSPACE
 from services.hands.sandbox import SandboxDriver
-from services.hands.tools import WORKSPACE
 
 
 async def export_workspace(

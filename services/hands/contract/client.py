@@ -16,8 +16,8 @@ from typing import TypeVar
 import grpc
 
 from services.core.errors import HandsUnavailable
-from services.hands import wire
-from services.hands.api import (
+from services.hands.contract import wire
+from services.hands.contract.api import (
     ERROR_CODES,
     ExecuteRequest,
     ExecuteResult,
@@ -26,8 +26,8 @@ from services.hands.api import (
     SandboxStatus,
     WorkspaceFile,
 )
-from services.hands.proto import hands_pb2 as pb
-from services.hands.proto.hands_pb2_grpc import HandsStub
+from services.hands.contract.proto import hands_pb2 as pb
+from services.hands.contract.proto.hands_pb2_grpc import HandsStub
 
 __all__ = [
     "ERROR_CODES",

@@ -1,11 +1,11 @@
 """Content-addressed, incremental snapshots of a sandbox's /workspace in the artifact store.
 
-A snapshot is a manifest blob (manifest.py) whose sha256 is the snapshot id; each file's content is a
-blob of its own, written only when the store does not hold it yet. Taking a snapshot asks the driver
-to scan /workspace (the sandbox hashes only files whose stat changed) and copies in only the contents
-the host has not yet seen in that sandbox, checking each one's sha256, so its cost follows what
-changed. Restoring builds an archive from the store, then clears /workspace and unpacks it. The empty
-workspace is EMPTY_SNAPSHOT and needs no blob at all.
+A snapshot is a manifest blob (contract/manifest.py) whose sha256 is the snapshot id; each file's content
+is a blob of its own, written only when the store does not hold it yet. Taking a snapshot asks the driver
+to scan /workspace (the sandbox hashes only files whose stat changed) and copies in only the contents the
+host has not yet seen in that sandbox, checking each one's sha256, so its cost follows what changed.
+Restoring builds an archive from the store, then clears /workspace and unpacks it. The empty workspace is
+EMPTY_SNAPSHOT and needs no blob at all.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import IO
 
 from services.core.artifacts import ArtifactStore
 from services.core.errors import InfrastructureError, NotFound
-from services.hands.api import SnapshotMissing
-from services.hands.archive import END_OF_ARCHIVE, header, padding
-from services.hands.manifest import EMPTY_SNAPSHOT, FileEntry, Manifest, decode
+from services.hands.contract.api import SnapshotMissing
+from services.hands.contract.manifest import EMPTY_SNAPSHOT, FileEntry, Manifest, decode
+from services.hands.contract.tools import WORKSPACE
 from services.hands.sandbox import SandboxDriver
-from services.hands.tools import WORKSPACE
+from services.hands.workspace.archive import END_OF_ARCHIVE, header, padding
 
 # Contents up to this size move through memory; larger ones through a scratch file or a stream.
 _INLINE = 8 * 1024 * 1024

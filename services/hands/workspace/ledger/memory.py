@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.hands.api import ExecuteResult
+from services.hands.contract.api import ExecuteResult
 
 
 class MemoryLedger:

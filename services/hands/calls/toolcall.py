@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.hands.api import NONZERO_EXIT, SANDBOX_LOST, TIMEOUT, TOOL_ERROR
+from services.hands.contract.api import NONZERO_EXIT, SANDBOX_LOST, TIMEOUT, TOOL_ERROR
 
 LOST_MESSAGE = "the sandbox died during the call; its files are gone and the next call gets a fresh sandbox"
 

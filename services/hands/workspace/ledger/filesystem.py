@@ -20,8 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from services.hands.api import ExecuteResult
-from services.hands.ledger import decode, encode
+from services.hands.contract.api import ExecuteResult
+from services.hands.workspace.ledger import decode, encode
 
 # Ids made of these are their own file names; any other id is named by its hash ("~" marks those).
 _PLAIN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")

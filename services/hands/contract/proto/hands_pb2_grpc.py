@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from services.hands.proto import hands_pb2 as loopd_dot_hands_dot_v1_dot_hands__pb2
+from services.hands.contract.proto import hands_pb2 as loopd_dot_hands_dot_v1_dot_hands__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

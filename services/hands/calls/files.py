@@ -11,9 +11,9 @@ import posixpath
 from contextlib import aclosing
 
 from services.core.errors import InvalidRequest, SandboxLost
+from services.hands.calls.toolcall import OutputCollector, ToolCall, ToolOutcome, lost, timed_out, tool_error
+from services.hands.contract.tools import WORKSPACE
 from services.hands.sandbox import ExecExit, ExecRequest, PutFile, SandboxDriver, SandboxRefused
-from services.hands.toolcall import OutputCollector, ToolCall, ToolOutcome, lost, timed_out, tool_error
-from services.hands.tools import WORKSPACE
 
 # One argv entry may not exceed 128 KiB (MAX_ARG_STRLEN); edit strings travel as argv entries.
 MAX_EDIT_STRING = 100_000

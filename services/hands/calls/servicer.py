@@ -11,14 +11,14 @@ import grpc
 
 from services.core.artifacts import ArtifactStore
 from services.core.errors import LoopdError, NotFound
-from services.hands import wire
-from services.hands.api import HandsStatus
-from services.hands.calls import CallExecutor
-from services.hands.pool import SandboxPool
-from services.hands.proto import hands_pb2 as pb
-from services.hands.proto import hands_pb2_grpc
+from services.hands.calls.execute import CallExecutor
+from services.hands.contract import wire
+from services.hands.contract.api import HandsStatus
+from services.hands.contract.proto import hands_pb2 as pb
+from services.hands.contract.proto import hands_pb2_grpc
+from services.hands.fleet.pool import SandboxPool
 from services.hands.sandbox import SandboxDriver
-from services.hands.workspace import export_workspace
+from services.hands.workspace.export import export_workspace
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,22 @@ from dataclasses import replace
 import jsonschema
 
 from services.core.errors import InfrastructureError, InvalidRequest, SandboxLost
-from services.hands.api import SANDBOX_LOST, ExecuteRequest, ExecuteResult, OutputChunk, SnapshotMissing
-from services.hands.ledger import CallLedger
-from services.hands.manifest import EMPTY_SNAPSHOT, is_sha256
-from services.hands.pool import Lease, SandboxPool, WorkspaceState
-from services.hands.runner import call_timeout, run_tool
+from services.hands.calls.runner import call_timeout, run_tool
+from services.hands.calls.slots import Slots
+from services.hands.calls.toolcall import ToolCall, ToolOutcome, lost
+from services.hands.contract.api import (
+    SANDBOX_LOST,
+    ExecuteRequest,
+    ExecuteResult,
+    OutputChunk,
+    SnapshotMissing,
+)
+from services.hands.contract.manifest import EMPTY_SNAPSHOT, is_sha256
+from services.hands.contract.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS
+from services.hands.fleet.pool import Lease, SandboxPool, WorkspaceState
 from services.hands.sandbox import SandboxDriver
-from services.hands.slots import Slots
-from services.hands.snapshots import Snapshots
-from services.hands.toolcall import ToolCall, ToolOutcome, lost
-from services.hands.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS
+from services.hands.workspace.ledger import CallLedger
+from services.hands.workspace.snapshots import Snapshots
 
 
 class CallExecutor:

@@ -11,7 +11,7 @@
 
 Output above the worker's cap is cut: ``truncated`` is True and ``output`` ends with a note saying so.
 
-Workspaces are durable (see snapshots.py): a call names the snapshot of /workspace it starts from
+Workspaces are durable (see workspace/snapshots.py): a call names the snapshot of /workspace it starts from
 (``base_snapshot``; None is the empty workspace, the same state as ``EMPTY_SNAPSHOT``) and its result
 names the snapshot after it (``snapshot_after``, never None). A call's result is recorded once per
 (run_id, call_id); sending the call again returns the recorded result with ``replayed=True``. A

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.hands.api import ExecuteResult
+from services.hands.contract.api import ExecuteResult
 
 _FORMAT = "loopd.call-result/1"
 
@@ -53,6 +53,6 @@ def decode(data: bytes) -> ExecuteResult:
 
 
 def build_ledger(root: Path) -> CallLedger:
-    from services.hands.ledger.filesystem import FilesystemLedger
+    from services.hands.workspace.ledger.filesystem import FilesystemLedger
 
     return FilesystemLedger(root)

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 
-from services.hands.api import SandboxStatus
-from services.hands.manifest import EMPTY_SNAPSHOT
+from services.hands.contract.api import SandboxStatus
+from services.hands.contract.manifest import EMPTY_SNAPSHOT
+from services.hands.fleet.warm import WarmSandboxes
 from services.hands.sandbox import CreateSandbox, SandboxDriver
-from services.hands.warm import WarmSandboxes
 
 RUN_LABEL = "loopd.run_id"
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from services.hands.pool import SandboxPool
+from services.hands.fleet.pool import SandboxPool
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from services.hands.manifest import DirEntry, Entry, FileEntry, Manifest, SymlinkEntry
+from services.hands.contract.manifest import DirEntry, Entry, FileEntry, Manifest, SymlinkEntry
 
 BLOCK = 512
 # What ends a tar stream: two empty blocks.

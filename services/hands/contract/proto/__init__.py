@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for loopd.hands.v1; regenerate with `python -m services.hands.contract.proto.generate`."""

@@ -1,1 +1,0 @@
-"""Generated gRPC stubs for loopd.hands.v1; regenerate with `python -m services.hands.proto.generate`."""
