@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psycopg
 
+from harness.servers import RedisServer
 from services.local.postgres import EmbeddedPostgres
-from tests.support.servers import RedisServer
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from typing import Any
 
 import httpx
 
+from harness.cluster import Cluster, running_cluster
+from harness.model_server import FakeModelServer
+from harness.servers import RedisServer
+from harness.waiting import eventually_sync
 from services.local.postgres import EmbeddedPostgres
-from tests.fakes.model_server import FakeModelServer
-from tests.support.cluster import Cluster, running_cluster
-from tests.support.servers import RedisServer
-from tests.support.waiting import eventually_sync
 
 # Every tool execution appends a line to exec.log, so repeated executions are counted from the
 # workspace itself; the model thinks for a while on turn 2, which is when the brain is killed. A

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.scale [--runs 1000] [--turns 3] [--model-delay 1.0]
 
 Starts its own PostgreSQL and Redis, a model server that speaks the OpenAI wire format and answers
-every call after `--model-delay` seconds (tests/fakes/model_server.py, as a process), one gateway and
+every call after `--model-delay` seconds (harness/model_server.py, as a process), one gateway and
 two brains (`python -m services.brain`). All runs are created over REST first, then the brains start
 and take the backlog at once, so every run is in flight together. A run has no tools, so each model
 turn ends the run; the client then sends the next message over REST, `--turns` times in all.
@@ -48,8 +48,8 @@ from bench._support import (
     servers,
     table,
 )
+from harness.processes import LoopdProcess, ProcessGroup
 from services.local.postgres import free_port
-from tests.support.processes import LoopdProcess, ProcessGroup
 
 AGENT = {"name": "bench", "model": "openai/fake", "tools": []}
 DATABASE_POOL_SIZE = 40  # per process; PostgreSQL here allows 300 connections
@@ -73,7 +73,7 @@ def start_model_server(root: Path, turns: int, delay: float) -> tuple[subprocess
     replies = [{"text": f"turn {n + 1}", "delay": delay} for n in range(turns)]
     script.write_text(json.dumps({"responses": replies, "by_turn": True}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.model_server", "--port", "0", "--script", str(script)],
+        [sys.executable, "-m", "harness.model_server", "--port", "0", "--script", str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
+from harness.servers import RedisServer, postgres_server, redis_server
 from services.core.db.migrate import upgrade
 from services.local.postgres import EmbeddedPostgres
-from tests.support.servers import RedisServer, postgres_server, redis_server
 
 
 @pytest.fixture(scope="session")

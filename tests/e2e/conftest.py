@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.cluster import Cluster, running_cluster
+from harness.servers import RedisServer
 from services.local.postgres import EmbeddedPostgres
-from tests.support.cluster import Cluster, running_cluster
-from tests.support.servers import RedisServer
 
 Deployment = Cluster
 

@@ -15,12 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.cluster import running_cluster
+from harness.model_cluster import ModelCluster, assert_gapless
+from harness.model_server import FakeModelServer
+from harness.servers import RedisServer
+from harness.waiting import eventually_sync
 from services.local.postgres import EmbeddedPostgres
-from tests.fakes.model_server import FakeModelServer
-from tests.support.cluster import running_cluster
-from tests.support.model_cluster import ModelCluster, assert_gapless
-from tests.support.servers import RedisServer
-from tests.support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 

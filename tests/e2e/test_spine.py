@@ -140,7 +140,7 @@ def test_a_user_message_continues_a_completed_run(deployment: Deployment) -> Non
             run = api.get(f"/v1/runs/{run_id}").json()
             return run["status"] == "completed" and run["result"] == "second answer"
 
-        from tests.support.waiting import eventually_sync
+        from harness.waiting import eventually_sync
 
         eventually_sync(second_turn_done, timeout=60, interval=0.2)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.cluster import running_cluster
+from harness.model_cluster import ModelCluster, assert_gapless
+from harness.model_server import FakeModelServer
+from harness.servers import RedisServer
 from services.local.postgres import EmbeddedPostgres
-from tests.fakes.model_server import FakeModelServer
-from tests.support.cluster import running_cluster
-from tests.support.model_cluster import ModelCluster, assert_gapless
-from tests.support.servers import RedisServer
 
 FaultCluster = ModelCluster
 __all__ = ["FaultCluster", "assert_gapless"]

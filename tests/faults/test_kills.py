@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
+from harness.waiting import eventually_sync
 from tests.faults.conftest import FaultCluster, assert_gapless
-from tests.support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from harness.waiting import eventually
 from services.core.bus import Bus, HandsInfo, build_bus, run_channel
-from tests.support.waiting import eventually
 
 
 @pytest.fixture(params=["redis", "local"])

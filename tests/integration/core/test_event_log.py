@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harness.waiting import eventually
 from services.core import events as log
 from services.core import leases
 from services.core.db.engine import autocommit
 from services.core.db.schema import runs
 from services.core.errors import Conflict, LeaseLost
 from services.core.runs import create_run
-from tests.support.waiting import eventually
 
 
 async def new_run(engine: AsyncEngine) -> str:

@@ -16,14 +16,14 @@ from pathlib import Path
 import docker
 import pytest
 
+from harness.processes import LoopdProcess, ProcessGroup
+from harness.servers import RedisServer
+from harness.waiting import eventually
 from services.core.errors import HandsUnavailable
 from services.hands.contract.client import HandsClient, OutputChunk
 from services.hands.workspace.ledger.filesystem import FilesystemLedger
 from tests.integration.hands.calls import bash, call, new_run, request, send, starting_at
 from tests.integration.hands.conftest import remove_labelled
-from tests.support.processes import LoopdProcess, ProcessGroup
-from tests.support.servers import RedisServer
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
 

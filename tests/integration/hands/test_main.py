@@ -12,11 +12,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from harness.processes import ProcessGroup
+from harness.waiting import eventually
 from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, new_run
 from tests.integration.hands.conftest import remove_labelled
-from tests.support.processes import ProcessGroup
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
 

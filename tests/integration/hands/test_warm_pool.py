@@ -8,12 +8,12 @@ from typing import Any
 import docker
 import pytest
 
+from harness.waiting import eventually
 from services.hands.contract.client import HandsClient
 from services.hands.fleet.pool import RUN_LABEL
 from services.hands.fleet.warm import WARM_LABEL
 from services.hands.server import HANDS_LABEL, HandsWorker
 from tests.integration.hands.calls import bash, new_run
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
 

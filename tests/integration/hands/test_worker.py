@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.waiting import eventually
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, HandsInfo
 from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest, NotFound
@@ -24,7 +25,6 @@ from services.hands.sandbox import CreateSandbox, SandboxSpec
 from services.hands.sandbox.docker import DockerDriver
 from services.hands.server import HANDS_LABEL, SERVICE_NAME, HandsWorker
 from tests.integration.hands.calls import bash, call, new_run, request
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.docker
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pydantic import SecretStr
 
+from harness.model_server import FakeModelServer, bind
 from services.brain.models import Message, ModelProvider, ModelRequest, ToolCall, ToolSpec, Usage
 from services.brain.models.anthropic import AnthropicProvider
 from services.brain.models.openai import ModelCallError
 from services.core.errors import ModelError
 from services.core.settings import Settings
-from tests.fakes.model_server import FakeModelServer, bind
 
 KEY = "sk-ant-test-0123456789abcdef"
 WEATHER = ToolSpec(

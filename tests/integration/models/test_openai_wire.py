@@ -12,11 +12,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from harness.model_server import FakeModelServer, bind
 from services.brain.models import Message, ModelProvider, ModelRequest, ToolCall, ToolSpec, Usage
 from services.brain.models.openai import RAW_ARGUMENTS_KEY, ModelCallError, OpenAIProvider
 from services.core.errors import ModelError
 from services.core.settings import Settings
-from tests.fakes.model_server import FakeModelServer, bind
 
 KEY = "sk-test-0123456789abcdef"
 WEATHER = ToolSpec(
@@ -316,7 +316,7 @@ def process_url(tmp_path: Path) -> Iterator[str]:
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"by_turn": True, "responses": [{"text": "from a process"}]}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.model_server", "--port", "0", "--script", str(script)],
+        [sys.executable, "-m", "harness.model_server", "--port", "0", "--script", str(script)],
         cwd=Path(__file__).resolve().parents[3],
         stdout=subprocess.PIPE,
         text=True,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from harness.waiting import eventually
 from services.hands.fleet.pool import SandboxPool
 from services.hands.fleet.warm import WARM_LABEL, WarmSandboxes
-from tests.support.waiting import eventually
 from tests.unit.hands.fake_driver import FakeDriver
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from harness.processes import LoopdProcess, ProcessGroup
+from harness.waiting import eventually_sync
 from services.local.postgres import free_port
-from tests.support.processes import LoopdProcess, ProcessGroup
-from tests.support.waiting import eventually_sync
 
 
 @dataclass

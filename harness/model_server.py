@@ -2,7 +2,7 @@
 
 Tests queue replies, point a provider at the server, and read back every request it received. It runs
 in a background thread (`with FakeModelServer() as srv:`) or as a process:
-`python -m tests.fakes.model_server --port N --script file.json`, with its log at `GET /_requests`.
+`python -m harness.model_server --port N --script file.json`, with its log at `GET /_requests`.
 
 A reply is one JSON object; the same reply renders in whichever format the request used:
     {"text": "...", "tool_calls": [{"name": "...", "input": {...}, "id"?: "...", "arguments"?: "raw"}],
@@ -374,7 +374,7 @@ def load_script(path: Path) -> tuple[list[dict[str, Any]], bool]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.model_server", description="Fake model API.")
+    parser = argparse.ArgumentParser(prog="python -m harness.model_server", description="Fake model API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--script", type=Path, help="JSON file with the replies")

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
+from harness.cluster import Cluster
+from harness.model_server import FakeModelServer
+from harness.processes import LoopdProcess
+from harness.servers import RedisServer
 from services.local.postgres import EmbeddedPostgres
-from tests.fakes.model_server import FakeModelServer
-from tests.support.cluster import Cluster
-from tests.support.processes import LoopdProcess
-from tests.support.servers import RedisServer
 
 TERMINAL = {"run.completed", "run.failed", "run.cancelled"}
 
