@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install docker image run up test lint format proto bench bench-install clean
 
+# deploy/setup.sh owns the machine's set-up: each target names itself, and the script installs
+# what that target needs (as root on Debian/Ubuntu) or says exactly what to install.
+SETUP := bash deploy/setup.sh
+
 install: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
@@ -15,23 +19,31 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 docker:
-	bash deploy/ensure-docker.sh
+	$(SETUP) docker
 
-image: docker
-	bash deploy/sandbox/build.sh
+image:
+	$(SETUP) image
 
 # Starts the embedded local stack and runs the demo agent to completion.
-run: install image
+run:
+	$(SETUP) run
+	$(MAKE) --no-print-directory install
 	$(BIN)/python -m services.local demo
 
 # Serves the local stack on 127.0.0.1:$${LOOPD_PORT:-8080} until stopped.
-up: install image
+up:
+	$(SETUP) up
+	$(MAKE) --no-print-directory install
 	$(BIN)/python -m services.local up
 
-test: install image
+test:
+	$(SETUP) test
+	$(MAKE) --no-print-directory install
 	$(BIN)/pytest
 
-lint: install
+lint:
+	$(SETUP) lint
+	$(MAKE) --no-print-directory install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services client
@@ -44,7 +56,9 @@ format: install
 bench-install: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.lock
 
-bench: bench-install image
+bench:
+	$(SETUP) bench
+	$(MAKE) --no-print-directory bench-install
 	$(BIN)/python -m bench.step
 	$(BIN)/python -m bench.growth
 	$(BIN)/python -m bench.recovery

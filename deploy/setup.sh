@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The one owner of machine set-up for the make targets: `deploy/setup.sh TARGET` makes sure the
+# system has what TARGET (run, up, test, bench, lint, image, docker) needs. On Debian or Ubuntu as
+# root it installs missing packages, starts dockerd and builds the sandbox image; anywhere else it
+# stops at once and names exactly what to install. Every wait it makes is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "setup: $*" >&2; }
+die() { echo "setup: $*" >&2; exit 1; }
+
+# need NAME: one requirement a target can have. Each is (a check, the Debian package that meets it).
+check() {
+  case "$1" in
+    venv) "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
+    docker) command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 ;;
+    debootstrap) command -v debootstrap >/dev/null 2>&1 ;;
+    redis) command -v redis-server >/dev/null 2>&1 ;;
+    compose) command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 ;;
+    procps) command -v ps >/dev/null 2>&1 && command -v pgrep >/dev/null 2>&1 ;;
+    certificates) [ -s /etc/ssl/certs/ca-certificates.crt ] ;;
+    *) die "unknown requirement: $1" ;;
+  esac
+}
+
+package() {
+  case "$1" in
+    venv) echo python3-venv ;;
+    docker) echo docker.io ;;
+    debootstrap) echo debootstrap ;;
+    redis) echo redis-server ;;
+    compose) echo docker-compose ;;
+    procps) echo procps ;;
+    certificates) echo ca-certificates ;;
+  esac
+}
+
+# What each make target needs, in the order it needs it. `engine` and `image` are steps, not packages.
+needs() {
+  case "$1" in
+    lint) echo "venv" ;;
+    docker) echo "docker engine" ;;
+    image) echo "docker engine debootstrap image" ;;
+    run | up) echo "venv certificates docker engine debootstrap image" ;;
+    test) echo "venv certificates procps redis compose docker engine debootstrap image" ;;
+    bench) echo "venv certificates procps redis docker engine debootstrap image" ;;
+    *) die "unknown target: $1 (one of: lint docker image run up test bench)" ;;
+  esac
+}
+
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+install_packages() {
+  local missing=("$@")
+  ((${#missing[@]})) || return 0
+  if ! can_install; then
+    die "missing system packages: ${missing[*]}
+  On Debian or Ubuntu, as root:  apt-get install ${missing[*]}
+  Elsewhere, install the equivalents (a Docker engine, redis-server, debootstrap, docker-compose,
+  Python's venv module) and run this again."
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  say "installing ${missing[*]}"
+  # A held dpkg lock or an unreachable mirror must fail, not hang.
+  timeout 900 apt-get -o DPkg::Lock::Timeout=120 update -qq
+  timeout 1800 apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+start_engine() {
+  engine_answers && return 0
+  if [ "$(id -u)" != 0 ]; then
+    die "no Docker engine answers. Start one (as root: dockerd &) or join the docker group, then run this again."
+  fi
+  local log=/var/log/loopd-dockerd.log
+  say "starting dockerd (log: $log)"
+  nohup dockerd >"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do
+    engine_answers && return 0
+    sleep 1
+  done
+  tail -n 20 "$log" >&2 || true
+  die "dockerd did not answer within 60 s; see $log"
+}
+
+build_image() {
+  local image="${LOOPD_SANDBOX_IMAGE:-loopd-sandbox:latest}"
+  docker image inspect "$image" >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || die "the sandbox image $image is missing; build it as root: bash deploy/sandbox/build.sh"
+  bash deploy/sandbox/build.sh
+}
+
+main() {
+  (($#)) || die "usage: deploy/setup.sh TARGET"
+  local target="$1" step missing=()
+  # shellcheck disable=SC2207
+  local steps=($(needs "$target"))
+  for step in "${steps[@]}"; do
+    case "$step" in
+      engine | image) ;;
+      *) check "$step" || missing+=("$(package "$step")") ;;
+    esac
+  done
+  install_packages "${missing[@]}"
+  for step in "${steps[@]}"; do
+    case "$step" in
+      engine) start_engine ;;
+      image) build_image ;;
+      *) check "$step" || die "$(package "$step") was installed but '$step' is still not usable" ;;
+    esac
+  done
+}
+
+main "$@"
