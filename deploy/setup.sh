@@ -93,9 +93,10 @@ build_image() {
 
 main() {
   (($#)) || die "usage: deploy/setup.sh TARGET"
-  local target="$1" step missing=()
-  # shellcheck disable=SC2207
-  local steps=($(needs "$target"))
+  local target="$1" step listed missing=()
+  listed="$(needs "$target")" || exit 1
+  local steps
+  read -r -a steps <<<"$listed"
   for step in "${steps[@]}"; do
     case "$step" in
       engine | image) ;;
