@@ -15,6 +15,7 @@ from services.core.bus import build_bus
 from services.core.db.engine import create_engine
 from services.core.db.migrate import upgrade_async
 from services.core.heap import freeze_startup_heap
+from services.core.metrics import listening
 from services.core.settings import Settings
 
 
@@ -28,9 +29,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     install_task_dump(loop)
     try:
-        async with BrainWorker(settings, engine, bus, build_artifact_store(settings.artifacts_path)):
-            freeze_startup_heap()
-            await stop.wait()
+        with listening(settings, "brain"):
+            async with BrainWorker(settings, engine, bus, build_artifact_store(settings.artifacts_path)):
+                freeze_startup_heap()
+                await stop.wait()
     finally:
         await bus.aclose()
         await engine.dispose()

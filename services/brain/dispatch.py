@@ -22,6 +22,7 @@ from services.brain.models import ToolCall
 from services.brain.models.openai import RAW_ARGUMENTS_KEY
 from services.brain.stop_signal import wait_for_stop
 from services.core import events as log
+from services.core import metrics
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
@@ -61,6 +62,19 @@ class ToolDispatcher:
         self._clients.clear()
 
     async def run(self, state: RunState, call: ToolCall, spec: AgentSpec) -> ToolOutcome:
+        started = time.perf_counter()
+        ok = False
+        try:
+            done = await self._run(state, call, spec)
+            ok = bool(done.result["ok"])
+            return done
+        finally:
+            # A name the model made up must not become a label value of its own.
+            tool = call.name if call.name in TOOL_SCHEMAS else "unknown"
+            seconds = time.perf_counter() - started
+            metrics.BRAIN_TOOL_CALL_SECONDS.labels(tool, metrics.outcome(ok)).observe(seconds)
+
+    async def _run(self, state: RunState, call: ToolCall, spec: AgentSpec) -> ToolOutcome:
         problem = validate_call(call, spec)
         if problem is not None:
             code, message = problem

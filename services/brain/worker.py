@@ -24,7 +24,7 @@ from services.brain.lease_keeper import LeaseKeeper
 from services.brain.providers import ProviderPool
 from services.brain.state_cache import StateCache
 from services.brain.stepper import RunStepper
-from services.core import leases
+from services.core import leases, metrics
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, WakeUp
 from services.core.db.engine import autocommit
@@ -52,7 +52,7 @@ class BrainWorker:
         self.admission = AdaptiveLimit(
             target_seconds=settings.brain_commit_latency_target_ms / 1000, ceiling=settings.brain_concurrency
         )
-        self.journal = Journal(engine, bus, on_append=self.admission.observe)
+        self.journal = Journal(engine, bus, on_append=self._committed)
         self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
         self.children = Children(settings, self.journal)
         self.providers = ProviderPool(settings)
@@ -61,8 +61,15 @@ class BrainWorker:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
+        self._readings = metrics.Readings(self.brain_id)
+
+    def _committed(self, seconds: float) -> None:
+        metrics.STEP_COMMIT_SECONDS.observe(seconds)
+        self.admission.observe(seconds)
 
     async def __aenter__(self) -> BrainWorker:
+        self._readings.add(metrics.RUNS_HELD, lambda: len(self._active))
+        self._readings.add(metrics.ADMISSION_LIMIT, lambda: int(self.admission.limit))
         self._background = [asyncio.create_task(self._take_loop()), asyncio.create_task(self._sweep_loop())]
         logger.info("brain %s started", self.brain_id)
         return self
@@ -84,6 +91,7 @@ class BrainWorker:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.dispatcher.aclose()
         await self.providers.aclose()
+        self._readings.close()
 
     async def _take_loop(self) -> None:
         while not self._stopping.is_set():

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
 
+    # Metrics: the gateway serves them on /metrics; the brain and hands each on a port of their own.
+    metrics_enabled: bool = Field(default=True, description="false: the brain and hands open no metrics port")
+    metrics_host: str = Field(default="127.0.0.1", description="where the brain and hands serve /metrics")
+    brain_metrics_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port (logged)")
+    hands_metrics_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port (logged)")
+
     # Brain.
     brain_id: str | None = None
     brain_concurrency: int = 16

@@ -16,6 +16,7 @@ from services.core.settings import Settings
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.deps import GatewayServices
 from services.gateway.errors import install_error_handlers
+from services.gateway.request_metrics import RequestMetricsMiddleware
 from services.gateway.routes import agents, artifacts, control, events, history, runs, system
 
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
 
     app = FastAPI(title="loopd", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost, so that requests the body limit turns away are counted too.
+    app.add_middleware(RequestMetricsMiddleware, routes=app.routes)
     install_error_handlers(app)
     for module in (agents, runs, control, history, events, artifacts, system):
         app.include_router(module.router)

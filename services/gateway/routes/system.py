@@ -6,10 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from services.core.db.engine import autocommit
+from services.core.metrics import exposition
 from services.gateway.deps import ServicesDep
 from services.gateway.errors import error_response
 
@@ -51,4 +51,5 @@ async def list_hands(services: ServicesDep) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
