@@ -16,7 +16,7 @@ import uuid
 
 from bench.tool_call import docker, hands_worker, table, timed, warm_count
 from services.core.settings import Settings
-from services.hands.contract.client import ExecuteRequest, HandsClient
+from services.hands.contract.client import ExecuteRequest, HandsClient, ReleaseRequest
 
 WARM = 2
 
@@ -31,7 +31,7 @@ async def first_calls(client: HandsClient, trials: int, ready: asyncio.Event | N
         samples.append((time.perf_counter() - started) * 1000)
         if not (result.ok and result.sandbox_created):
             raise RuntimeError(f"unexpected first call: {result}")
-        await client.release(run_id)
+        await client.release(ReleaseRequest(run_id))
     return samples
 
 

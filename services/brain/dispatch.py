@@ -1,4 +1,7 @@
-"""Sends a run's tool calls to hands over gRPC and turns each outcome into the events to commit.
+"""Sends a run's tool calls to hands and turns each outcome into the events to commit.
+
+Hands are reached through the Hands protocol, over gRPC or in process: whichever `connect` the brain
+was built with.
 
 Infrastructure failures (hands unreachable) are retried with backoff and jitter on another worker;
 failures of the tool itself (non-zero exit, timeout, a lost sandbox) go back to the model as results.
@@ -29,8 +32,14 @@ from services.core.bus import Bus
 from services.core.errors import HandsUnavailable, InfrastructureError, SandboxLost
 from services.core.journal import Journal
 from services.core.settings import Settings
-from services.hands.contract.api import SANDBOX_LOST
-from services.hands.contract.client import ExecuteRequest, ExecuteResult, HandsClient, OutputChunk
+from services.hands.contract import Connect, Hands, collect, connect_grpc
+from services.hands.contract.api import (
+    SANDBOX_LOST,
+    ExecuteRequest,
+    ExecuteResult,
+    OutputChunk,
+    ReleaseRequest,
+)
 from services.hands.contract.manifest import decode as decode_manifest
 from services.hands.contract.tools import TOOL_SCHEMAS
 
@@ -49,16 +58,25 @@ class ToolOutcome:
 
 
 class ToolDispatcher:
-    def __init__(self, settings: Settings, bus: Bus, artifacts: ArtifactStore, journal: Journal) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        artifacts: ArtifactStore,
+        journal: Journal,
+        connect: Connect = connect_grpc,
+    ) -> None:
+        """`connect` reaches the hands worker at an address the registry lists (over gRPC unless given)."""
         self.settings = settings
         self.bus = bus
         self.artifacts = artifacts
         self.journal = journal
-        self._clients: dict[str, HandsClient] = {}
+        self._connect = connect
+        self._clients: dict[str, Hands] = {}
 
     async def aclose(self) -> None:
         for client in self._clients.values():
-            await client.__aexit__(None, None, None)
+            await client.aclose()
         self._clients.clear()
 
     async def run(self, state: RunState, call: ToolCall, spec: AgentSpec) -> ToolOutcome:
@@ -135,7 +153,7 @@ class ToolDispatcher:
         for address in addresses:
             try:
                 client = await self._client(address)
-                await client.release(state.run_id)
+                await client.release(ReleaseRequest(state.run_id))
             except HandsUnavailable:
                 logger.info("hands at %s is gone; its reaper or restart frees run %s", address, state.run_id)
 
@@ -194,11 +212,11 @@ class ToolDispatcher:
 
         try:
             client = await self._client(location[1])
-            return await self._unless_stopped(client.execute_collect(request, on_chunk=stream_chunk), state)
+            return await self._unless_stopped(collect(client, request, on_chunk=stream_chunk), state)
         except HandsUnavailable:
             stale = self._clients.pop(location[1], None)
             if stale is not None:
-                await stale.__aexit__(None, None, None)
+                await stale.aclose()
             raise
 
     async def _unless_stopped(self, execution: Awaitable[ExecuteResult], state: RunState) -> ExecuteResult:
@@ -221,11 +239,11 @@ class ToolDispatcher:
                 task.cancel()
             await asyncio.gather(stop, return_exceptions=True)
 
-    async def _client(self, address: str) -> HandsClient:
-        """One long-lived channel per hands address, reused by every run on this brain."""
+    async def _client(self, address: str) -> Hands:
+        """One long-lived connection per hands address, reused by every run on this brain."""
         client = self._clients.get(address)
         if client is None:
-            client = await HandsClient(address).__aenter__()
+            client = await self._connect(address)
             self._clients[address] = client
         return client
 

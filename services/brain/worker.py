@@ -33,6 +33,7 @@ from services.core.errors import Conflict, LeaseLost
 from services.core.events import TERMINAL_STATUSES, Fence
 from services.core.journal import Journal
 from services.core.settings import Settings
+from services.hands.contract import Connect, connect_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,16 @@ RUNNABLE = ("queued", "running")
 class BrainWorker:
     """Async context manager: runs until `stop()` or exit, then drains in-flight steps."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, bus: Bus, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        bus: Bus,
+        artifacts: ArtifactStore,
+        *,
+        connect: Connect = connect_grpc,
+    ) -> None:
+        """`connect` reaches hands workers (over gRPC unless given: in process, for example)."""
         self.settings = settings
         self.engine = engine
         self.bus = bus
@@ -53,7 +63,7 @@ class BrainWorker:
             target_seconds=settings.brain_commit_latency_target_ms / 1000, ceiling=settings.brain_concurrency
         )
         self.journal = Journal(engine, bus, on_append=self._committed)
-        self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal)
+        self.dispatcher = ToolDispatcher(settings, bus, artifacts, self.journal, connect)
         self.children = Children(settings, self.journal)
         self.providers = ProviderPool(settings)
         self.states = StateCache(settings.brain_state_cache_size)

@@ -53,6 +53,11 @@ class ExecuteRequest:
 
 
 @dataclass(frozen=True)
+class ReleaseRequest:
+    run_id: str
+
+
+@dataclass(frozen=True)
 class OutputChunk:
     stream: str
     data: str

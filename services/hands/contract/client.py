@@ -9,20 +9,20 @@ api.py for the codes). The hands' tool schemas live in tools.TOOL_SCHEMAS.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
 from types import TracebackType
 from typing import TypeVar
 
 import grpc
 
 from services.core.errors import HandsUnavailable
-from services.hands.contract import wire
+from services.hands.contract import collect, wire
 from services.hands.contract.api import (
     ERROR_CODES,
     ExecuteRequest,
     ExecuteResult,
     HandsStatus,
     OutputChunk,
+    ReleaseRequest,
     SandboxStatus,
     WorkspaceFile,
 )
@@ -36,6 +36,7 @@ __all__ = [
     "HandsClient",
     "HandsStatus",
     "OutputChunk",
+    "ReleaseRequest",
     "SandboxStatus",
     "WorkspaceFile",
 ]
@@ -98,13 +99,7 @@ class HandsClient:
         self, request: ExecuteRequest, on_chunk: Callable[[OutputChunk], Awaitable[None]] | None = None
     ) -> ExecuteResult:
         """Run a call to its end, handing each output chunk to `on_chunk` as it arrives."""
-        async with aclosing(self.execute(request)) as items:
-            async for item in items:
-                if isinstance(item, ExecuteResult):
-                    return item
-                if on_chunk is not None:
-                    await on_chunk(item)
-        raise HandsUnavailable(f"hands {self.address} ended call {request.call_id} without a result")
+        return await collect(self, request, on_chunk)
 
     async def export_workspace(self, run_id: str, *, timeout: float = 600.0) -> list[WorkspaceFile]:
         """Store every regular file of the run's /workspace in the artifact store. Raises NotFound."""
@@ -112,13 +107,16 @@ class HandsClient:
         response = await self._unary(self._hands().ExportWorkspace, request, timeout)
         return wire.files_from_pb(response)
 
-    async def release(self, run_id: str) -> None:
+    async def release(self, request: ReleaseRequest) -> None:
         """Destroy the run's sandbox; releasing twice is fine. Its snapshots and recorded results stay."""
-        await self._unary(self._hands().Release, pb.ReleaseRequest(run_id=run_id), self._rpc_timeout)
+        await self._unary(self._hands().Release, pb.ReleaseRequest(run_id=request.run_id), self._rpc_timeout)
 
     async def status(self) -> HandsStatus:
         response = await self._unary(self._hands().Status, pb.StatusRequest(), self._rpc_timeout)
         return wire.status_from_pb(response)
+
+    async def aclose(self) -> None:
+        await self.__aexit__(None, None, None)
 
     async def _unary(self, method: Callable[..., Awaitable[_R]], request: object, timeout: float) -> _R:
         try:
@@ -130,3 +128,8 @@ class HandsClient:
         if self._stub is None:
             raise RuntimeError("use HandsClient as an async context manager")
         return self._stub
+
+
+async def connect(address: str) -> HandsClient:
+    """A client with its channel open: how the brain reaches a hands worker over gRPC."""
+    return await HandsClient(address).__aenter__()

@@ -13,7 +13,7 @@ import pytest
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
 from services.core.settings import Settings
-from services.hands.contract.client import HandsClient
+from services.hands.contract.client import HandsClient, ReleaseRequest
 from services.hands.sandbox import SandboxSpec, WorkspaceScan
 from services.hands.sandbox.docker import DockerDriver
 from services.hands.server import HANDS_LABEL, HandsWorker
@@ -101,7 +101,7 @@ async def test_a_restored_workspace_moves_nothing_back(counted: tuple[CountingDr
     driver, hands = counted
     run_id = new_run()
     built = await bash(hands, run_id, "seq 1000 > numbers.txt; echo x > x.txt")
-    await hands.release(run_id)
+    await hands.release(ReleaseRequest(run_id))
     driver.reset()
 
     listed = await send(

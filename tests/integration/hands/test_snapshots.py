@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.core.artifacts import ArtifactStore
-from services.hands.contract.api import SnapshotMissing
+from services.hands.contract.api import ReleaseRequest, SnapshotMissing
 from services.hands.contract.client import HandsClient
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
 from tests.integration.hands.calls import bash, call, new_run, request, send, starting_at
@@ -55,7 +55,7 @@ async def test_a_restored_workspace_equals_the_snapshot_byte_for_byte(hands: Han
     in_place = await send(
         hands, starting_at(request(run_id, "bash", {"command": LISTING + "; ./run.sh"}), at_built)
     )
-    await hands.release(run_id)
+    await hands.release(ReleaseRequest(run_id))
     fresh = await send(hands, starting_at(request(run_id, "bash", {"command": LISTING}), at_built))
 
     assert in_place.ok and in_place.output == built.output + "ran\n"
@@ -84,7 +84,7 @@ async def test_failed_and_timed_out_calls_are_snapshotted_too(hands: HandsClient
 
     failed = await bash(hands, run_id, "echo partial > partial.txt; exit 3")
     timed_out = await bash(hands, run_id, "echo begun > begun.txt; sleep 30", timeout=1)
-    await hands.release(run_id)
+    await hands.release(ReleaseRequest(run_id))
     seen = await bash(hands, run_id, "cat partial.txt begun.txt")
 
     assert failed.error == "nonzero_exit" and failed.snapshot_after != EMPTY_SNAPSHOT
@@ -101,7 +101,7 @@ async def test_a_snapshot_with_a_missing_blob_fails_clearly(
     digest = hashlib.sha256(content.encode()).hexdigest()
     assert await artifacts.exists(digest)
     (tmp_path / "artifacts" / digest[:2] / digest).unlink()
-    await hands.release(run_id)
+    await hands.release(ReleaseRequest(run_id))
 
     with pytest.raises(SnapshotMissing) as missing:
         await send(hands, starting_at(request(run_id, "bash", {"command": "ls"}), wrote.snapshot_after))

@@ -20,7 +20,7 @@ from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, HandsInfo
 from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest, NotFound
 from services.core.settings import Settings
-from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk
+from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk, ReleaseRequest
 from services.hands.sandbox import CreateSandbox, SandboxSpec
 from services.hands.sandbox.docker import DockerDriver
 from services.hands.server import HANDS_LABEL, SERVICE_NAME, HandsWorker
@@ -103,8 +103,8 @@ async def test_status_and_release(hands: HandsClient, docker_api: docker.APIClie
     result = await bash(hands, run_id, "true")
 
     before = await hands.status()
-    await hands.release(run_id)
-    await hands.release(run_id)
+    await hands.release(ReleaseRequest(run_id))
+    await hands.release(ReleaseRequest(run_id))
     after = await hands.status()
 
     assert [(s.run_id, s.sandbox_id) for s in before.sandboxes] == [(run_id, result.sandbox_id)]

@@ -1,0 +1,180 @@
+"""The whole loop in one process: the gateway (through ASGI), a brain worker, and hands workers whose
+call path the brain reaches through the in-process Hands adapter, with sandboxes from a fake driver.
+
+PostgreSQL is the real one; the bus is the in-process one. Nothing here speaks gRPC or starts a process.
+"""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.waiting import eventually
+from services.brain.worker import BrainWorker
+from services.core.artifacts import ArtifactStore, build_artifact_store
+from services.core.bus import Bus, HandsInfo
+from services.core.db.engine import create_engine
+from services.core.errors import HandsUnavailable
+from services.core.settings import Settings
+from services.gateway.app import create_app
+from services.hands.calls.execute import CallExecutor
+from services.hands.calls.in_process import InProcessHands
+from services.hands.calls.slots import Slots
+from services.hands.contract import Hands
+from services.hands.contract.api import HandsStatus
+from services.hands.fleet.pool import SandboxPool
+from services.hands.fleet.registry import Registration
+from services.hands.workspace.ledger import build_ledger
+from services.hands.workspace.snapshots import Snapshots
+from tests.unit.hands.workspace_driver import WorkspaceDriver
+
+# Agents in these tests ride out infrastructure failures fast.
+QUICK_RETRY = {"max_attempts": 3, "initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
+
+
+def scripted(*turns: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """An inline agent spec for the scripted model."""
+    return {"name": "test", "model": "scripted", "script": list(turns), "retry": QUICK_RETRY, **fields}
+
+
+def call(name: str, **tool_input: Any) -> dict[str, Any]:
+    return {"name": name, "input": tool_input}
+
+
+class HandsInProcess:
+    """One hands worker's call path and sandbox pool, registered on the bus under an in-process address."""
+
+    def __init__(self, hands_id: str, settings: Settings, artifacts: ArtifactStore, root: Path) -> None:
+        self.hands_id = hands_id
+        self.address = f"inproc://{hands_id}"
+        self.driver = WorkspaceDriver()
+        self.pool = SandboxPool(self.driver, on_change=self._changed)
+        self.slots = Slots(settings.hands_slots)
+        calls = CallExecutor(
+            self.driver,
+            self.pool,
+            self.slots,
+            Snapshots(self.driver, artifacts, owner=settings.sandbox_user),
+            build_ledger(root / "ledger"),
+            default_timeout=settings.tool_timeout_seconds,
+            output_cap=settings.tool_output_cap,
+        )
+        self.hands: Hands = InProcessHands(calls, self.pool, self.status)
+        self.registration: Registration | None = None
+
+    def status(self) -> HandsStatus:
+        return HandsStatus(self.hands_id, self.slots.total, self.slots.free, self.pool.snapshot())
+
+    def info(self) -> HandsInfo:
+        status = self.status()
+        return HandsInfo(
+            hands_id=self.hands_id,
+            address=self.address,
+            slots_total=status.slots_total,
+            slots_free=status.slots_free,
+            sandboxes=tuple(s.run_id for s in status.sandboxes),
+        )
+
+    def sandbox_of(self, run_id: str) -> str | None:
+        return self.pool.sandbox_of(run_id)
+
+    def _changed(self) -> None:
+        if self.registration is not None:
+            self.registration.nudge()
+
+
+class Loop:
+    """Async context manager. `api` is the gateway's client; `hands` the hands workers by id."""
+
+    def __init__(self, database_url: str, root: Path, *, hands: int = 1, **settings: Any) -> None:
+        self.root = root
+        self.settings = Settings(
+            database_url=database_url,
+            bus_url="local://",
+            artifacts_dir=root / "artifacts",
+            tenant=f"tenant-{secrets.token_hex(4)}",
+            brain_id=f"brain-{secrets.token_hex(3)}",
+            # Only the runs a test wakes are stepped, never another test's leftovers.
+            sweep_interval_seconds=3600.0,
+            hands_wait_seconds=2.0,
+            hands_slots=4,
+            hands_heartbeat_seconds=0.2,
+            tool_timeout_seconds=30.0,
+            **settings,
+        )
+        self.artifacts = build_artifact_store(self.settings.artifacts_path)
+        self.hands = {
+            f"hands-{i}": HandsInProcess(f"hands-{i}", self.settings, self.artifacts, root / f"hands-{i}")
+            for i in range(1, hands + 1)
+        }
+        self._by_address = {worker.address: worker for worker in self.hands.values()}
+        self.unreachable: set[str] = set()
+        self._exit = AsyncExitStack()
+
+    async def connect(self, address: str) -> Hands:
+        worker = self._by_address.get(address)
+        if worker is None or address in self.unreachable:
+            raise HandsUnavailable(f"hands {address} is unreachable")
+        return worker.hands
+
+    async def __aenter__(self) -> Loop:
+        from services.core.bus.local import LocalBus
+
+        self.bus: Bus = LocalBus(visibility_timeout=self.settings.wake_visibility_seconds)
+        self._exit.push_async_callback(self.bus.aclose)
+        self.engine = create_engine(self.settings, pool_size=4)
+        self._exit.push_async_callback(self.engine.dispose)
+        for worker in self.hands.values():
+            worker.registration = await self._exit.enter_async_context(
+                Registration(self.bus, worker.info, every=self.settings.hands_heartbeat_seconds, ttl=60.0)
+            )
+        self.brain = await self._exit.enter_async_context(
+            BrainWorker(self.settings, self.engine, self.bus, self.artifacts, connect=self.connect)
+        )
+        app = create_app(self.settings, bus=self.bus)
+        await self._exit.enter_async_context(app.router.lifespan_context(app))
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        self.api = await self._exit.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://loopd.test")
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._exit.aclose()
+        for worker in self.hands.values():
+            await worker.pool.close()
+
+    async def start(self, agent: dict[str, Any], task: str = "the task", **body: Any) -> str:
+        created = await self.api.post("/v1/runs", json={"agent": agent, "input": task, **body})
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+    async def run(self, run_id: str) -> dict[str, Any]:
+        response = await self.api.get(f"/v1/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def until(self, run_id: str, *statuses: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The run once it reaches one of `statuses`."""
+
+        async def reached() -> dict[str, Any] | None:
+            run = await self.run(run_id)
+            return run if run["status"] in statuses else None
+
+        return await eventually(reached, timeout=timeout)
+
+    async def events(self, run_id: str) -> list[dict[str, Any]]:
+        response = await self.api.get(f"/v1/runs/{run_id}/events", params={"limit": 5000})
+        assert response.status_code == 200, response.text
+        return list(response.json()["data"])
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.api.post(path, json=body or {})
+
+
+def of_type(events: list[dict[str, Any]], *types: str) -> list[dict[str, Any]]:
+    return [event["data"] for event in events if event["type"] in types]

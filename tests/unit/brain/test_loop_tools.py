@@ -1,0 +1,27 @@
+"""A run's tool calls go through dispatch to the hands call path and back into the log, in process."""
+
+from __future__ import annotations
+
+from tests.unit.brain.loop import Loop, call, of_type, scripted
+
+WRITE_THEN_READ = scripted(
+    {"tool_calls": [call("write_file", path="notes/plan.txt", content="step one\n")]},
+    {"tool_calls": [call("bash", command="cat notes/plan.txt"), call("read_file", path="notes/plan.txt")]},
+    {"text": "all done"},
+)
+
+
+async def test_tool_calls_run_in_one_sandbox_and_the_run_completes_with_its_files(loop: Loop) -> None:
+    run_id = await loop.start(WRITE_THEN_READ)
+
+    run = await loop.until(run_id, "completed")
+
+    events = await loop.events(run_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    results = of_type(events, "tool.result")
+    assert [r["ok"] for r in results] == [True, True, True]
+    assert results[1]["output"] == "step one\n" and results[2]["output"] == "step one\n"
+    assert len(of_type(events, "sandbox.provisioned")) == 1
+    assert run["result"] == "all done" and run["usage"]["tool_calls"] == 3
+    artifacts = of_type(events, "artifact.created")
+    assert [(a["path"], a["size"]) for a in artifacts] == [("notes/plan.txt", 9)]
