@@ -140,7 +140,7 @@ class HandsWorker:
             default_timeout=settings.tool_timeout_seconds,
             output_cap=settings.tool_output_cap,
         )
-        servicer = HandsServicer(calls, pool, self._driver, self._artifacts, self.status)
+        servicer = HandsServicer(calls, pool, self.status)
         self._server = server = grpc.aio.server(options=CHANNEL_OPTIONS)
         hands_pb2_grpc.add_HandsServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -9,16 +9,13 @@ from typing import NoReturn
 
 import grpc
 
-from services.core.artifacts import ArtifactStore
-from services.core.errors import LoopdError, NotFound
+from services.core.errors import LoopdError
 from services.hands.calls.execute import CallExecutor
 from services.hands.contract import wire
 from services.hands.contract.api import HandsStatus
 from services.hands.contract.proto import hands_pb2 as pb
 from services.hands.contract.proto import hands_pb2_grpc
 from services.hands.fleet.pool import SandboxPool
-from services.hands.sandbox import SandboxDriver
-from services.hands.workspace.export import export_workspace
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +25,10 @@ class HandsServicer(hands_pb2_grpc.HandsServicer):
         self,
         calls: CallExecutor,
         pool: SandboxPool,
-        driver: SandboxDriver,
-        artifacts: ArtifactStore,
         status: Callable[[], HandsStatus],
     ) -> None:
         self._calls = calls
         self._pool = pool
-        self._driver = driver
-        self._artifacts = artifacts
         self._status = status
 
     async def Execute(
@@ -46,17 +39,6 @@ class HandsServicer(hands_pb2_grpc.HandsServicer):
             async with aclosing(self._calls.execute(execute_request)) as items:
                 async for item in items:
                     yield wire.event_to_pb(item)
-
-    async def ExportWorkspace(
-        self, request: pb.ExportWorkspaceRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ExportWorkspaceResponse:
-        async with _as_status(context, "ExportWorkspace"), self._pool.locked(request.run_id):
-            sandbox_id = self._pool.sandbox_of(request.run_id)
-            if sandbox_id is None:
-                raise NotFound(f"run {request.run_id} has no sandbox on this hands", code="sandbox_not_found")
-            files = await export_workspace(self._driver, sandbox_id, self._artifacts)
-            self._pool.touch(request.run_id)
-        return wire.files_to_pb(files)
 
     async def Release(
         self, request: pb.ReleaseRequest, context: grpc.aio.ServicerContext

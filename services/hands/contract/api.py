@@ -79,13 +79,6 @@ class ExecuteResult:
 
 
 @dataclass(frozen=True)
-class WorkspaceFile:
-    path: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
 class SandboxStatus:
     run_id: str
     sandbox_id: str

@@ -24,7 +24,6 @@ from services.hands.contract.api import (
     OutputChunk,
     ReleaseRequest,
     SandboxStatus,
-    WorkspaceFile,
 )
 from services.hands.contract.proto import hands_pb2 as pb
 from services.hands.contract.proto.hands_pb2_grpc import HandsStub
@@ -38,7 +37,6 @@ __all__ = [
     "OutputChunk",
     "ReleaseRequest",
     "SandboxStatus",
-    "WorkspaceFile",
 ]
 
 _R = TypeVar("_R")
@@ -100,12 +98,6 @@ class HandsClient:
     ) -> ExecuteResult:
         """Run a call to its end, handing each output chunk to `on_chunk` as it arrives."""
         return await collect(self, request, on_chunk)
-
-    async def export_workspace(self, run_id: str, *, timeout: float = 600.0) -> list[WorkspaceFile]:
-        """Store every regular file of the run's /workspace in the artifact store. Raises NotFound."""
-        request = pb.ExportWorkspaceRequest(run_id=run_id)
-        response = await self._unary(self._hands().ExportWorkspace, request, timeout)
-        return wire.files_from_pb(response)
 
     async def release(self, request: ReleaseRequest) -> None:
         """Destroy the run's sandbox; releasing twice is fine. Its snapshots and recorded results stay."""

@@ -19,7 +19,6 @@ from services.hands.contract.api import (
     OutputChunk,
     SandboxStatus,
     SnapshotMissing,
-    WorkspaceFile,
 )
 from services.hands.contract.proto import hands_pb2 as pb
 
@@ -155,16 +154,6 @@ def event_from_pb(message: pb.ExecuteEvent) -> OutputChunk | ExecuteResult | Non
         snapshot_after=result.snapshot_after if result.HasField("snapshot_after") else None,
         replayed=result.replayed,
     )
-
-
-def files_to_pb(files: list[WorkspaceFile]) -> pb.ExportWorkspaceResponse:
-    return pb.ExportWorkspaceResponse(
-        files=[pb.WorkspaceFile(path=f.path, size=f.size, sha256=f.sha256) for f in files]
-    )
-
-
-def files_from_pb(message: pb.ExportWorkspaceResponse) -> list[WorkspaceFile]:
-    return [WorkspaceFile(path=f.path, size=f.size, sha256=f.sha256) for f in message.files]
 
 
 def status_to_pb(status: HandsStatus) -> pb.StatusResponse:

@@ -136,10 +136,6 @@ class SandboxDriver(Protocol):
         """Write a file (owned by the sandbox user) into an existing directory of the sandbox."""
         ...
 
-    async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
-        """Write a tar archive of the sandbox directory `path` to the host file `dest`."""
-        ...
-
     async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
         """Unpack the host tar file `source` into the existing sandbox directory `path`.
 

@@ -1,12 +1,12 @@
 """Docker backend of the sandbox driver: containers from the Docker Engine, commands through an executor.
 
 A sandbox is a container with no network, no capabilities, a read-only root, a tmpfs /tmp, and an
-anonymous volume on /workspace (which the engine's archive API can read and write, which survives the
-restart used to recover from a runaway tree, and which is removed with the container). Its PID 1 is
+anonymous volume on /workspace (which the engine's archive API can write, which survives the restart
+used to recover from a runaway tree, and which is removed with the container). Its PID 1 is
 the executor (inside/executor.py): it connects back to hands over a unix socket in a per-sandbox host
 directory (channel.py) and runs every command, kill and workspace scan, so a call costs a fork and
-an exec instead of a `docker exec`. The engine is only asked to create, restart, remove and to move
-archives for restores and exports.
+an exec instead of a `docker exec`. The engine is only asked to create, restart, remove and to unpack
+the archives of restores.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from services.hands.sandbox import (
 from services.hands.sandbox import executor as ex
 from services.hands.sandbox.channel import ChannelClosed, ExecutorChannel
 from services.hands.sandbox.docker_engine import Engine
-from services.hands.sandbox.docker_io import engine_errors
+from services.hands.sandbox.docker_errors import engine_errors
 
 _T = TypeVar("_T")
 # How long a started container's executor has to connect back.
@@ -126,9 +126,6 @@ class DockerDriver:
 
     async def put_file(self, sandbox_id: str, request: PutFile) -> None:
         await ex.write(self._session(sandbox_id).channel, request.path, request.data, request.mode)
-
-    async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
-        await self._call(self._engine.export, sandbox_id, path, dest)
 
     async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
         await self._call(self._engine.import_archive, sandbox_id, path, source)

@@ -11,8 +11,7 @@ from docker.errors import APIError, NotFound
 from docker.types import Mount
 
 from services.core.errors import SandboxLost
-from services.hands.sandbox import Labelled, PutFile, SandboxSpec
-from services.hands.sandbox.docker_io import single_file_tar
+from services.hands.sandbox import Labelled, SandboxSpec
 from services.hands.sandbox.executor import MOUNT, command
 
 
@@ -87,20 +86,6 @@ class Engine:
     def restart(self, sandbox_id: str) -> None:
         # Stopping a container kills its whole pid namespace; the /workspace volume survives.
         self.api().restart(sandbox_id, timeout=0)
-
-    def put_file(self, sandbox_id: str, request: PutFile) -> None:
-        directory, _, name = request.path.rpartition("/")
-        archive = single_file_tar(name, request.data, request.mode, self._spec.user)
-        self._archive_call(sandbox_id, lambda api: api.put_archive(sandbox_id, directory or "/", archive))
-
-    def export(self, sandbox_id: str, path: str, dest: Path) -> None:
-        def write(api: docker.APIClient) -> None:
-            chunks, _ = api.get_archive(sandbox_id, path)
-            with dest.open("wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-
-        self._archive_call(sandbox_id, write)
 
     def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
         def upload(api: docker.APIClient) -> None:

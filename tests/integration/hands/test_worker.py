@@ -1,4 +1,4 @@
-"""The hands worker end to end over gRPC: streaming, health, registry, workspace export, lifecycle."""
+"""The hands worker end to end over gRPC: streaming, health, registry, status, release, lifecycle."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.waiting import eventually
-from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, HandsInfo
-from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest, NotFound
+from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest
 from services.core.settings import Settings
 from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk, ReleaseRequest
 from services.hands.sandbox import CreateSandbox, SandboxSpec
@@ -71,31 +70,6 @@ async def test_worker_registers_on_the_bus_and_unregisters_on_exit(
 
     assert info.address == worker.address and info.slots_total == 3
     assert worker.hands_id not in {i.hands_id for i in await bus.list_hands()}
-
-
-async def test_export_workspace_stores_every_file_byte_for_byte(
-    hands: HandsClient, artifacts: ArtifactStore
-) -> None:
-    run_id = new_run()
-    await call(hands, run_id, "write_file", path="notes/readme.md", content="# héllo\n")
-    await bash(
-        hands, run_id, "python3 -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) * 400)' > data.bin"
-    )
-    await bash(hands, run_id, "mkdir -p empty/dir && ln -s data.bin link")
-
-    files = {f.path: f for f in await hands.export_workspace(run_id)}
-
-    assert set(files) == {"notes/readme.md", "data.bin"}
-    assert await artifacts.get(files["notes/readme.md"].sha256) == "# héllo\n".encode()
-    assert await artifacts.get(files["data.bin"].sha256) == bytes(range(256)) * 400
-    assert files["data.bin"].size == 102400
-
-
-async def test_export_of_a_run_without_sandbox_is_not_found(hands: HandsClient) -> None:
-    with pytest.raises(NotFound) as raised:
-        await hands.export_workspace(new_run())
-
-    assert raised.value.code == "sandbox_not_found"
 
 
 async def test_status_and_release(hands: HandsClient, docker_api: docker.APIClient) -> None:

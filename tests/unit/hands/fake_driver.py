@@ -1,19 +1,19 @@
 """An in-memory SandboxDriver for testing the worker's bookkeeping without a container engine.
 
-`scan` and `read` work on what `export` gives (a subclass supplies it), the way a driver without an
-executor would: the whole archive, every time.
+`scan` and `read` work on the tar of the workspace that `tar_of` gives (a subclass supplies it), shaped
+as Docker's archive API would give it (under a "workspace/" root): the whole archive, every time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import tarfile
-import tempfile
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 
-from services.hands.contract.manifest import FileEntry
+from services.hands.contract.manifest import DirEntry, Entry, FileEntry, Manifest, SymlinkEntry
 from services.hands.sandbox import (
     CreateSandbox,
     ExecExit,
@@ -23,7 +23,6 @@ from services.hands.sandbox import (
     PutFile,
     WorkspaceScan,
 )
-from services.hands.workspace.archive import scan
 
 
 class FakeDriver:
@@ -33,7 +32,7 @@ class FakeDriver:
         self.dead: set[str] = set()
         self.trusted: dict[str, set[str]] = {}
         self.reads: list[str] = []
-        self._exported: dict[str, bytes] = {}
+        self._tars: dict[str, bytes] = {}
         self._ids = itertools.count(1)
 
     async def create(self, request: CreateSandbox) -> str:
@@ -56,28 +55,26 @@ class FakeDriver:
     async def put_file(self, sandbox_id: str, request: PutFile) -> None:
         raise NotImplementedError
 
-    async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
-        raise NotImplementedError
-
     async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
         raise NotImplementedError
 
     async def clear(self, sandbox_id: str, path: str) -> None:
         raise NotImplementedError
 
+    async def tar_of(self, sandbox_id: str) -> bytes:
+        """The tar of the sandbox's /workspace."""
+        raise NotImplementedError
+
     async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
-        with tempfile.TemporaryDirectory() as scratch:
-            archive = Path(scratch) / "workspace.tar"
-            await self.export(sandbox_id, path, archive)
-            self._exported[sandbox_id] = archive.read_bytes()
-            entries = scan(archive).manifest.entries
+        self._tars[sandbox_id] = archive = await self.tar_of(sandbox_id)
+        entries = Manifest.of(_entries(archive)).entries
         seen = self.trusted.get(sandbox_id, set())
         unseen = tuple(e for e in entries if isinstance(e, FileEntry) and e.sha256 not in seen)
         return WorkspaceScan(entries, unseen, hashed=len(unseen))
 
     async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
         self.reads.append(path)
-        with tarfile.open(fileobj=io.BytesIO(self._exported[sandbox_id])) as tar:
+        with tarfile.open(fileobj=io.BytesIO(self._tars[sandbox_id])) as tar:
             member = tar.extractfile(path.lstrip("/"))
             assert member is not None
             yield member.read()
@@ -97,3 +94,25 @@ class FakeDriver:
 
     async def aclose(self) -> None:
         pass
+
+
+def _entries(archive: bytes) -> list[Entry]:
+    """The manifest entries of a workspace tar; a hard link is a file with its target's content."""
+    entries: list[Entry] = []
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar:
+            _, _, relative = member.name.partition("/")
+            if not relative:
+                continue
+            if member.isdir():
+                entries.append(DirEntry(relative, member.mode & 0o7777))
+            elif member.issym():
+                entries.append(SymlinkEntry(relative, member.linkname))
+            elif member.isfile() or member.islnk():
+                source = tar.extractfile(member)
+                assert source is not None
+                data = source.read()
+                entries.append(
+                    FileEntry(relative, member.mode & 0o7777, len(data), hashlib.sha256(data).hexdigest())
+                )
+    return entries

@@ -11,7 +11,7 @@ import pytest
 from services.hands.contract.api import ExecuteResult
 from services.hands.workspace.ledger import CallLedger, decode, encode
 from services.hands.workspace.ledger.filesystem import FilesystemLedger
-from services.hands.workspace.ledger.memory import MemoryLedger
+from tests.unit.hands.memory_ledger import MemoryLedger
 
 RESULT = ExecuteResult(True, "ok\n", 0, None, None, False, 12, "sb-1", True, snapshot_after="a" * 64)
 OTHER = dataclasses.replace(RESULT, output="other\n", snapshot_after="b" * 64)
@@ -52,17 +52,6 @@ async def test_any_id_is_a_key_of_its_own(make_ledger: Callable[[], CallLedger],
 
     assert await ledger.get(odd, odd) == RESULT
     assert await ledger.get("run-1", "call-1") == OTHER
-
-
-async def test_forgetting_a_run_drops_its_results_only(make_ledger: Callable[[], CallLedger]) -> None:
-    ledger = make_ledger()
-    await ledger.put("run-1", "call-1", RESULT)
-    await ledger.put("run-2", "call-1", RESULT)
-
-    await ledger.forget("run-1")
-
-    assert await ledger.get("run-1", "call-1") is None
-    assert await ledger.get("run-2", "call-1") == RESULT
 
 
 def test_the_filesystem_ledger_keeps_plain_ids_readable(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Snapshots store each distinct content once, and restore rebuilds the archive they were taken from.
 
-The driver here serves a tar built in the test as its "export" and keeps what it is asked to unpack,
+The driver here serves a tar built in the test as its workspace and keeps what it is asked to unpack,
 so the snapshot code runs against the real artifact store without a container engine.
 """
 
@@ -26,7 +26,7 @@ OWNER = "1000:1000"
 
 
 class ArchiveDriver(FakeDriver):
-    """Exports `archive` (a tar shaped as Docker's, under a "workspace/" root); keeps what it unpacks."""
+    """Serves `archive` (a tar shaped as Docker's, under a "workspace/" root); keeps what it unpacks."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -34,8 +34,8 @@ class ArchiveDriver(FakeDriver):
         self.unpacked: list[bytes] = []
         self.cleared = 0
 
-    async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
-        await asyncio.to_thread(dest.write_bytes, self.archive)
+    async def tar_of(self, sandbox_id: str) -> bytes:
+        return self.archive
 
     async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
         self.unpacked.append(await asyncio.to_thread(source.read_bytes))

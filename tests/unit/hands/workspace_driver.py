@@ -105,11 +105,10 @@ class WorkspaceDriver(FakeDriver):
     async def put_file(self, sandbox_id: str, request: PutFile) -> None:
         self.workspaces.setdefault(sandbox_id, Workspace()).files[_relative(request.path)] = request.data
 
-    async def export(self, sandbox_id: str, path: str, dest: Path) -> None:
+    async def tar_of(self, sandbox_id: str) -> bytes:
         if not await self.alive(sandbox_id):
             raise SandboxLost(f"sandbox {sandbox_id} is gone")
-        archive = _archive(self.workspaces.setdefault(sandbox_id, Workspace()))
-        await asyncio.to_thread(dest.write_bytes, archive)
+        return _archive(self.workspaces.setdefault(sandbox_id, Workspace()))
 
     async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
         if not await self.alive(sandbox_id):
@@ -141,7 +140,7 @@ def _relative(path: str) -> str:
 
 
 def _archive(workspace: Workspace) -> bytes:
-    """The workspace as Docker exports it: a tar rooted at "workspace/"."""
+    """The workspace as Docker's archive API gives it: a tar rooted at "workspace/"."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name in ["", *sorted(workspace.all_dirs())]:

@@ -65,28 +65,6 @@ class ExecuteEvent(_message.Message):
     result: ExecuteResult
     def __init__(self, chunk: _Optional[_Union[OutputChunk, _Mapping]] = ..., result: _Optional[_Union[ExecuteResult, _Mapping]] = ...) -> None: ...
 
-class ExportWorkspaceRequest(_message.Message):
-    __slots__ = ("run_id",)
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    run_id: str
-    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
-
-class WorkspaceFile(_message.Message):
-    __slots__ = ("path", "size", "sha256")
-    PATH_FIELD_NUMBER: _ClassVar[int]
-    SIZE_FIELD_NUMBER: _ClassVar[int]
-    SHA256_FIELD_NUMBER: _ClassVar[int]
-    path: str
-    size: int
-    sha256: str
-    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
-
-class ExportWorkspaceResponse(_message.Message):
-    __slots__ = ("files",)
-    FILES_FIELD_NUMBER: _ClassVar[int]
-    files: _containers.RepeatedCompositeFieldContainer[WorkspaceFile]
-    def __init__(self, files: _Optional[_Iterable[_Union[WorkspaceFile, _Mapping]]] = ...) -> None: ...
-
 class ReleaseRequest(_message.Message):
     __slots__ = ("run_id",)
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -40,11 +40,6 @@ class HandsStub:
                 request_serializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExecuteRequest.SerializeToString,
                 response_deserializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExecuteEvent.FromString,
                 _registered_method=True)
-        self.ExportWorkspace = channel.unary_unary(
-                '/loopd.hands.v1.Hands/ExportWorkspace',
-                request_serializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExportWorkspaceRequest.SerializeToString,
-                response_deserializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExportWorkspaceResponse.FromString,
-                _registered_method=True)
         self.Release = channel.unary_unary(
                 '/loopd.hands.v1.Hands/Release',
                 request_serializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ReleaseRequest.SerializeToString,
@@ -64,13 +59,6 @@ class HandsServicer:
         """Runs one tool call, streaming its output; the stream ends with exactly one ExecuteResult. A call
         is run at most once per (run_id, call_id) to a recorded result: sending it again replays that
         result without output chunks.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ExportWorkspace(self, request, context):
-        """Stores every regular file of the run's /workspace in the artifact store.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,11 +85,6 @@ def add_HandsServicer_to_server(servicer, server):
                     servicer.Execute,
                     request_deserializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExecuteRequest.FromString,
                     response_serializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExecuteEvent.SerializeToString,
-            ),
-            'ExportWorkspace': grpc.unary_unary_rpc_method_handler(
-                    servicer.ExportWorkspace,
-                    request_deserializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExportWorkspaceRequest.FromString,
-                    response_serializer=loopd_dot_hands_dot_v1_dot_hands__pb2.ExportWorkspaceResponse.SerializeToString,
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
                     servicer.Release,
@@ -141,33 +124,6 @@ class Hands:
             '/loopd.hands.v1.Hands/Execute',
             loopd_dot_hands_dot_v1_dot_hands__pb2.ExecuteRequest.SerializeToString,
             loopd_dot_hands_dot_v1_dot_hands__pb2.ExecuteEvent.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ExportWorkspace(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/loopd.hands.v1.Hands/ExportWorkspace',
-            loopd_dot_hands_dot_v1_dot_hands__pb2.ExportWorkspaceRequest.SerializeToString,
-            loopd_dot_hands_dot_v1_dot_hands__pb2.ExportWorkspaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,7 +2,7 @@
 
 It is what makes a call's effect happen once: a worker looks a call up before running it and records
 its result after, and the ledger outlives the worker, so a retry on another worker or after a restart
-finds it. Backends: filesystem.py (beside the artifact store, shared by the workers), memory.py.
+finds it. Backend: filesystem.py (beside the artifact store, shared by the workers).
 """
 
 from __future__ import annotations
@@ -27,13 +27,6 @@ class CallLedger(Protocol):
 
         The first result wins, so every later reader sees the same one, even when two workers ran the
         same call at once.
-        """
-        ...
-
-    async def forget(self, run_id: str) -> None:
-        """Drop every result of a run: the cleanup hook for runs that are deleted or archived.
-
-        Releasing a sandbox does not call it: a run may still retry a call after its sandbox is gone.
         """
         ...
 

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -39,9 +38,6 @@ class FilesystemLedger:
 
     async def put(self, run_id: str, call_id: str, result: ExecuteResult) -> ExecuteResult:
         return await asyncio.to_thread(self._put, self.path_of(run_id, call_id), result)
-
-    async def forget(self, run_id: str) -> None:
-        await asyncio.to_thread(shutil.rmtree, self._root / _name(run_id), True)
 
     def _read(self, path: Path) -> ExecuteResult | None:
         try:

@@ -1,10 +1,7 @@
-"""Byte-level helpers of the Docker backend: engine error mapping and tars."""
+"""How the Docker backend turns the Docker SDK's failures into loopd errors."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,15 +27,3 @@ def engine_errors() -> Iterator[None]:
         raise MissingError(str(exc.explanation or exc)) from exc
     except (DockerException, requests.RequestException, OSError) as exc:
         raise InfrastructureError(f"docker engine failed: {exc}", code="sandbox_unavailable") from exc
-
-
-def single_file_tar(name: str, data: bytes, mode: int, owner: str) -> bytes:
-    """A tar holding one file owned by `owner` ("uid:gid"); the engine keeps the owner on upload."""
-    uid, _, gid = owner.partition(":")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-        info.uid, info.gid = int(uid), int(gid or uid)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""An in-process CallLedger, for tests and single-process setups: it dies with the process."""
+"""An in-process CallLedger for the ledger contract test: it dies with the process."""
 
 from __future__ import annotations
 
@@ -14,7 +14,3 @@ class MemoryLedger:
 
     async def put(self, run_id: str, call_id: str, result: ExecuteResult) -> ExecuteResult:
         return self._results.setdefault((run_id, call_id), result)
-
-    async def forget(self, run_id: str) -> None:
-        for key in [key for key in self._results if key[0] == run_id]:
-            del self._results[key]
