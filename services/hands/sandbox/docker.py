@@ -61,6 +61,8 @@ class DockerDriver:
         self._engine = Engine(spec, base_url=base_url, max_connections=max_connections)
         self._sessions: dict[str, _Session] = {}
         self._root: Path | None = None
+        # The warm pool's first start and a run's first call can both be the first use.
+        self._root_lock = asyncio.Lock()
 
     async def create(self, request: CreateSandbox) -> str:
         channel = ExecutorChannel(await self._channels_root() / secrets.token_hex(6))
@@ -208,13 +210,14 @@ class DockerDriver:
 
     async def _channels_root(self) -> Path:
         """This driver's directory of channel directories, emptied of a previous process's on first use."""
-        if self._root is None:
-            base = self._spec.runtime_dir or _default_runtime_dir()
-            key = "\n".join(f"{k}={v}" for k, v in sorted(self._spec.labels.items()))
-            root = base / hashlib.sha256(key.encode()).hexdigest()[:12]
-            await asyncio.to_thread(_fresh_directory, base, root)
-            self._root = root
-        return self._root
+        async with self._root_lock:
+            if self._root is None:
+                base = self._spec.runtime_dir or _default_runtime_dir()
+                key = "\n".join(f"{k}={v}" for k, v in sorted(self._spec.labels.items()))
+                root = base / hashlib.sha256(key.encode()).hexdigest()[:12]
+                await asyncio.to_thread(_fresh_directory, base, root)
+                self._root = root
+            return self._root
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.to_thread(self._guarded, fn, *args)
