@@ -11,6 +11,7 @@ from typing import Any
 from services.brain.models import ModelResponse
 from services.core import events as log
 from services.core.journal import Journal
+from services.core.status import RunStatus
 
 
 class StepCommitter:
@@ -26,7 +27,8 @@ class StepCommitter:
         return await self.journal.append(request)
 
     async def start(self) -> list[log.Event]:
-        return await self.commit([log.NewEvent(log.RUN_STATUS, {"status": "running"})], {"status": "running"})
+        running = RunStatus.RUNNING
+        return await self.commit([log.NewEvent(log.RUN_STATUS, {"status": running})], {"status": running})
 
     async def model_response(
         self,
@@ -91,17 +93,19 @@ class StepCommitter:
     async def wait(self, waiting_for: dict[str, Any]) -> list[log.Event]:
         return await self.commit(
             [log.NewEvent(log.RUN_WAITING, {"waiting_for": waiting_for})],
-            {"status": "waiting", "waiting_for": waiting_for},
+            {"status": RunStatus.WAITING, "waiting_for": waiting_for},
         )
 
     async def complete(self, text: str, artifacts: list[dict[str, Any]]) -> list[log.Event]:
         new_events = [log.NewEvent(log.ARTIFACT_CREATED, a) for a in artifacts]
         new_events.append(log.NewEvent(log.RUN_COMPLETED, {"result": text}))
-        return await self.commit(new_events, {"status": "completed", "result": text, "ended_at": log.NOW})
+        return await self.commit(
+            new_events, {"status": RunStatus.COMPLETED, "result": text, "ended_at": log.NOW}
+        )
 
     async def fail(self, code: str, message: str) -> list[log.Event]:
         error = {"code": code, "message": message}
         return await self.commit(
             [log.NewEvent(log.RUN_FAILED, {"error": error})],
-            {"status": "failed", "error": error, "ended_at": log.NOW},
+            {"status": RunStatus.FAILED, "error": error, "ended_at": log.NOW},
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.brain.models import Message, ToolCall
 from services.core import events as log
+from services.core.status import TERMINAL_STATUSES, RunStatus
 
 TOOL_OUTPUT_NOTE = "\n[output truncated: {size} bytes in total, stored as artifact sha256:{sha256}]"
 
@@ -37,7 +38,7 @@ class SandboxLocation:
 class RunState:
     run_id: str
     last_seq: int = 0
-    status: str = "queued"
+    status: RunStatus = RunStatus.QUEUED
     messages: list[Message] = field(default_factory=list)
     pending: dict[str, ToolCall] = field(default_factory=dict)
     sandbox: SandboxLocation | None = None
@@ -58,7 +59,7 @@ class RunState:
     recent_users: list[tuple[int, Message]] = field(default_factory=list)
 
     def next_action(self) -> NextAction:
-        if self.status in log.TERMINAL_STATUSES or self.status == "waiting":
+        if self.status in TERMINAL_STATUSES or self.status == RunStatus.WAITING:
             return NextAction.IDLE
         if self.interrupt_open and self.pending:
             return NextAction.INTERRUPT_TOOLS
@@ -71,7 +72,7 @@ class RunState:
         last = self.messages[-1]
         if last.role in ("user", "tool"):
             return NextAction.CALL_MODEL
-        if self.final_text is not None and self.status == "running":
+        if self.final_text is not None and self.status == RunStatus.RUNNING:
             return NextAction.FINISH
         return NextAction.IDLE
 
@@ -182,7 +183,7 @@ def _sandbox_lost(state: RunState, _: dict[str, Any]) -> None:
 
 
 def _run_waiting(state: RunState, _: dict[str, Any]) -> None:
-    state.status = "waiting"
+    state.status = RunStatus.WAITING
     if state.interrupt_open and not state.pending:
         state.interrupt_open = False
 
@@ -190,13 +191,15 @@ def _run_waiting(state: RunState, _: dict[str, Any]) -> None:
 def _run_forked(state: RunState, _: dict[str, Any]) -> None:
     # A fork continues from its copied history as a fresh run: whatever the parent was doing at
     # that point (waiting, finished) is the parent's business.
-    state.status = "queued"
+    state.status = RunStatus.QUEUED
     state.interrupt_open = False
 
 
-def _status(status: str) -> Any:
+def _status(status: RunStatus | None) -> Any:
+    """A fold for an event that sets the status: its own `status` field when None."""
+
     def handler(state: RunState, data: dict[str, Any]) -> None:
-        state.status = data.get("status", status) if status == "" else status
+        state.status = RunStatus(data["status"]) if status is None else status
 
     return handler
 
@@ -214,8 +217,8 @@ _HANDLERS = {
     log.SANDBOX_LOST: _sandbox_lost,
     log.RUN_WAITING: _run_waiting,
     log.RUN_FORKED: _run_forked,
-    log.RUN_STATUS: _status(""),
-    log.RUN_COMPLETED: _status("completed"),
-    log.RUN_FAILED: _status("failed"),
-    log.RUN_CANCELLED: _status("cancelled"),
+    log.RUN_STATUS: _status(None),
+    log.RUN_COMPLETED: _status(RunStatus.COMPLETED),
+    log.RUN_FAILED: _status(RunStatus.FAILED),
+    log.RUN_CANCELLED: _status(RunStatus.CANCELLED),
 }

@@ -12,7 +12,6 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.brain.budget import Budget
@@ -26,12 +25,13 @@ from services.brain.providers import ProviderPool
 from services.brain.tool_specs import tool_specs
 from services.brain.triage import Answer, Dispatch, Spawn, Wait, refusal, triage
 from services.core import events as log
+from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
-from services.core.db.schema import runs
 from services.core.errors import InfrastructureError, ModelError
 from services.core.journal import Journal
 from services.core.settings import Settings
+from services.core.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +63,12 @@ class RunStepper:
         spec, created_at, overrides = await self._load_run()
         provider = self.providers.for_agent(spec)
         await self._refresh()
-        if self.state.status in ("failed", "cancelled"):
+        if self.state.status in (RunStatus.FAILED, RunStatus.CANCELLED):
             await self.dispatcher.release(self.state)
             return
         try:
             while (action := self.state.next_action()) is not NextAction.IDLE:
-                if self.state.status == "queued":
+                if self.state.status == RunStatus.QUEUED:
                     # Also mid-drive: a message can reopen the run between two of our commits.
                     await self._commit(self.committer.start())
                     continue
@@ -120,7 +120,7 @@ class RunStepper:
         elif isinstance(decision, Spawn):
             await self.children.spawn(self.run_id, decision.calls, self.fence)
             await self._refresh()
-            if self.state.status == "waiting":
+            if self.state.status == RunStatus.WAITING:
                 await self.dispatcher.release(self.state)
         elif isinstance(decision, Dispatch):
             outcome = await self.dispatcher.run(self.state, decision.call, spec)
@@ -170,13 +170,7 @@ class RunStepper:
 
     async def _load_run(self) -> tuple[AgentSpec, datetime, dict[str, Any]]:
         async with autocommit(self.journal.engine).connect() as conn:
-            row = (
-                await conn.execute(
-                    select(runs.c.agent_spec, runs.c.created_at, runs.c.budget).where(
-                        runs.c.id == self.run_id
-                    )
-                )
-            ).one()
+            row = await run_store.stepping_inputs(conn, self.run_id)
         return AgentSpec.model_validate(row.agent_spec), row.created_at, dict(row.budget or {})
 
 

@@ -8,12 +8,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import select
-
 from services.core import events as log
 from services.core.bus import run_channel
 from services.core.db.engine import autocommit
-from services.core.db.schema import events
 from services.core.journal import Journal
 
 STOPPING = (log.USER_INTERRUPT, log.RUN_CANCELLED)
@@ -48,10 +45,5 @@ async def _pump(messages: AsyncIterator[dict[str, Any]], live: asyncio.Queue[dic
 
 
 async def _stopping_event(journal: Journal, run_id: str, after_seq: int) -> str | None:
-    query = (
-        select(events.c.type)
-        .where(events.c.run_id == run_id, events.c.seq > after_seq, events.c.type.in_(STOPPING))
-        .limit(1)
-    )
     async with autocommit(journal.engine).connect() as conn:
-        return (await conn.execute(query)).scalar()
+        return await log.first_of_types(conn, run_id, STOPPING, after=after_seq)

@@ -12,9 +12,7 @@ import os
 import secrets
 import socket
 import time
-from datetime import timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.brain.admission import AdaptiveLimit
@@ -25,19 +23,18 @@ from services.brain.providers import ProviderPool
 from services.brain.state_cache import StateCache
 from services.brain.stepper import RunStepper
 from services.core import leases, metrics
+from services.core import runs as run_store
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, WakeUp
 from services.core.db.engine import autocommit
-from services.core.db.schema import run_leases, runs
 from services.core.errors import Conflict, LeaseLost
-from services.core.events import TERMINAL_STATUSES, Fence
+from services.core.events import Fence
 from services.core.journal import Journal
 from services.core.settings import Settings
+from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES
 from services.hands.contract import Connect, connect_grpc
 
 logger = logging.getLogger(__name__)
-
-RUNNABLE = ("queued", "running")
 
 
 class BrainWorker:
@@ -170,12 +167,8 @@ class BrainWorker:
             await asyncio.gather(renewer, return_exceptions=True)
         async with autocommit(self.engine).connect() as conn:
             await leases.release(conn, run_id, fence)
-            row = (
-                await conn.execute(
-                    select(runs.c.status, runs.c.last_seq, runs.c.parent_run_id).where(runs.c.id == run_id)
-                )
-            ).one()
-        if row.status in RUNNABLE and row.last_seq > stepper.state.last_seq:
+            row = await run_store.progress(conn, run_id)
+        if row.status in RUNNABLE_STATUSES and row.last_seq > stepper.state.last_seq:
             await self.bus.wake(run_id)  # something arrived while we were finishing
         if row.status in TERMINAL_STATUSES and row.parent_run_id is not None:
             await self.children.deliver_to_parent(run_id)
@@ -199,27 +192,11 @@ class BrainWorker:
                 logger.warning("sweep failed", exc_info=True)
 
     async def _undelivered_children(self) -> list[str]:
-        """Finished children whose parent still waits on them (the delivering brain died)."""
-        child = runs.alias("child")
-        query = (
-            select(child.c.id)
-            .join(runs, runs.c.id == child.c.parent_run_id)
-            .where(runs.c.status == "waiting", runs.c.waiting_for["child_run_id"].astext == child.c.id)
-            .where(child.c.status.in_(TERMINAL_STATUSES))
-            .limit(100)
-        )
         async with autocommit(self.engine).connect() as conn:
-            return list((await conn.execute(query)).scalars())
+            return await run_store.undelivered_children(conn, limit=100)
 
     async def _stranded_runs(self) -> list[str]:
-        """Runnable runs that nobody holds and nobody has touched for a sweep interval."""
-        quiet_since = func.now() - timedelta(seconds=self.settings.sweep_interval_seconds)
-        query = (
-            select(runs.c.id)
-            .outerjoin(run_leases, run_leases.c.run_id == runs.c.id)
-            .where(runs.c.status.in_(RUNNABLE), runs.c.updated_at < quiet_since)
-            .where((run_leases.c.expires_at.is_(None)) | (run_leases.c.expires_at < func.now()))
-            .limit(200)
-        )
         async with autocommit(self.engine).connect() as conn:
-            return list((await conn.execute(query)).scalars())
+            return await run_store.stranded_runs(
+                conn, quiet_seconds=self.settings.sweep_interval_seconds, limit=200
+            )

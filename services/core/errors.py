@@ -44,6 +44,12 @@ class Conflict(LoopdError):
     http_status = 409
 
 
+class IdempotencyKeyTaken(Conflict):
+    """Another request created a run with this Idempotency-Key first; its run is the answer."""
+
+    code = "idempotency_key_taken"
+
+
 class LeaseLost(LoopdError):
     """A brain's fencing token is stale: another brain owns the run now."""
 

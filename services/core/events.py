@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
 from services.core.db.schema import events, runs
 from services.core.errors import Conflict, LeaseLost, NotFound
+from services.core.status import TERMINAL_STATUSES
 
 RUN_CREATED = "run.created"
 RUN_STATUS = "run.status"
@@ -40,8 +41,6 @@ TOOL_APPROVAL = "tool.approval"
 USER_INTERRUPT = "user.interrupt"
 BUDGET_RAISED = "budget.raised"
 CHILD_STARTED = "child.started"
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -204,3 +203,80 @@ async def read(
         query = query.limit(limit)
     result = await conn.execute(query)
     return [Event(r.run_id, r.seq, r.type, r.at, r.data) for r in result]
+
+
+async def data_of_type(conn: AsyncConnection, run_id: str, event_type: str) -> list[dict[str, Any]]:
+    """The payloads of one type of event in a run, oldest first."""
+    query = (
+        select(events.c.data)
+        .where(events.c.run_id == run_id, events.c.type == event_type)
+        .order_by(events.c.seq)
+    )
+    return [row.data for row in await conn.execute(query)]
+
+
+async def first_of_types(
+    conn: AsyncConnection, run_id: str, event_types: tuple[str, ...], *, after: int
+) -> str | None:
+    """The type of some event of these types appended after `after`, or None."""
+    query = (
+        select(events.c.type)
+        .where(events.c.run_id == run_id, events.c.seq > after, events.c.type.in_(event_types))
+        .limit(1)
+    )
+    return (await conn.execute(query)).scalar()
+
+
+async def find_tool_call(conn: AsyncConnection, run_id: str, call_id: str) -> dict[str, Any] | None:
+    """The payload of the run's tool.call event for `call_id`, or None."""
+    query = select(events.c.data).where(
+        events.c.run_id == run_id, events.c.type == TOOL_CALL, events.c.data["call_id"].astext == call_id
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else dict(row.data)
+
+
+async def call_pending_at(conn: AsyncConnection, run_id: str, call_id: str, at_seq: int) -> bool:
+    """Whether `call_id` was called and still owed its result at `at_seq`."""
+    query = select(events.c.type).where(
+        events.c.run_id == run_id,
+        events.c.seq <= at_seq,
+        events.c.data["call_id"].astext == call_id,
+        events.c.type.in_((TOOL_CALL, TOOL_RESULT)),
+    )
+    kinds = (await conn.execute(query)).scalars().all()
+    return TOOL_CALL in kinds and TOOL_RESULT not in kinds
+
+
+async def counters_upto(conn: AsyncConnection, run_id: str, at_seq: int) -> dict[str, int]:
+    """The run-row counters (steps, tokens, tool calls) that the log up to `at_seq` adds up to."""
+    upto = (events.c.run_id == run_id) & (events.c.seq <= at_seq)
+    responses = select(events.c.data).where(upto, events.c.type == MODEL_RESPONSE).subquery()
+    usage = responses.c.data["usage"]
+    steps, input_tokens, output_tokens = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(usage["input_tokens"].as_integer()), 0),
+                func.coalesce(func.sum(usage["output_tokens"].as_integer()), 0),
+            ).select_from(responses)
+        )
+    ).one()
+    results = (await conn.execute(select(func.count()).where(upto, events.c.type == TOOL_RESULT))).scalar()
+    return {
+        "step": steps,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "tool_calls": results or 0,
+    }
+
+
+async def copy_prefix(conn: AsyncConnection, source_run_id: str, target_run_id: str, at_seq: int) -> None:
+    """Copy a run's events up to `at_seq`, seqs and times unchanged, into another run's empty log.
+
+    The target's row already counts them (`last_seq = at_seq`), so this is not an append.
+    """
+    copied = select(literal(target_run_id), events.c.seq, events.c.type, events.c.at, events.c.data).where(
+        events.c.run_id == source_run_id, events.c.seq <= at_seq
+    )
+    await conn.execute(events.insert().from_select(["run_id", "seq", "type", "at", "data"], copied))

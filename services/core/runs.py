@@ -1,20 +1,26 @@
-"""Run rows: creation, lookup and listing, and their public JSON shape."""
+"""Run rows: creation (new runs, sub-agents and forks), lookup, listing, and their public JSON shape.
+
+Every statement on `runs` lives here; its changes that go with an append are made by events.append.
+"""
 
 from __future__ import annotations
 
 import base64
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from pydantic import ValidationError
+from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as log
-from services.core.db.schema import runs
-from services.core.errors import InvalidRequest, NotFound
-
-RUN_STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
+from services.core.agents import AgentSpec
+from services.core.db.schema import run_leases, runs
+from services.core.errors import IdempotencyKeyTaken, InvalidRequest, NotFound
+from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
 
 
 def new_id(prefix: str) -> str:
@@ -34,41 +40,164 @@ async def create_run(
     request_hash: str | None = None,
     budget: dict[str, Any] | None = None,
 ) -> tuple[Row[Any], list[log.Event]]:
+    """A new run, queued, its log opened with run.created and the user's message.
+
+    Raises IdempotencyKeyTaken when a concurrent request took `idempotency_key` first.
+    """
     run_id = new_id("run")
-    await conn.execute(
-        runs.insert().values(
-            id=run_id,
-            tenant_id=tenant,
-            agent_id=agent_id,
-            agent_version=agent_version,
-            agent_spec=spec,
-            status="queued",
-            input=user_input,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            budget=budget or {},
+    try:
+        await _insert_run(
+            conn,
+            {
+                "id": run_id,
+                "tenant_id": tenant,
+                "agent_id": agent_id,
+                "agent_version": agent_version,
+                "agent_spec": spec,
+                "input": user_input,
+                "metadata": metadata,
+                "idempotency_key": idempotency_key,
+                "request_hash": request_hash,
+                "budget": budget or {},
+            },
         )
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        raise IdempotencyKeyTaken(f"Idempotency-Key {idempotency_key!r} is taken") from None
+    created = run_created(user_input, agent_id, agent_version, metadata=metadata)
+    appended = await _open_log(conn, run_id, created, user_input)
+    return await get_run(conn, tenant, run_id), appended
+
+
+async def create_child(
+    conn: AsyncConnection,
+    parent: Row[Any],
+    child_id: str,
+    *,
+    spec: dict[str, Any],
+    agent_id: str | None,
+    agent_version: int | None,
+    user_input: str,
+) -> list[log.Event]:
+    """A sub-agent's run under `parent`; nothing if `child_id` exists (an earlier attempt started it)."""
+    inserted = await _insert_run(
+        conn,
+        {
+            "id": child_id,
+            "tenant_id": parent.tenant_id,
+            "agent_id": agent_id,
+            "agent_version": agent_version,
+            "agent_spec": spec,
+            "input": user_input,
+            "metadata": {},
+            "parent_run_id": parent.id,
+        },
+        if_absent=True,
     )
-    appended = await log.append(
+    if not inserted:
+        return []
+    created = run_created(user_input, agent_id, agent_version, parent_run_id=parent.id)
+    return await _open_log(conn, child_id, created, user_input)
+
+
+async def fork_run(
+    conn: AsyncConnection,
+    parent: Row[Any],
+    at_seq: int,
+    *,
+    overrides: dict[str, Any],
+    tool_result: tuple[str, str] | None = None,
+) -> tuple[Row[Any], list[log.Event]]:
+    """A new run whose log is `parent`'s up to `at_seq`, then run.forked; queued to continue from there.
+
+    `overrides` may change the spec's `model` and `system`; `tool_result` (call id, output) answers a
+    call that was still pending at `at_seq`.
+    """
+    if at_seq > parent.last_seq:
+        raise InvalidRequest(
+            f"at_seq {at_seq} is beyond the end of run {parent.id} (seq {parent.last_seq})",
+            code="invalid_seq",
+        )
+    spec = _overridden_spec(parent.agent_spec, overrides)
+    if tool_result is not None and not await log.call_pending_at(conn, parent.id, tool_result[0], at_seq):
+        raise InvalidRequest(
+            f"call {tool_result[0]!r} is not waiting for its result at seq {at_seq}", code="call_not_pending"
+        )
+    fork_id = new_id("run")
+    origin = {"run_id": parent.id, "seq": at_seq}
+    await _insert_run(
+        conn,
+        {
+            "id": fork_id,
+            "tenant_id": parent.tenant_id,
+            "agent_id": parent.agent_id,
+            "agent_version": parent.agent_version,
+            "agent_spec": spec,
+            "input": parent.input,
+            "metadata": parent.metadata,
+            "budget": parent.budget,
+            "last_seq": at_seq,
+            "forked_from": origin,
+            # The fork's usage starts where the parent's was at `at_seq`.
+            **await log.counters_upto(conn, parent.id, at_seq),
+        },
+    )
+    await log.copy_prefix(conn, parent.id, fork_id, at_seq)
+    new_events = [log.NewEvent(log.RUN_FORKED, {"from": origin, "overrides": overrides})]
+    if tool_result is not None:
+        call_id, output = tool_result
+        answer = {"call_id": call_id, "ok": True, "output": output, "overridden": True}
+        new_events.append(log.NewEvent(log.TOOL_RESULT, answer))
+    appended = await log.append(conn, log.Append(fork_id, tuple(new_events), allow_terminal=True))
+    return await get_run(conn, parent.tenant_id, fork_id), appended
+
+
+def _overridden_spec(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    changed = {**spec, **{k: v for k, v in overrides.items() if k in ("model", "system")}}
+    if "model" in overrides and not str(overrides["model"]).startswith("scripted"):
+        changed["script"] = None
+    try:
+        return AgentSpec.model_validate(changed).model_dump(mode="json")
+    except ValidationError as error:
+        raise InvalidRequest(f"overrides: {error.errors()[0].get('msg')}", code="validation_error") from None
+
+
+def run_created(
+    user_input: str,
+    agent_id: str | None,
+    agent_version: int | None,
+    *,
+    metadata: dict[str, Any] | None = None,
+    parent_run_id: str | None = None,
+) -> dict[str, Any]:
+    """The run.created payload: a run started by a caller carries its metadata, a child its parent."""
+    created: dict[str, Any] = {"input": user_input, "agent_id": agent_id, "agent_version": agent_version}
+    if parent_run_id is None:
+        created["metadata"] = metadata or {}
+    else:
+        created["parent_run_id"] = parent_run_id
+    return created
+
+
+async def _insert_run(conn: AsyncConnection, values: dict[str, Any], *, if_absent: bool = False) -> bool:
+    """The one place a run row is made, always queued; False if `if_absent` and the id was taken."""
+    statement = insert(runs).values(status=RunStatus.QUEUED, **values)
+    if if_absent:
+        statement = statement.on_conflict_do_nothing(index_elements=[runs.c.id])
+    return bool((await conn.execute(statement)).rowcount)
+
+
+async def _open_log(
+    conn: AsyncConnection, run_id: str, created: dict[str, Any], user_input: str
+) -> list[log.Event]:
+    return await log.append(
         conn,
         log.Append(
-            run_id=run_id,
-            events=(
-                log.NewEvent(
-                    log.RUN_CREATED,
-                    {
-                        "input": user_input,
-                        "agent_id": agent_id,
-                        "agent_version": agent_version,
-                        "metadata": metadata,
-                    },
-                ),
-                log.NewEvent(log.USER_MESSAGE, {"content": user_input}),
-            ),
+            run_id,
+            (log.NewEvent(log.RUN_CREATED, created), log.NewEvent(log.USER_MESSAGE, {"content": user_input})),
         ),
     )
-    return await get_run(conn, tenant, run_id), appended
 
 
 async def get_run(conn: AsyncConnection, tenant: str, run_id: str, *, lock: bool = False) -> Row[Any]:
@@ -78,6 +207,63 @@ async def get_run(conn: AsyncConnection, tenant: str, run_id: str, *, lock: bool
     if row is None:
         raise NotFound(f"run {run_id} not found", code="run_not_found")
     return row
+
+
+async def find_run(conn: AsyncConnection, run_id: str, *, lock: bool = False) -> Row[Any] | None:
+    """A run by id alone, for the brain, which steps runs of every tenant."""
+    query = select(runs).where(runs.c.id == run_id)
+    return (await conn.execute(query.with_for_update() if lock else query)).first()
+
+
+async def stepping_inputs(conn: AsyncConnection, run_id: str) -> Row[Any, Any, Any]:
+    """What a brain needs to step a run besides its log: the spec, the start time, budget overrides."""
+    query = select(runs.c.agent_spec, runs.c.created_at, runs.c.budget).where(runs.c.id == run_id)
+    return (await conn.execute(query)).one()
+
+
+async def progress(conn: AsyncConnection, run_id: str) -> Row[Any, Any, Any]:
+    """A run's status, last seq and parent: where a brain that let go of it left it."""
+    query = select(runs.c.status, runs.c.last_seq, runs.c.parent_run_id).where(runs.c.id == run_id)
+    return (await conn.execute(query)).one()
+
+
+async def child_ids(conn: AsyncConnection, run_id: str) -> set[str]:
+    return set((await conn.execute(select(runs.c.id).where(runs.c.parent_run_id == run_id))).scalars())
+
+
+async def depth(conn: AsyncConnection, run: Row[Any]) -> int:
+    """How many ancestors a run has (0 for a run started by a caller)."""
+    levels, parent_id = 0, run.parent_run_id
+    while parent_id is not None:
+        levels += 1
+        parent_id = (await conn.execute(select(runs.c.parent_run_id).where(runs.c.id == parent_id))).scalar()
+    return levels
+
+
+async def stranded_runs(conn: AsyncConnection, *, quiet_seconds: float, limit: int) -> list[str]:
+    """Runnable runs that nobody holds and nobody has touched for `quiet_seconds`."""
+    quiet_since = func.now() - timedelta(seconds=quiet_seconds)
+    query = (
+        select(runs.c.id)
+        .outerjoin(run_leases, run_leases.c.run_id == runs.c.id)
+        .where(runs.c.status.in_(RUNNABLE_STATUSES), runs.c.updated_at < quiet_since)
+        .where((run_leases.c.expires_at.is_(None)) | (run_leases.c.expires_at < func.now()))
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def undelivered_children(conn: AsyncConnection, *, limit: int) -> list[str]:
+    """Finished children whose parent still waits on them (the brain that was to deliver died)."""
+    child = runs.alias("child")
+    query = (
+        select(child.c.id)
+        .join(runs, runs.c.id == child.c.parent_run_id)
+        .where(runs.c.status == RunStatus.WAITING, runs.c.waiting_for["child_run_id"].astext == child.c.id)
+        .where(child.c.status.in_(TERMINAL_STATUSES))
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).scalars())
 
 
 async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[str, list[log.Event]]:
@@ -92,7 +278,7 @@ async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[s
         status = (
             await conn.execute(select(runs.c.status).where(runs.c.id == target).with_for_update())
         ).scalar()
-        if status in log.TERMINAL_STATUSES:
+        if status in TERMINAL_STATUSES:
             continue
         cancelled[target] = await log.append(
             conn,
@@ -104,7 +290,7 @@ async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[s
                         {"reason": reason if target == run_id else "the parent run was cancelled"},
                     ),
                 ),
-                {"status": "cancelled", "waiting_for": None, "ended_at": log.NOW},
+                {"status": RunStatus.CANCELLED, "waiting_for": None, "ended_at": log.NOW},
             ),
         )
     return cancelled
@@ -116,7 +302,7 @@ async def find_by_idempotency_key(conn: AsyncConnection, tenant: str, key: str) 
 
 
 async def list_runs(
-    conn: AsyncConnection, tenant: str, *, status: str | None, limit: int, cursor: str | None
+    conn: AsyncConnection, tenant: str, *, status: RunStatus | None, limit: int, cursor: str | None
 ) -> tuple[list[Row[Any]], str | None]:
     query = select(runs).where(runs.c.tenant_id == tenant)
     if status is not None:

@@ -8,12 +8,11 @@ from typing import Any
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as log
-from services.core.db.schema import events
 from services.core.errors import Conflict, InvalidRequest, NotFound
+from services.core.status import RunStatus
 
 
 class BudgetLimits(BaseModel):
@@ -28,26 +27,18 @@ class BudgetLimits(BaseModel):
 def waiting_for(run: Any, kind: str, code: str) -> dict[str, Any]:
     """What the run waits for, if it waits for `kind`; otherwise a 409 with `code`."""
     waiting = run.waiting_for or {}
-    if run.status != "waiting" or waiting.get("type") != kind:
-        state = f"waiting for {waiting.get('type')}" if run.status == "waiting" else run.status
+    if run.status != RunStatus.WAITING or waiting.get("type") != kind:
+        state = f"waiting for {waiting.get('type')}" if run.status == RunStatus.WAITING else run.status
         raise Conflict(f"run {run.id} is not waiting for {kind.replace('_', ' ')} (it is {state})", code=code)
     return dict(waiting)
 
 
 async def ensure_call(conn: AsyncConnection, run_id: str, call_id: str) -> dict[str, Any]:
     """The tool.call event of `call_id` in this run, or a 404."""
-    row = (
-        await conn.execute(
-            select(events.c.data).where(
-                events.c.run_id == run_id,
-                events.c.type == log.TOOL_CALL,
-                events.c.data["call_id"].astext == call_id,
-            )
-        )
-    ).first()
-    if row is None:
+    call = await log.find_tool_call(conn, run_id, call_id)
+    if call is None:
         raise NotFound(f"run {run_id} has no tool call {call_id!r}", code="call_not_found")
-    return dict(row.data)
+    return call
 
 
 async def settle(
@@ -59,8 +50,8 @@ async def settle(
 ) -> list[log.Event]:
     """Append what settles part of a wait; with nothing `remaining`, queue the run again."""
     if remaining is None:
-        new_events = [*new_events, log.NewEvent(log.RUN_STATUS, {"status": "queued"})]
-        changes.update(status="queued", waiting_for=None)
+        new_events = [*new_events, log.NewEvent(log.RUN_STATUS, {"status": RunStatus.QUEUED})]
+        changes.update(status=RunStatus.QUEUED, waiting_for=None)
     else:
         changes.update(waiting_for=remaining)
     return await log.append(conn, log.Append(run.id, tuple(new_events), changes))

@@ -6,7 +6,7 @@ import select
 import weakref
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -38,6 +38,12 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     if view is None:
         view = _AUTOCOMMIT_VIEWS[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
     return view
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database; raises if it cannot be reached."""
+    async with autocommit(engine).connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 def _refuse_dead_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -6,12 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.db.engine import autocommit
-from services.core.db.schema import events
 from services.core.errors import BadRequest, NotFound
 from services.gateway.deps import ServicesDep
 
@@ -21,13 +19,9 @@ router = APIRouter(prefix="/v1/runs/{run_id}/artifacts", tags=["artifacts"])
 async def _artifacts(services: ServicesDep, run_id: str) -> dict[str, dict[str, Any]]:
     async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, services.settings.tenant, run_id)
-        rows = await conn.execute(
-            select(events.c.data)
-            .where(events.c.run_id == run_id, events.c.type == log.ARTIFACT_CREATED)
-            .order_by(events.c.seq)
-        )
-        # A later turn of the run may export a file again; the newest version wins.
-        return {row.data["path"]: row.data for row in rows}
+        found = await log.data_of_type(conn, run_id, log.ARTIFACT_CREATED)
+    # A later turn of the run may export a file again; the newest version wins.
+    return {artifact["path"]: artifact for artifact in found}
 
 
 @router.get("")

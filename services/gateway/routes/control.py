@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.errors import Conflict
+from services.core.status import RUNNABLE_STATUSES
 from services.gateway.deps import ServicesDep
 from services.gateway.waiting import BudgetLimits, ensure_call, settle, waiting_for
 
@@ -71,7 +72,7 @@ async def decide(run_id: str, call_id: str, body: Approval, services: ServicesDe
 @router.post("/interrupt", status_code=202)
 async def interrupt(run_id: str, services: ServicesDep, body: Interrupt | None = None) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[log.Event]:
-        if run.status not in ("queued", "running"):
+        if run.status not in RUNNABLE_STATUSES:
             raise Conflict(
                 f"run {run.id} is {run.status}; only a running run can be interrupted", code="not_running"
             )

@@ -8,15 +8,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy.exc import IntegrityError
 
+from services.core import agent_store
 from services.core import events as log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
-from services.core.errors import Conflict, InvalidRequest
+from services.core.errors import Conflict, IdempotencyKeyTaken, InvalidRequest
+from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
 from services.gateway.deps import ServicesDep
-from services.gateway.routes.agents import load_agent
 from services.gateway.waiting import BudgetLimits, answer_question
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -86,7 +86,7 @@ async def create_run(
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
             )
-    except IntegrityError:
+    except IdempotencyKeyTaken:
         # A concurrent request with the same Idempotency-Key won the race: answer with its run.
         async with autocommit(services.engine).connect() as conn:
             existing = await run_store.find_by_idempotency_key(conn, tenant, idempotency_key or "")
@@ -113,14 +113,14 @@ async def _resolve_agent(
     if body.agent is not None:
         return body.agent.model_dump(mode="json"), None, None
     assert body.agent_id is not None
-    row = await load_agent(conn, tenant, body.agent_id, body.agent_version)
+    row = await agent_store.get_agent(conn, tenant, body.agent_id, body.agent_version)
     return row.spec, row.id, row.version
 
 
 @router.get("")
 async def list_runs(
     services: ServicesDep,
-    status: str | None = Query(None, pattern="^(" + "|".join(run_store.RUN_STATUSES) + ")$"),
+    status: RunStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -141,10 +141,10 @@ async def get_run(run_id: str, services: ServicesDep) -> dict[str, Any]:
 async def send_message(run_id: str, body: UserMessage, services: ServicesDep) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
-        if run.status == "cancelled":
+        if run.status == RunStatus.CANCELLED:
             raise Conflict(f"run {run_id} was cancelled", code="run_cancelled")
         waiting = run.waiting_for or {}
-        if run.status == "waiting" and waiting.get("type") == "input":
+        if run.status == RunStatus.WAITING and waiting.get("type") == "input":
             appended = await answer_question(conn, run, body.content)
         else:
             appended = await _user_message(conn, run, _message_text(body.content))
@@ -162,11 +162,17 @@ def _message_text(content: Any) -> str:
 
 async def _user_message(conn: Any, run: Any, content: str) -> list[log.Event]:
     message = log.NewEvent(log.USER_MESSAGE, {"content": content})
-    if run.status in ("queued", "running"):
+    if run.status in RUNNABLE_STATUSES:
         return await log.append(conn, log.Append(run.id, (message,)))
     # A finished run takes the message as a new turn; a paused or waiting one resumes with it.
-    resumed = (message, log.NewEvent(log.RUN_STATUS, {"status": "queued"}))
-    changes = {"status": "queued", "waiting_for": None, "ended_at": None, "result": None, "error": None}
+    resumed = (message, log.NewEvent(log.RUN_STATUS, {"status": RunStatus.QUEUED}))
+    changes = {
+        "status": RunStatus.QUEUED,
+        "waiting_for": None,
+        "ended_at": None,
+        "result": None,
+        "error": None,
+    }
     return await log.append(conn, log.Append(run.id, resumed, changes, allow_terminal=True))
 
 
@@ -175,7 +181,7 @@ async def cancel_run(run_id: str, services: ServicesDep, body: CancelRun | None 
     reason = (body or CancelRun()).reason
     async with services.engine.begin() as conn:
         run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
-        if run.status in log.TERMINAL_STATUSES:
+        if run.status in TERMINAL_STATUSES:
             raise Conflict(f"run {run_id} is already {run.status}", code="run_finished")
         cancelled = await run_store.cancel_tree(conn, run_id, reason)
         row = await run_store.get_run(conn, services.settings.tenant, run_id)

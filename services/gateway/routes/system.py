@@ -6,9 +6,8 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Response
-from sqlalchemy import text
 
-from services.core.db.engine import autocommit
+from services.core.db.engine import ping
 from services.core.metrics import exposition
 from services.gateway.deps import ServicesDep
 from services.gateway.errors import error_response
@@ -25,8 +24,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(services: ServicesDep) -> Any:
     checks: dict[str, str] = {}
     try:
-        async with autocommit(services.engine).connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(services.engine)
         checks["database"] = "ok"
     except Exception as error:
         checks["database"] = f"error: {type(error).__name__}"
