@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         default=10, ge=1, description="connections per process, and as many again in bursts"
     )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="gateways and brains migrate the database on start; off: run `loopd-server migrate` once",
+    )
     bus_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)"
     )

@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.core.artifacts import build_artifact_store
-from services.core.bus import Bus, build_bus
-from services.core.db.engine import create_engine
-from services.core.db.migrate import upgrade_async
+from services.core.bus import Bus
 from services.core.journal import Journal
+from services.core.process import open_bus, open_engine
 from services.core.settings import Settings
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.deps import GatewayServices
@@ -25,23 +24,15 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await upgrade_async(settings.database_url)
-        engine = create_engine(settings)
-        own_bus = bus is None
-        active_bus = bus or build_bus(settings.bus_url, visibility_timeout=settings.wake_visibility_seconds)
-        app.state.services = GatewayServices(
-            settings=settings,
-            engine=engine,
-            bus=active_bus,
-            artifacts=build_artifact_store(settings.artifacts_path),
-            journal=Journal(engine, active_bus),
-        )
-        try:
+        async with open_engine(settings) as engine, open_bus(settings, bus) as active_bus:
+            app.state.services = GatewayServices(
+                settings=settings,
+                engine=engine,
+                bus=active_bus,
+                artifacts=build_artifact_store(settings.artifacts_path),
+                journal=Journal(engine, active_bus),
+            )
             yield
-        finally:
-            if own_bus:
-                await active_bus.aclose()
-            await engine.dispose()
 
     app = FastAPI(title="loopd", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

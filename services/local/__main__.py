@@ -1,98 +1,16 @@
-"""`python -m services.local up|demo`: the embedded local stack, and the demo agent run on it."""
-
-from __future__ import annotations
-
-import asyncio
-import logging
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+"""`python -m services.local up|demo`: the same as `loopd-server up|demo`."""
 
 import typer
-import yaml
 
-from services.core.settings import Settings
-from services.local.postgres import free_port
-from services.local.stack import LocalStack
+from services.cli import demo, up
 
-DEMO_AGENT = Path("examples/agents/demo.yaml")
-DEMO_TASK = "Write a small Python module with tests in /workspace, run the tests, and summarise."
-
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-
-
-@cli.command()
-def up() -> None:
-    """Serve the API on LOOPD_HOST:LOOPD_PORT (127.0.0.1:8080) until interrupted."""
-    settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def serve() -> None:
-        async with LocalStack(settings) as stack:
-            typer.echo(f"loopd is up at {stack.url} (Ctrl-C to stop)")
-            await stack.wait_closed()
-
-    asyncio.run(serve())
-
-
-@cli.command()
-def demo(task: str = DEMO_TASK, agent: Path = DEMO_AGENT) -> None:
-    """Start the stack, run the demo agent to completion with live events, then stop."""
-    settings = Settings()
-    if not os.environ.get("LOOPD_PORT"):
-        settings = settings.model_copy(update={"port": free_port()})
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    spec_file = _demo_spec(agent, settings)
-    code = asyncio.run(_run_demo(settings, task, spec_file))
-    raise typer.Exit(code)
-
-
-async def _run_demo(settings: Settings, task: str, spec_file: Path) -> int:
-    async with LocalStack(settings) as stack:
-        typer.echo(f"loopd local stack at {stack.url}; running the demo agent ({spec_file.name})\n")
-        env = {**os.environ, "LOOPD_URL": stack.url}
-        loopd = shutil.which("loopd", path=str(Path(sys.executable).parent)) or "loopd"
-        run = await asyncio.to_thread(
-            subprocess.run, [loopd, "run", task, "--agent", str(spec_file), "--follow"], env=env, check=False
-        )
-        # The client is synchronous and the gateway serves from this loop: ask from a thread.
-        run_id = await asyncio.to_thread(_last_run_id, stack.url)
-        if run_id is not None:
-            target = settings.data_dir.resolve() / "demo-artifacts" / run_id
-            await asyncio.to_thread(
-                subprocess.run, [loopd, "artifacts", run_id, "--download", str(target)], env=env, check=False
-            )
-            typer.echo(f"\nartifacts of {run_id} are in {target}")
-        return run.returncode
-
-
-def _last_run_id(url: str) -> str | None:
-    from loopd import Client
-
-    with Client(url) as client:
-        runs = client.list_runs(limit=1)
-    return runs.data[0].id if runs.data else None
-
-
-def _demo_spec(agent: Path, settings: Settings) -> Path:
-    """The demo spec, switched to a real model when LOOPD_MODEL is set."""
-    if not settings.model:
-        return agent
-    provider = settings.model.partition("/")[0]
-    # OpenAI-compatible local servers (vLLM, Ollama, llama.cpp) need no key; Anthropic always does.
-    if provider == "anthropic" and settings.anthropic_api_key is None:
-        typer.echo(f"LOOPD_MODEL={settings.model} needs LOOPD_ANTHROPIC_API_KEY", err=True)
-        raise typer.Exit(2)
-    spec = yaml.safe_load(agent.read_text())
-    spec["model"] = settings.model
-    spec.pop("script", None)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, prefix="loopd-demo-") as handle:
-        yaml.safe_dump(spec, handle)
-    return Path(handle.name)
-
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="The embedded local stack: `up` serves it, `demo` runs the demo agent on it.",
+)
+cli.command()(up)
+cli.command()(demo)
 
 if __name__ == "__main__":
     cli()

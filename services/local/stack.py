@@ -12,9 +12,8 @@ import uvicorn
 
 from services.brain.worker import BrainWorker
 from services.core.artifacts import build_artifact_store
-from services.core.bus import build_bus
-from services.core.db.engine import create_engine
 from services.core.db.migrate import upgrade_async
+from services.core.process import open_bus, open_engine
 from services.core.settings import Settings
 from services.gateway.app import create_app
 from services.local.postgres import EmbeddedPostgres
@@ -49,11 +48,13 @@ class LocalStack:
     async def __aenter__(self) -> LocalStack:
         database_url = await asyncio.to_thread(self._start_postgres)
         self._exit.callback(self.postgres.stop)
-        self.settings = self.settings.model_copy(update={"database_url": database_url})
+        # The stack owns its database, so it always migrates it, once, before any role starts.
         await upgrade_async(database_url)
-        bus = build_bus("local://", visibility_timeout=self.settings.wake_visibility_seconds)
-        engine = create_engine(self.settings)
-        self._exit.push_async_callback(engine.dispose)
+        self.settings = self.settings.model_copy(
+            update={"database_url": database_url, "migrate_on_start": False}
+        )
+        bus = await self._exit.enter_async_context(open_bus(self.settings))
+        engine = await self._exit.enter_async_context(open_engine(self.settings))
         artifacts = build_artifact_store(self.settings.artifacts_path)
 
         from services.hands.server import HandsWorker  # the brain-only path never imports Docker

@@ -68,28 +68,36 @@ def test_brain_runs_two_replicas_in_the_resolved_config() -> None:
     assert brain.get("deploy", {}).get("replicas", brain.get("scale")) == 2
 
 
-def test_the_services_are_the_stores_and_the_three_loopd_roles() -> None:
-    assert set(source()["services"]) == {"postgres", "redis", *LOOPD_SERVICES}
+def test_the_services_are_the_stores_the_migration_and_the_three_loopd_roles() -> None:
+    assert set(source()["services"]) == {"postgres", "redis", "migrate", *LOOPD_SERVICES}
     assert service("postgres")["image"] == "postgres:16"
     assert service("redis")["image"] == "redis:7"
     assert "pg_isready" in " ".join(service("postgres")["healthcheck"]["test"])
     assert "ping" in service("redis")["healthcheck"]["test"]
 
 
-def test_every_role_runs_the_one_image_with_its_own_module() -> None:
-    for name in LOOPD_SERVICES:
+def test_every_role_runs_the_one_image_with_its_own_command() -> None:
+    for name in ("migrate", *LOOPD_SERVICES):
         assert service(name)["image"] == "loopd:latest"
         assert service(name)["build"]["dockerfile"] == "deploy/Dockerfile"
-        assert f"python -m services.{name}" in command_line(name)
+        assert f"loopd-server {name}" in command_line(name)
 
 
-def test_loopd_roles_wait_for_healthy_stores() -> None:
-    for name in LOOPD_SERVICES:
-        depends = service(name)["depends_on"]
-        assert depends == {
-            "postgres": {"condition": "service_healthy"},
-            "redis": {"condition": "service_healthy"},
-        }
+def test_loopd_roles_wait_for_healthy_stores_and_the_migration() -> None:
+    stores = {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+    migrated = {"migrate": {"condition": "service_completed_successfully"}}
+    assert service("gateway")["depends_on"] == {**stores, **migrated}
+    assert service("brain")["depends_on"] == {**stores, **migrated}
+    # The hands never touch the database, so they need not wait for the migration.
+    assert service("hands")["depends_on"] == stores
+
+
+def test_the_database_is_migrated_once_and_not_again_by_each_role() -> None:
+    migrate = service("migrate")
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("migrate", *LOOPD_SERVICES):
+        assert service(name)["environment"]["LOOPD_MIGRATE_ON_START"] == "false"
 
 
 def test_the_gateway_serves_on_8080_from_all_interfaces() -> None:

@@ -1,6 +1,12 @@
-"""The Alembic migrations build the schema the code declares, and can be rolled back and reapplied."""
+"""The Alembic migrations build the schema the code declares, and can be rolled back and reapplied; a
+process applies them as it starts unless told not to, and `loopd-server migrate` applies them alone."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -8,6 +14,8 @@ from sqlalchemy import create_engine, inspect
 
 from services.core.db.migrate import downgrade, sync_url, upgrade
 from services.core.db.schema import metadata
+from services.core.process import open_engine
+from services.core.settings import Settings
 
 
 def table_names(url: str) -> set[str]:
@@ -53,3 +61,27 @@ def test_the_event_log_refuses_updates(fresh_database_url: str) -> None:
         conn.execute("INSERT INTO events (run_id, seq, type, data) VALUES ('r1', 1, 'run.created', '{}')")
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute("UPDATE events SET type = 'forged' WHERE run_id = 'r1'")
+
+
+async def test_a_process_migrates_as_it_starts_by_default(fresh_database_url: str) -> None:
+    async with open_engine(Settings(database_url=fresh_database_url)):
+        assert {"agents", "runs", "events", "run_leases"} <= table_names(fresh_database_url)
+
+
+async def test_a_process_told_not_to_migrate_leaves_the_schema_alone(fresh_database_url: str) -> None:
+    async with open_engine(Settings(database_url=fresh_database_url, migrate_on_start=False)):
+        assert table_names(fresh_database_url) == set()
+
+
+def test_loopd_server_migrate_applies_the_migrations_and_exits(fresh_database_url: str) -> None:
+    env = {**os.environ, "LOOPD_DATABASE_URL": fresh_database_url}
+    migrated = subprocess.run(
+        [str(Path(sys.executable).parent / "loopd-server"), "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert {"agents", "runs", "events", "run_leases", "alembic_version"} <= table_names(fresh_database_url)

@@ -1,0 +1,89 @@
+"""The embedded local stack as a process (`loopd-server up` and `loopd-server demo`): serve it until
+stopped, or run the demo agent on it to completion with live events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+import yaml
+
+from services.core.process import configure_logging, run
+from services.core.settings import Settings
+from services.local.postgres import free_port
+from services.local.stack import LocalStack
+
+
+def up(settings: Settings | None = None) -> None:
+    """Serve the API on LOOPD_HOST:LOOPD_PORT until SIGINT or SIGTERM (uvicorn's own handlers)."""
+    settings = settings or Settings()
+    configure_logging()
+
+    async def serve() -> None:
+        async with LocalStack(settings) as stack:
+            typer.echo(f"loopd is up at {stack.url} (Ctrl-C to stop)")
+            await stack.wait_closed()
+
+    run(serve())
+
+
+def demo(task: str, agent: Path, settings: Settings | None = None) -> int:
+    """Run the demo agent on a fresh stack; the exit status of its `loopd run --follow`."""
+    settings = settings or Settings()
+    if "port" not in settings.model_fields_set:
+        # A free port, so the demo runs beside a stack that is already up.
+        settings = settings.model_copy(update={"port": free_port()})
+    configure_logging(logging.WARNING, timestamps=False)
+    spec_file = _demo_spec(agent, settings)
+    return run(_run_demo(settings, task, spec_file))
+
+
+async def _run_demo(settings: Settings, task: str, spec_file: Path) -> int:
+    async with LocalStack(settings) as stack:
+        typer.echo(f"loopd local stack at {stack.url}; running the demo agent ({spec_file.name})\n")
+        env = {**os.environ, "LOOPD_URL": stack.url}
+        loopd = shutil.which("loopd", path=str(Path(sys.executable).parent)) or "loopd"
+        followed = await asyncio.to_thread(
+            subprocess.run, [loopd, "run", task, "--agent", str(spec_file), "--follow"], env=env, check=False
+        )
+        # The client is synchronous and the gateway serves from this loop: ask from a thread.
+        run_id = await asyncio.to_thread(_last_run_id, stack.url)
+        if run_id is not None:
+            target = settings.data_dir.resolve() / "demo-artifacts" / run_id
+            await asyncio.to_thread(
+                subprocess.run, [loopd, "artifacts", run_id, "--download", str(target)], env=env, check=False
+            )
+            typer.echo(f"\nartifacts of {run_id} are in {target}")
+        return followed.returncode
+
+
+def _last_run_id(url: str) -> str | None:
+    from loopd import Client
+
+    with Client(url) as client:
+        runs = client.list_runs(limit=1)
+    return runs.data[0].id if runs.data else None
+
+
+def _demo_spec(agent: Path, settings: Settings) -> Path:
+    """The demo spec, switched to a real model when LOOPD_MODEL is set."""
+    if not settings.model:
+        return agent
+    provider = settings.model.partition("/")[0]
+    # OpenAI-compatible local servers (vLLM, Ollama, llama.cpp) need no key; Anthropic always does.
+    if provider == "anthropic" and settings.anthropic_api_key is None:
+        typer.echo(f"LOOPD_MODEL={settings.model} needs LOOPD_ANTHROPIC_API_KEY", err=True)
+        raise typer.Exit(2)
+    spec = yaml.safe_load(agent.read_text())
+    spec["model"] = settings.model
+    spec.pop("script", None)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, prefix="loopd-demo-") as handle:
+        yaml.safe_dump(spec, handle)
+    return Path(handle.name)
