@@ -36,7 +36,9 @@ class RedisServer:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed (make test installs it; or apt-get install redis-server)")
+            raise RuntimeError(
+                "redis-server is not installed (make test installs it; or apt-get install redis-server)"
+            )
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
