@@ -33,6 +33,16 @@ class Cluster:
     def hands(self) -> list[LoopdProcess]:
         return self.processes.named("hands-")
 
+    def metrics(self, process: LoopdProcess | None = None) -> str:
+        """The /metrics page of a brain or hands process on its metrics port, or the gateway's."""
+        port = next(
+            (v for k, v in (process.env if process else {}).items() if k.endswith("_METRICS_PORT")), None
+        )
+        url = f"http://127.0.0.1:{port}/metrics" if port else f"{self.url}/metrics"
+        response = httpx.get(url, timeout=5)
+        response.raise_for_status()
+        return response.text
+
     def lease_owner(self, run_id: str) -> LoopdProcess | None:
         """The brain process holding the run's unexpired lease, if any."""
         dsn = self.database_url.replace("postgresql+psycopg://", "postgresql://")
@@ -80,9 +90,19 @@ def running_cluster(
     try:
         group.start("gateway", "services.gateway")
         for n in range(1, brains + 1):
-            group.start(f"brain-{n}", "services.brain", LOOPD_BRAIN_ID=f"brain-{n}-{secrets.token_hex(3)}")
+            group.start(
+                f"brain-{n}",
+                "services.brain",
+                LOOPD_BRAIN_ID=f"brain-{n}-{secrets.token_hex(3)}",
+                LOOPD_BRAIN_METRICS_PORT=str(free_port()),
+            )
         for n in range(1, hands + 1):
-            group.start(f"hands-{n}", "services.hands", LOOPD_HANDS_ID=f"hands-{n}-{secrets.token_hex(3)}")
+            group.start(
+                f"hands-{n}",
+                "services.hands",
+                LOOPD_HANDS_ID=f"hands-{n}-{secrets.token_hex(3)}",
+                LOOPD_HANDS_METRICS_PORT=str(free_port()),
+            )
         cluster.wait_ready(hands)
         yield cluster
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from services.core.artifacts import build_artifact_store
+from services.core.metrics import listening
 from services.core.process import configure_logging, open_bus, run, stop_requested
 from services.core.settings import Settings
 from services.hands.server import HandsWorker
@@ -18,9 +19,10 @@ logger = logging.getLogger("services.hands")
 async def serve(settings: Settings) -> None:
     stop = stop_requested()
     artifacts = build_artifact_store(settings.artifacts_path)
-    async with open_bus(settings) as bus, HandsWorker(settings, bus, artifacts) as worker:
-        logger.info("hands %s ready at %s", worker.hands_id, worker.address)
-        await stop.wait()
+    with listening(settings, "hands"):
+        async with open_bus(settings) as bus, HandsWorker(settings, bus, artifacts) as worker:
+            logger.info("hands %s ready at %s", worker.hands_id, worker.address)
+            await stop.wait()
 
 
 def main(settings: Settings | None = None) -> None:

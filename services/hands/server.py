@@ -19,6 +19,7 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from services.core import metrics
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, HandsInfo
 from services.core.errors import InfrastructureError
@@ -83,6 +84,7 @@ class HandsWorker:
         self._background = AsyncExitStack()
         self._draining = self._stopped = False
         self._started_at = 0.0
+        self._readings = metrics.Readings(self.hands_id)
 
     async def __aenter__(self) -> HandsWorker:
         try:
@@ -131,6 +133,11 @@ class HandsWorker:
         self._warm = warm = WarmSandboxes(self._driver, settings.hands_warm_pool)
         self._pool = pool = SandboxPool(self._driver, warm=warm, on_change=self._sandboxes_changed)
         await pool.remove_orphans({HANDS_LABEL: self.hands_id})
+        slots = self._slots
+        self._readings.add(metrics.SLOTS_BUSY, lambda: slots.total - slots.free)
+        self._readings.add(metrics.SLOTS_TOTAL, lambda: slots.total)
+        self._readings.add(metrics.WARM_SANDBOXES, lambda: len(warm))
+        self._readings.add(metrics.RUN_SANDBOXES, lambda: len(pool))
         calls = CallExecutor(
             self._driver,
             pool,
@@ -190,4 +197,5 @@ class HandsWorker:
         if self._driver is not None and self._owns_driver:
             await self._driver.aclose()
         self._server = self._registration = self._pool = None
+        self._readings.close()
         log.info("hands %s stopped", self.hands_id)

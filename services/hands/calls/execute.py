@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import jsonschema
 
+from services.core import metrics
 from services.core.errors import InfrastructureError, InvalidRequest, SandboxLost
 from services.hands.calls.runner import call_timeout, run_tool
 from services.hands.calls.slots import Slots
@@ -59,6 +60,22 @@ class CallExecutor:
 
     async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
         """Stream the call's output chunks, then its ExecuteResult. Raises InvalidRequest before any work."""
+        started = time.perf_counter()
+        result: ExecuteResult | None = None
+        try:
+            async with aclosing(self._execute(request)) as items:
+                async for item in items:
+                    if isinstance(item, ExecuteResult):
+                        result = item
+                    yield item
+        finally:
+            if result is None or not result.replayed:
+                # A tool name the brain did not check must not become a label value of its own.
+                tool = request.tool if request.tool in TOOL_SCHEMAS else "unknown"
+                ok = metrics.outcome(result is not None and result.ok)
+                metrics.HANDS_TOOL_CALL_SECONDS.labels(tool, ok).observe(time.perf_counter() - started)
+
+    async def _execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
         validate(request)
         timeout = call_timeout(request.tool, request.input, request.timeout_seconds, self._default_timeout)
         run_id, base = request.run_id, request.base_snapshot or EMPTY_SNAPSHOT

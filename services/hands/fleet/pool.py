@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 
+from services.core.metrics import SANDBOX_ACQUIRE_SECONDS
 from services.hands.contract.api import SandboxStatus
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
 from services.hands.fleet.warm import WarmSandboxes
@@ -85,6 +86,10 @@ class SandboxPool:
         self._workspaces: dict[str, WorkspaceState] = {}
         self._locks = _RunLocks()
 
+    def __len__(self) -> int:
+        """Sandboxes held by runs."""
+        return len(self._sandboxes)
+
     def locked(self, run_id: str) -> AbstractAsyncContextManager[None]:
         """Hold the run's lock; `ensure`, `discard` and `touch` expect it held."""
         return self._locks.hold(run_id)
@@ -96,9 +101,11 @@ class SandboxPool:
             if await self._driver.alive(warm.sandbox_id):
                 return Lease(warm.sandbox_id, created=False)
             await self.discard(run_id)
+        started, start = time.perf_counter(), "warm"
         sandbox_id = await self._warm.claim() if self._warm is not None else None
         if sandbox_id is None:
-            sandbox_id = await self._driver.create(CreateSandbox(labels={RUN_LABEL: run_id}))
+            sandbox_id, start = await self._driver.create(CreateSandbox(labels={RUN_LABEL: run_id})), "cold"
+        SANDBOX_ACQUIRE_SECONDS.labels(start).observe(time.perf_counter() - started)
         now = self._clock()
         self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
         self._workspaces[run_id] = WorkspaceState(EMPTY_SNAPSHOT)

@@ -20,6 +20,7 @@ from typing import IO
 
 from services.core.artifacts import ArtifactStore
 from services.core.errors import InfrastructureError, NotFound
+from services.core.metrics import SNAPSHOT_BYTES
 from services.hands.contract.api import SnapshotMissing
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, FileEntry, Manifest, decode
 from services.hands.contract.tools import WORKSPACE
@@ -52,7 +53,9 @@ class Snapshots:
                 continue
             snapshot_id = manifest.snapshot_id()
             if not await self._artifacts.exists(snapshot_id):
-                await self._artifacts.put(manifest.encode())
+                encoded = manifest.encode()
+                await self._artifacts.put(encoded)
+                SNAPSHOT_BYTES.inc(len(encoded))
             return snapshot_id
         raise InfrastructureError("the workspace kept changing while its snapshot was taken")
 
@@ -107,6 +110,7 @@ class Snapshots:
         if entry.size <= _INLINE:
             async with aclosing(chunks):
                 data = b"".join([chunk async for chunk in chunks])
+            SNAPSHOT_BYTES.inc(len(data))
             return (await self._artifacts.put(data)).sha256
         scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="loopd-snapshot-"))
         try:
@@ -118,7 +122,9 @@ class Snapshots:
                         await asyncio.to_thread(out.write, chunk)
             finally:
                 await asyncio.to_thread(out.close)
-            return (await self._artifacts.put_file(part)).sha256
+            ref = await self._artifacts.put_file(part)
+            SNAPSHOT_BYTES.inc(ref.size)
+            return ref.sha256
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 

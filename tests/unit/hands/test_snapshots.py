@@ -16,6 +16,7 @@ import pytest
 
 from services.core.artifacts import ArtifactStore, BlobRef
 from services.core.artifacts.filesystem import FilesystemArtifactStore
+from services.core.metrics import REGISTRY
 from services.hands.contract.api import SnapshotMissing
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, FileEntry
 from services.hands.workspace.snapshots import Snapshots
@@ -257,3 +258,16 @@ async def test_large_contents_go_through_files_and_streams(
 
     (unpacked,) = driver.unpacked
     assert read_tree(unpacked) == read_tree(workspace_tar(TREE), root="workspace/")
+
+
+async def test_the_bytes_a_snapshot_copies_are_counted(driver: ArchiveDriver, store: CountingStore) -> None:
+    before = REGISTRY.get_sample_value("loopd_hands_snapshot_bytes_total") or 0.0
+    driver.archive = workspace_tar(TREE)
+
+    await snapshots(driver, store).take("sb")
+    first = REGISTRY.get_sample_value("loopd_hands_snapshot_bytes_total") or 0.0
+    await snapshots(driver, store).take("sb")  # nothing changed: nothing is copied
+
+    contents = {content for content in TREE.values() if isinstance(content, bytes)}
+    assert first - before > sum(len(content) for content in contents)  # the manifest too
+    assert REGISTRY.get_sample_value("loopd_hands_snapshot_bytes_total") == first
