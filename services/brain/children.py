@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.brain.models import ToolCall
 from services.brain.triage import refusal
 from services.core import agent_store
-from services.core import events as log
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.journal import Journal
@@ -32,10 +32,10 @@ class Children:
         self.settings = settings
         self.journal = journal
 
-    async def spawn(self, run_id: str, calls: tuple[ToolCall, ...], fence: log.Fence) -> None:
+    async def spawn(self, run_id: str, calls: tuple[ToolCall, ...], fence: event_log.Fence) -> None:
         """Start a child per call (or settle the call with a refusal) and make the parent wait for them."""
-        parent_events: list[log.NewEvent] = []
-        appended: list[log.Event] = []
+        parent_events: list[event_log.NewEvent] = []
+        appended: list[event_log.Event] = []
         children: list[dict[str, str]] = []
         async with self.journal.engine.begin() as conn:
             parent = await run_store.find_run(conn, run_id)
@@ -44,7 +44,7 @@ class Children:
                 problem = await self._refuse(conn, parent, call)
                 if isinstance(problem, str):
                     parent_events.append(
-                        log.NewEvent(log.TOOL_RESULT, refusal(call, "spawn_refused", problem))
+                        event_log.NewEvent(event_log.TOOL_RESULT, refusal(call, "spawn_refused", problem))
                     )
                     continue
                 child_id = child_run_id(run_id, call.id)
@@ -59,7 +59,9 @@ class Children:
                     user_input=call.input["input"],
                 )
                 parent_events.append(
-                    log.NewEvent(log.CHILD_STARTED, {"call_id": call.id, "child_run_id": child_id})
+                    event_log.NewEvent(
+                        event_log.CHILD_STARTED, {"call_id": call.id, "child_run_id": child_id}
+                    )
                 )
                 children.append({"call_id": call.id, "child_run_id": child_id})
             changes: dict[str, Any] = {}
@@ -69,9 +71,11 @@ class Children:
                     "call_ids": [c["call_id"] for c in children],
                     "children": children,
                 }
-                parent_events.append(log.NewEvent(log.RUN_WAITING, {"waiting_for": waiting_for}))
+                parent_events.append(event_log.NewEvent(event_log.RUN_WAITING, {"waiting_for": waiting_for}))
                 changes = {"status": RunStatus.WAITING, "waiting_for": waiting_for}
-            appended += await log.append(conn, log.Append(run_id, tuple(parent_events), changes, fence=fence))
+            appended += await event_log.append(
+                conn, event_log.Append(run_id, tuple(parent_events), changes, fence=fence)
+            )
         await self.journal.publish(appended)
         for child in children:
             await self.journal.bus.wake(child["child_run_id"])
@@ -103,8 +107,8 @@ class Children:
                 "child_run_id": child_id,
             }
             left = [c for c in waiting["children"] if c["child_run_id"] != child_id]
-            new_events = [log.NewEvent(log.TOOL_RESULT, result)]
-            changes: dict[str, Any] = {"tool_calls": log.Increment(1)}
+            new_events = [event_log.NewEvent(event_log.TOOL_RESULT, result)]
+            changes: dict[str, Any] = {"tool_calls": event_log.Increment(1)}
             if left:
                 changes["waiting_for"] = {
                     **waiting,
@@ -112,9 +116,9 @@ class Children:
                     "children": left,
                 }
             else:
-                new_events.append(log.NewEvent(log.RUN_STATUS, {"status": RunStatus.QUEUED}))
+                new_events.append(event_log.NewEvent(event_log.RUN_STATUS, {"status": RunStatus.QUEUED}))
                 changes.update(status=RunStatus.QUEUED, waiting_for=None)
-            appended = await log.append(conn, log.Append(parent.id, tuple(new_events), changes))
+            appended = await event_log.append(conn, event_log.Append(parent.id, tuple(new_events), changes))
         await self.journal.publish(appended)
         if not left:
             await self.journal.bus.wake(parent.id)

@@ -9,26 +9,28 @@ from dataclasses import asdict
 from typing import Any
 
 from services.brain.models import ModelResponse
-from services.core import events as log
+from services.core import events as event_log
 from services.core.journal import Journal
 from services.core.status import RunStatus
 
 
 class StepCommitter:
-    def __init__(self, journal: Journal, run_id: str, fence: log.Fence) -> None:
+    def __init__(self, journal: Journal, run_id: str, fence: event_log.Fence) -> None:
         self.journal = journal
         self.run_id = run_id
         self.fence = fence
 
     async def commit(
-        self, new_events: list[log.NewEvent], changes: dict[str, Any] | None = None
-    ) -> list[log.Event]:
-        request = log.Append(self.run_id, tuple(new_events), changes or {}, fence=self.fence)
+        self, new_events: list[event_log.NewEvent], changes: dict[str, Any] | None = None
+    ) -> list[event_log.Event]:
+        request = event_log.Append(self.run_id, tuple(new_events), changes or {}, fence=self.fence)
         return await self.journal.append(request)
 
-    async def start(self) -> list[log.Event]:
+    async def start(self) -> list[event_log.Event]:
         running = RunStatus.RUNNING
-        return await self.commit([log.NewEvent(log.RUN_STATUS, {"status": running})], {"status": running})
+        return await self.commit(
+            [event_log.NewEvent(event_log.RUN_STATUS, {"status": running})], {"status": running}
+        )
 
     async def model_response(
         self,
@@ -37,12 +39,12 @@ class StepCommitter:
         workspace_snapshot: str | None,
         cost_usd: float = 0.0,
         context_seq: int | None = None,
-    ) -> list[log.Event]:
+    ) -> list[event_log.Event]:
         """`workspace_snapshot` is where the first call starts; later calls start after the one before."""
         calls = [{"id": c.id, "name": c.name, "input": c.input} for c in response.tool_calls]
         new_events = [
-            log.NewEvent(
-                log.MODEL_RESPONSE,
+            event_log.NewEvent(
+                event_log.MODEL_RESPONSE,
                 {
                     "text": response.text,
                     "tool_calls": calls,
@@ -57,8 +59,8 @@ class StepCommitter:
         starts_from: dict[str, Any] = {"snapshot": workspace_snapshot}
         for call in calls:
             new_events.append(
-                log.NewEvent(
-                    log.TOOL_CALL,
+                event_log.NewEvent(
+                    event_log.TOOL_CALL,
                     {
                         "call_id": call["id"],
                         "name": call["name"],
@@ -71,41 +73,41 @@ class StepCommitter:
         return await self.commit(
             new_events,
             {
-                "step": log.Increment(1),
-                "input_tokens": log.Increment(response.usage.input_tokens),
-                "output_tokens": log.Increment(response.usage.output_tokens),
-                "cost_usd": log.Increment(cost_usd),
+                "step": event_log.Increment(1),
+                "input_tokens": event_log.Increment(response.usage.input_tokens),
+                "output_tokens": event_log.Increment(response.usage.output_tokens),
+                "cost_usd": event_log.Increment(cost_usd),
             },
         )
 
     async def tool_result(
-        self, result: dict[str, Any], before: list[log.NewEvent] | None = None
-    ) -> list[log.Event]:
+        self, result: dict[str, Any], before: list[event_log.NewEvent] | None = None
+    ) -> list[event_log.Event]:
         """`before` carries sandbox events that belong in the same commit, ahead of the result."""
-        new_events = [*(before or []), log.NewEvent(log.TOOL_RESULT, result)]
-        return await self.commit(new_events, {"tool_calls": log.Increment(1)})
+        new_events = [*(before or []), event_log.NewEvent(event_log.TOOL_RESULT, result)]
+        return await self.commit(new_events, {"tool_calls": event_log.Increment(1)})
 
-    async def tool_results(self, results: list[dict[str, Any]]) -> list[log.Event]:
+    async def tool_results(self, results: list[dict[str, Any]]) -> list[event_log.Event]:
         """Results settled without a sandbox (refusals, interruptions), in one commit."""
-        new_events = [log.NewEvent(log.TOOL_RESULT, result) for result in results]
-        return await self.commit(new_events, {"tool_calls": log.Increment(len(results))})
+        new_events = [event_log.NewEvent(event_log.TOOL_RESULT, result) for result in results]
+        return await self.commit(new_events, {"tool_calls": event_log.Increment(len(results))})
 
-    async def wait(self, waiting_for: dict[str, Any]) -> list[log.Event]:
+    async def wait(self, waiting_for: dict[str, Any]) -> list[event_log.Event]:
         return await self.commit(
-            [log.NewEvent(log.RUN_WAITING, {"waiting_for": waiting_for})],
+            [event_log.NewEvent(event_log.RUN_WAITING, {"waiting_for": waiting_for})],
             {"status": RunStatus.WAITING, "waiting_for": waiting_for},
         )
 
-    async def complete(self, text: str, artifacts: list[dict[str, Any]]) -> list[log.Event]:
-        new_events = [log.NewEvent(log.ARTIFACT_CREATED, a) for a in artifacts]
-        new_events.append(log.NewEvent(log.RUN_COMPLETED, {"result": text}))
+    async def complete(self, text: str, artifacts: list[dict[str, Any]]) -> list[event_log.Event]:
+        new_events = [event_log.NewEvent(event_log.ARTIFACT_CREATED, a) for a in artifacts]
+        new_events.append(event_log.NewEvent(event_log.RUN_COMPLETED, {"result": text}))
         return await self.commit(
-            new_events, {"status": RunStatus.COMPLETED, "result": text, "ended_at": log.NOW}
+            new_events, {"status": RunStatus.COMPLETED, "result": text, "ended_at": event_log.NOW}
         )
 
-    async def fail(self, code: str, message: str) -> list[log.Event]:
+    async def fail(self, code: str, message: str) -> list[event_log.Event]:
         error = {"code": code, "message": message}
         return await self.commit(
-            [log.NewEvent(log.RUN_FAILED, {"error": error})],
-            {"status": RunStatus.FAILED, "error": error, "ended_at": log.NOW},
+            [event_log.NewEvent(event_log.RUN_FAILED, {"error": error})],
+            {"status": RunStatus.FAILED, "error": error, "ended_at": event_log.NOW},
         )

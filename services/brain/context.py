@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any
 
 from services.brain.models import Message, ToolCall
-from services.core import events as log
+from services.core import events as event_log
 from services.core.status import TERMINAL_STATUSES, RunStatus
 
 TOOL_OUTPUT_NOTE = "\n[output truncated: {size} bytes in total, stored as artifact sha256:{sha256}]"
@@ -79,14 +79,14 @@ class RunState:
     def next_tool_call(self) -> ToolCall:
         return next(iter(self.pending.values()))
 
-    def apply(self, event: log.Event) -> None:
+    def apply(self, event: event_log.Event) -> None:
         self.last_seq = event.seq
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(self, event.data)
 
 
-def rebuild(run_id: str, events: Iterable[log.Event], state: RunState | None = None) -> RunState:
+def rebuild(run_id: str, events: Iterable[event_log.Event], state: RunState | None = None) -> RunState:
     """Fold events into a state (continuing `state` when given, for incremental rebuilds)."""
     state = state or RunState(run_id=run_id)
     for event in events:
@@ -205,20 +205,20 @@ def _status(status: RunStatus | None) -> Any:
 
 
 _HANDLERS = {
-    log.USER_MESSAGE: _user_message,
-    log.USER_INTERRUPT: _user_interrupt,
-    log.MODEL_RESPONSE: _model_response,
-    log.TOOL_CALL: _tool_call,
-    log.TOOL_RESULT: _tool_result,
-    log.TOOL_APPROVAL: _tool_approval,
-    log.CHILD_STARTED: _child_started,
-    log.BUDGET_RAISED: _budget_raised,
-    log.SANDBOX_PROVISIONED: _sandbox_provisioned,
-    log.SANDBOX_LOST: _sandbox_lost,
-    log.RUN_WAITING: _run_waiting,
-    log.RUN_FORKED: _run_forked,
-    log.RUN_STATUS: _status(None),
-    log.RUN_COMPLETED: _status(RunStatus.COMPLETED),
-    log.RUN_FAILED: _status(RunStatus.FAILED),
-    log.RUN_CANCELLED: _status(RunStatus.CANCELLED),
+    event_log.USER_MESSAGE: _user_message,
+    event_log.USER_INTERRUPT: _user_interrupt,
+    event_log.MODEL_RESPONSE: _model_response,
+    event_log.TOOL_CALL: _tool_call,
+    event_log.TOOL_RESULT: _tool_result,
+    event_log.TOOL_APPROVAL: _tool_approval,
+    event_log.CHILD_STARTED: _child_started,
+    event_log.BUDGET_RAISED: _budget_raised,
+    event_log.SANDBOX_PROVISIONED: _sandbox_provisioned,
+    event_log.SANDBOX_LOST: _sandbox_lost,
+    event_log.RUN_WAITING: _run_waiting,
+    event_log.RUN_FORKED: _run_forked,
+    event_log.RUN_STATUS: _status(None),
+    event_log.RUN_COMPLETED: _status(RunStatus.COMPLETED),
+    event_log.RUN_FAILED: _status(RunStatus.FAILED),
+    event_log.RUN_CANCELLED: _status(RunStatus.CANCELLED),
 }

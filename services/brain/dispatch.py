@@ -24,7 +24,7 @@ from services.brain.context import RunState, SandboxLocation
 from services.brain.models import ToolCall
 from services.brain.models.openai import RAW_ARGUMENTS_KEY
 from services.brain.stop_signal import wait_for_stop
-from services.core import events as log
+from services.core import events as event_log
 from services.core import metrics
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
@@ -53,7 +53,7 @@ HANDS_POLL_SECONDS = 0.25
 class ToolOutcome:
     """The events one tool call produced: sandbox changes first, then the result."""
 
-    sandbox_events: list[log.NewEvent]
+    sandbox_events: list[event_log.NewEvent]
     result: dict[str, Any]
 
 
@@ -97,7 +97,7 @@ class ToolDispatcher:
         if problem is not None:
             code, message = problem
             return ToolOutcome([], _result(call, ok=False, output=message, error=code, error_message=message))
-        sandbox_events: list[log.NewEvent] = []
+        sandbox_events: list[event_log.NewEvent] = []
         excluded: set[str] = set()
         policy = spec.retry
         retrying = AsyncRetrying(
@@ -158,7 +158,7 @@ class ToolDispatcher:
                 logger.info("hands at %s is gone; its reaper or restart frees run %s", address, state.run_id)
 
     async def _choose_hands(
-        self, state: RunState, excluded: set[str], sandbox_events: list[log.NewEvent]
+        self, state: RunState, excluded: set[str], sandbox_events: list[event_log.NewEvent]
     ) -> tuple[str, str]:
         """The worker holding the run's sandbox if it is alive, else the one with most free slots.
 
@@ -204,7 +204,7 @@ class ToolDispatcher:
             await self.journal.publish_live(
                 run_id,
                 {
-                    "type": log.TOOL_OUTPUT,
+                    "type": event_log.TOOL_OUTPUT,
                     "at": datetime.now(UTC).isoformat(),
                     "data": {"call_id": call.id, "stream": chunk.stream, "data": chunk.data},
                 },
@@ -249,14 +249,14 @@ class ToolDispatcher:
 
     def _sandbox_changes(
         self, state: RunState, location: tuple[str, str], result: ExecuteResult
-    ) -> list[log.NewEvent]:
-        changes: list[log.NewEvent] = []
+    ) -> list[event_log.NewEvent]:
+        changes: list[event_log.NewEvent] = []
         if result.sandbox_created:
             if state.sandbox is not None and state.sandbox.sandbox_id != result.sandbox_id:
                 changes.append(_lost(state.sandbox.sandbox_id, "replaced by a fresh sandbox"))
             changes.append(
-                log.NewEvent(
-                    log.SANDBOX_PROVISIONED,
+                event_log.NewEvent(
+                    event_log.SANDBOX_PROVISIONED,
                     {
                         "sandbox_id": result.sandbox_id,
                         "hands_id": location[0],
@@ -318,7 +318,7 @@ def _timeout(call: ToolCall, spec: AgentSpec, settings: Settings) -> float:
 
 
 def _stopped(state: RunState, why: str) -> ExecuteResult:
-    reason = "interrupted by the user" if why == log.USER_INTERRUPT else "the run was cancelled"
+    reason = "interrupted by the user" if why == event_log.USER_INTERRUPT else "the run was cancelled"
     return ExecuteResult(
         ok=False,
         output=f"the call was stopped: {reason}",
@@ -332,8 +332,8 @@ def _stopped(state: RunState, why: str) -> ExecuteResult:
     )
 
 
-def _lost(sandbox_id: str, reason: str) -> log.NewEvent:
-    return log.NewEvent(log.SANDBOX_LOST, {"sandbox_id": sandbox_id, "reason": reason})
+def _lost(sandbox_id: str, reason: str) -> event_log.NewEvent:
+    return event_log.NewEvent(event_log.SANDBOX_LOST, {"sandbox_id": sandbox_id, "reason": reason})
 
 
 def _result(call: ToolCall, *, ok: bool, output: str, **fields: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from services.brain.models import ModelProvider, ModelRequest, ModelResponse
 from services.brain.providers import ProviderPool
 from services.brain.tool_specs import tool_specs
 from services.brain.triage import Answer, Dispatch, Spawn, Wait, refusal, triage
-from services.core import events as log
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
@@ -151,7 +151,7 @@ class RunStepper:
             await self._commit(self.committer.fail(error.code, error.message))
         return None
 
-    async def _commit(self, pending: Awaitable[list[log.Event]]) -> None:
+    async def _commit(self, pending: Awaitable[list[event_log.Event]]) -> None:
         """Await a commit and fold what it appended into the state.
 
         When nothing else was appended since our last read, the appended events are all there is
@@ -165,7 +165,7 @@ class RunStepper:
 
     async def _refresh(self) -> None:
         async with autocommit(self.journal.engine).connect() as conn:
-            new_events = await log.read(conn, self.run_id, after=self.state.last_seq)
+            new_events = await event_log.read(conn, self.run_id, after=self.state.last_seq)
         rebuild(self.run_id, new_events, self.state)
 
     async def _load_run(self) -> tuple[AgentSpec, datetime, dict[str, Any]]:

@@ -8,12 +8,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core.bus import run_channel
 from services.core.db.engine import autocommit
 from services.core.journal import Journal
 
-STOPPING = (log.USER_INTERRUPT, log.RUN_CANCELLED)
+STOPPING = (event_log.USER_INTERRUPT, event_log.RUN_CANCELLED)
 # The bus brings the signal at once; the database is read this often in case its message was lost.
 RECHECK_SECONDS = 2.0
 
@@ -46,4 +46,4 @@ async def _pump(messages: AsyncIterator[dict[str, Any]], live: asyncio.Queue[dic
 
 async def _stopping_event(journal: Journal, run_id: str, after_seq: int) -> str | None:
     async with autocommit(journal.engine).connect() as conn:
-        return await log.first_of_types(conn, run_id, STOPPING, after=after_seq)
+        return await event_log.first_of_types(conn, run_id, STOPPING, after=after_seq)

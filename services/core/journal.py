@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core.bus import Bus, run_channel
 from services.core.db.engine import autocommit
 
@@ -29,16 +29,16 @@ class Journal:
         self.bus = bus
         self.on_append = on_append
 
-    async def append(self, request: log.Append) -> list[log.Event]:
+    async def append(self, request: event_log.Append) -> list[event_log.Event]:
         started = time.monotonic()
         # An append is one statement, so it needs no BEGIN and COMMIT round trips of its own.
         async with autocommit(self.engine).connect() as conn:
-            appended = await log.append(conn, request)
+            appended = await event_log.append(conn, request)
         await self.publish(appended)
         self.on_append(time.monotonic() - started)
         return appended
 
-    async def publish(self, appended: list[log.Event]) -> None:
+    async def publish(self, appended: list[event_log.Event]) -> None:
         for event in appended:
             await self.publish_live(event.run_id, event.to_wire())
 

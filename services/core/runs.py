@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core.agents import AgentSpec
 from services.core.db.schema import run_leases, runs
 from services.core.errors import IdempotencyKeyTaken, InvalidRequest, NotFound
@@ -39,7 +39,7 @@ async def create_run(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     budget: dict[str, Any] | None = None,
-) -> tuple[Row[Any], list[log.Event]]:
+) -> tuple[Row[Any], list[event_log.Event]]:
     """A new run, queued, its log opened with run.created and the user's message.
 
     Raises IdempotencyKeyTaken when a concurrent request took `idempotency_key` first.
@@ -79,7 +79,7 @@ async def create_child(
     agent_id: str | None,
     agent_version: int | None,
     user_input: str,
-) -> list[log.Event]:
+) -> list[event_log.Event]:
     """A sub-agent's run under `parent`; nothing if `child_id` exists (an earlier attempt started it)."""
     inserted = await _insert_run(
         conn,
@@ -108,7 +108,7 @@ async def fork_run(
     *,
     overrides: dict[str, Any],
     tool_result: tuple[str, str] | None = None,
-) -> tuple[Row[Any], list[log.Event]]:
+) -> tuple[Row[Any], list[event_log.Event]]:
     """A new run whose log is `parent`'s up to `at_seq`, then run.forked; queued to continue from there.
 
     `overrides` may change the spec's `model` and `system`; `tool_result` (call id, output) answers a
@@ -120,7 +120,9 @@ async def fork_run(
             code="invalid_seq",
         )
     spec = _overridden_spec(parent.agent_spec, overrides)
-    if tool_result is not None and not await log.call_pending_at(conn, parent.id, tool_result[0], at_seq):
+    if tool_result is not None and not await event_log.call_pending_at(
+        conn, parent.id, tool_result[0], at_seq
+    ):
         raise InvalidRequest(
             f"call {tool_result[0]!r} is not waiting for its result at seq {at_seq}", code="call_not_pending"
         )
@@ -140,16 +142,16 @@ async def fork_run(
             "last_seq": at_seq,
             "forked_from": origin,
             # The fork's usage starts where the parent's was at `at_seq`.
-            **await log.counters_upto(conn, parent.id, at_seq),
+            **await event_log.counters_upto(conn, parent.id, at_seq),
         },
     )
-    await log.copy_prefix(conn, parent.id, fork_id, at_seq)
-    new_events = [log.NewEvent(log.RUN_FORKED, {"from": origin, "overrides": overrides})]
+    await event_log.copy_prefix(conn, parent.id, fork_id, at_seq)
+    new_events = [event_log.NewEvent(event_log.RUN_FORKED, {"from": origin, "overrides": overrides})]
     if tool_result is not None:
         call_id, output = tool_result
         answer = {"call_id": call_id, "ok": True, "output": output, "overridden": True}
-        new_events.append(log.NewEvent(log.TOOL_RESULT, answer))
-    appended = await log.append(conn, log.Append(fork_id, tuple(new_events), allow_terminal=True))
+        new_events.append(event_log.NewEvent(event_log.TOOL_RESULT, answer))
+    appended = await event_log.append(conn, event_log.Append(fork_id, tuple(new_events), allow_terminal=True))
     return await get_run(conn, parent.tenant_id, fork_id), appended
 
 
@@ -190,12 +192,15 @@ async def _insert_run(conn: AsyncConnection, values: dict[str, Any], *, if_absen
 
 async def _open_log(
     conn: AsyncConnection, run_id: str, created: dict[str, Any], user_input: str
-) -> list[log.Event]:
-    return await log.append(
+) -> list[event_log.Event]:
+    return await event_log.append(
         conn,
-        log.Append(
+        event_log.Append(
             run_id,
-            (log.NewEvent(log.RUN_CREATED, created), log.NewEvent(log.USER_MESSAGE, {"content": user_input})),
+            (
+                event_log.NewEvent(event_log.RUN_CREATED, created),
+                event_log.NewEvent(event_log.USER_MESSAGE, {"content": user_input}),
+            ),
         ),
     )
 
@@ -266,31 +271,31 @@ async def undelivered_children(conn: AsyncConnection, *, limit: int) -> list[str
     return list((await conn.execute(query)).scalars())
 
 
-async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[str, list[log.Event]]:
+async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[str, list[event_log.Event]]:
     """Cancel a run and every unfinished descendant (sub-agents), in the caller's transaction."""
     tree = select(runs.c.id, runs.c.parent_run_id).where(runs.c.id == run_id).cte("tree", recursive=True)
     tree = tree.union_all(
         select(runs.c.id, runs.c.parent_run_id).join(tree, runs.c.parent_run_id == tree.c.id)
     )
     ids = list((await conn.execute(select(tree.c.id))).scalars())
-    cancelled: dict[str, list[log.Event]] = {}
+    cancelled: dict[str, list[event_log.Event]] = {}
     for target in ids:
         status = (
             await conn.execute(select(runs.c.status).where(runs.c.id == target).with_for_update())
         ).scalar()
         if status in TERMINAL_STATUSES:
             continue
-        cancelled[target] = await log.append(
+        cancelled[target] = await event_log.append(
             conn,
-            log.Append(
+            event_log.Append(
                 target,
                 (
-                    log.NewEvent(
-                        log.RUN_CANCELLED,
+                    event_log.NewEvent(
+                        event_log.RUN_CANCELLED,
                         {"reason": reason if target == run_id else "the parent run was cancelled"},
                     ),
                 ),
-                {"status": RunStatus.CANCELLED, "waiting_for": None, "ended_at": log.NOW},
+                {"status": RunStatus.CANCELLED, "waiting_for": None, "ended_at": event_log.NOW},
             ),
         )
     return cancelled

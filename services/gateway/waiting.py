@@ -10,7 +10,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.status import RunStatus
 
@@ -35,7 +35,7 @@ def waiting_for(run: Any, kind: str, code: str) -> dict[str, Any]:
 
 async def ensure_call(conn: AsyncConnection, run_id: str, call_id: str) -> dict[str, Any]:
     """The tool.call event of `call_id` in this run, or a 404."""
-    call = await log.find_tool_call(conn, run_id, call_id)
+    call = await event_log.find_tool_call(conn, run_id, call_id)
     if call is None:
         raise NotFound(f"run {run_id} has no tool call {call_id!r}", code="call_not_found")
     return call
@@ -44,20 +44,20 @@ async def ensure_call(conn: AsyncConnection, run_id: str, call_id: str) -> dict[
 async def settle(
     conn: AsyncConnection,
     run: Any,
-    new_events: list[log.NewEvent],
+    new_events: list[event_log.NewEvent],
     remaining: dict[str, Any] | None,
     **changes: Any,
-) -> list[log.Event]:
+) -> list[event_log.Event]:
     """Append what settles part of a wait; with nothing `remaining`, queue the run again."""
     if remaining is None:
-        new_events = [*new_events, log.NewEvent(log.RUN_STATUS, {"status": RunStatus.QUEUED})]
+        new_events = [*new_events, event_log.NewEvent(event_log.RUN_STATUS, {"status": RunStatus.QUEUED})]
         changes.update(status=RunStatus.QUEUED, waiting_for=None)
     else:
         changes.update(waiting_for=remaining)
-    return await log.append(conn, log.Append(run.id, tuple(new_events), changes))
+    return await event_log.append(conn, event_log.Append(run.id, tuple(new_events), changes))
 
 
-async def answer_question(conn: AsyncConnection, run: Any, content: Any) -> list[log.Event]:
+async def answer_question(conn: AsyncConnection, run: Any, content: Any) -> list[event_log.Event]:
     waiting = waiting_for(run, "input", "not_waiting_for_input")
     schema = waiting.get("schema")
     if schema:
@@ -80,4 +80,10 @@ async def answer_question(conn: AsyncConnection, run: Any, content: Any) -> list
         "output": output,
         "answer": content,
     }
-    return await settle(conn, run, [log.NewEvent(log.TOOL_RESULT, result)], None, tool_calls=log.Increment(1))
+    return await settle(
+        conn,
+        run,
+        [event_log.NewEvent(event_log.TOOL_RESULT, result)],
+        None,
+        tool_calls=event_log.Increment(1),
+    )

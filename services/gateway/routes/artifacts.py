@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.core.errors import BadRequest, NotFound
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/runs/{run_id}/artifacts", tags=["artifacts"])
 async def _artifacts(services: ServicesDep, run_id: str) -> dict[str, dict[str, Any]]:
     async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, services.settings.tenant, run_id)
-        found = await log.data_of_type(conn, run_id, log.ARTIFACT_CREATED)
+        found = await event_log.data_of_type(conn, run_id, event_log.ARTIFACT_CREATED)
     # A later turn of the run may export a file again; the newest version wins.
     return {artifact["path"]: artifact for artifact in found}
 

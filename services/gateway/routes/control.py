@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.errors import Conflict
 from services.core.status import RUNNABLE_STATUSES
@@ -60,10 +60,10 @@ def _settle_call(run: Any, call_id: str, kind: str, code: str) -> dict[str, Any]
 
 @router.post("/approvals/{call_id}", status_code=202)
 async def decide(run_id: str, call_id: str, body: Approval, services: ServicesDep) -> dict[str, Any]:
-    async def change(conn: Any, run: Any) -> list[log.Event]:
+    async def change(conn: Any, run: Any) -> list[event_log.Event]:
         await ensure_call(conn, run.id, call_id)
         remaining = _settle_call(run, call_id, "approval", "not_waiting_for_approval")
-        decision = log.NewEvent(log.TOOL_APPROVAL, {"call_id": call_id, **body.model_dump()})
+        decision = event_log.NewEvent(event_log.TOOL_APPROVAL, {"call_id": call_id, **body.model_dump()})
         return await settle(conn, run, [decision], remaining)
 
     return await _apply(services, run_id, change)
@@ -71,24 +71,26 @@ async def decide(run_id: str, call_id: str, body: Approval, services: ServicesDe
 
 @router.post("/interrupt", status_code=202)
 async def interrupt(run_id: str, services: ServicesDep, body: Interrupt | None = None) -> dict[str, Any]:
-    async def change(conn: Any, run: Any) -> list[log.Event]:
+    async def change(conn: Any, run: Any) -> list[event_log.Event]:
         if run.status not in RUNNABLE_STATUSES:
             raise Conflict(
                 f"run {run.id} is {run.status}; only a running run can be interrupted", code="not_running"
             )
-        event = log.NewEvent(log.USER_INTERRUPT, {"message": (body or Interrupt()).message})
-        return await log.append(conn, log.Append(run.id, (event,)))
+        event = event_log.NewEvent(event_log.USER_INTERRUPT, {"message": (body or Interrupt()).message})
+        return await event_log.append(conn, event_log.Append(run.id, (event,)))
 
     return await _apply(services, run_id, change)
 
 
 @router.post("/budget", status_code=202)
 async def raise_budget(run_id: str, body: BudgetLimits, services: ServicesDep) -> dict[str, Any]:
-    async def change(conn: Any, run: Any) -> list[log.Event]:
+    async def change(conn: Any, run: Any) -> list[event_log.Event]:
         waiting_for(run, "budget", "not_waiting_for_budget")
         limits = body.model_dump(exclude_none=True)
         budget = {**(run.budget or {}), **limits}
-        return await settle(conn, run, [log.NewEvent(log.BUDGET_RAISED, limits)], None, budget=budget)
+        return await settle(
+            conn, run, [event_log.NewEvent(event_log.BUDGET_RAISED, limits)], None, budget=budget
+        )
 
     return await _apply(services, run_id, change)
 
@@ -97,7 +99,7 @@ async def raise_budget(run_id: str, body: BudgetLimits, services: ServicesDep) -
 async def submit_tool_result(
     run_id: str, call_id: str, body: ClientToolResult, services: ServicesDep
 ) -> dict[str, Any]:
-    async def change(conn: Any, run: Any) -> list[log.Event]:
+    async def change(conn: Any, run: Any) -> list[event_log.Event]:
         call = await ensure_call(conn, run.id, call_id)
         remaining = _settle_call(run, call_id, "tool_result", "not_waiting_for_tool_result")
         result = {
@@ -110,9 +112,9 @@ async def submit_tool_result(
         return await settle(
             conn,
             run,
-            [log.NewEvent(log.TOOL_RESULT, result)],
+            [event_log.NewEvent(event_log.TOOL_RESULT, result)],
             remaining,
-            tool_calls=log.Increment(1),
+            tool_calls=event_log.Increment(1),
         )
 
     return await _apply(services, run_id, change)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from sse_starlette.sse import EventSourceResponse
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.bus import run_channel
 from services.core.db.engine import autocommit
@@ -33,7 +33,7 @@ async def list_events(
 ) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, services.settings.tenant, run_id)
-        page = await log.read(conn, run_id, after=after, limit=limit)
+        page = await event_log.read(conn, run_id, after=after, limit=limit)
     next_after = page[-1].seq if len(page) == limit else None
     return {"data": [event.to_wire() for event in page], "next_after": next_after}
 
@@ -96,7 +96,7 @@ async def _pump(messages: AsyncIterator[dict[str, Any]], live: asyncio.Queue[dic
 async def _catch_up(services: GatewayServices, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
     while True:
         async with autocommit(services.engine).connect() as conn:
-            page = await log.read(conn, run_id, after=after, limit=500)
+            page = await event_log.read(conn, run_id, after=after, limit=500)
         for event in page:
             yield event.to_wire()
         if len(page) < 500:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.gateway.deps import ServicesDep
@@ -62,8 +62,8 @@ async def diff_runs(
     async with autocommit(services.engine).connect() as conn:
         for run_id in (run_a, run_b):
             await run_store.get_run(conn, services.settings.tenant, run_id)
-        a = await log.read(conn, run_a)
-        b = await log.read(conn, run_b)
+        a = await event_log.read(conn, run_a)
+        b = await event_log.read(conn, run_b)
     diverges_at = next(
         (x.seq for x, y in zip(a, b, strict=False) if (x.type, x.data) != (y.type, y.data)),
         None if len(a) == len(b) else min(len(a), len(b)) + 1,

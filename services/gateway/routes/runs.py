@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.core import agent_store
-from services.core import events as log
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
@@ -160,12 +160,12 @@ def _message_text(content: Any) -> str:
     return content
 
 
-async def _user_message(conn: Any, run: Any, content: str) -> list[log.Event]:
-    message = log.NewEvent(log.USER_MESSAGE, {"content": content})
+async def _user_message(conn: Any, run: Any, content: str) -> list[event_log.Event]:
+    message = event_log.NewEvent(event_log.USER_MESSAGE, {"content": content})
     if run.status in RUNNABLE_STATUSES:
-        return await log.append(conn, log.Append(run.id, (message,)))
+        return await event_log.append(conn, event_log.Append(run.id, (message,)))
     # A finished run takes the message as a new turn; a paused or waiting one resumes with it.
-    resumed = (message, log.NewEvent(log.RUN_STATUS, {"status": RunStatus.QUEUED}))
+    resumed = (message, event_log.NewEvent(event_log.RUN_STATUS, {"status": RunStatus.QUEUED}))
     changes = {
         "status": RunStatus.QUEUED,
         "waiting_for": None,
@@ -173,7 +173,7 @@ async def _user_message(conn: Any, run: Any, content: str) -> list[log.Event]:
         "result": None,
         "error": None,
     }
-    return await log.append(conn, log.Append(run.id, resumed, changes, allow_terminal=True))
+    return await event_log.append(conn, event_log.Append(run.id, resumed, changes, allow_terminal=True))
 
 
 @router.post("/{run_id}/cancel", status_code=202)

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harness.waiting import eventually
-from services.core import events as log
+from services.core import events as event_log
 from services.core import leases
 from services.core.db.engine import autocommit
 from services.core.db.schema import runs
@@ -33,17 +33,19 @@ async def new_run(engine: AsyncEngine) -> str:
 
 
 async def append_one(
-    engine: AsyncEngine, run_id: str, n: int, fence: log.Fence | None = None
-) -> list[log.Event]:
+    engine: AsyncEngine, run_id: str, n: int, fence: event_log.Fence | None = None
+) -> list[event_log.Event]:
     async with engine.begin() as conn:
-        return await log.append(conn, log.Append(run_id, (log.NewEvent("test.note", {"n": n}),), fence=fence))
+        return await event_log.append(
+            conn, event_log.Append(run_id, (event_log.NewEvent("test.note", {"n": n}),), fence=fence)
+        )
 
 
 async def test_concurrent_appends_get_gapless_unique_seqs(engine: AsyncEngine) -> None:
     run_id = await new_run(engine)
     await asyncio.gather(*(append_one(engine, run_id, n) for n in range(40)))
     async with engine.connect() as conn:
-        seqs = [event.seq for event in await log.read(conn, run_id)]
+        seqs = [event.seq for event in await event_log.read(conn, run_id)]
     assert seqs == list(range(1, 43))
 
 
@@ -57,7 +59,7 @@ async def test_a_new_lease_owner_gets_a_higher_token_and_the_old_one_cannot_writ
         assert await leases.acquire(conn, run_id, "brain-b", ttl_seconds=5) is None
     await append_one(engine, run_id, 1, fence=first)
 
-    async def take_over() -> log.Fence | None:
+    async def take_over() -> event_log.Fence | None:
         async with engine.begin() as conn:
             return await leases.acquire(conn, run_id, "brain-b", ttl_seconds=5)
 
@@ -69,7 +71,7 @@ async def test_a_new_lease_owner_gets_a_higher_token_and_the_old_one_cannot_writ
         assert not await leases.renew(conn, run_id, first, 5)
     await append_one(engine, run_id, 3, fence=second)
     async with engine.connect() as conn:
-        notes = [e.data["n"] for e in await log.read(conn, run_id) if e.type == "test.note"]
+        notes = [e.data["n"] for e in await event_log.read(conn, run_id) if e.type == "test.note"]
     assert notes == [1, 3]
 
 
@@ -86,8 +88,11 @@ async def test_release_frees_the_lease_at_once(engine: AsyncEngine) -> None:
 async def test_appends_to_a_finished_run_are_refused(engine: AsyncEngine) -> None:
     run_id = await new_run(engine)
     async with engine.begin() as conn:
-        await log.append(
-            conn, log.Append(run_id, (log.NewEvent(log.RUN_COMPLETED, {}),), {"status": "completed"})
+        await event_log.append(
+            conn,
+            event_log.Append(
+                run_id, (event_log.NewEvent(event_log.RUN_COMPLETED, {}),), {"status": "completed"}
+            ),
         )
     with pytest.raises(Conflict):
         await append_one(engine, run_id, 1)
@@ -95,20 +100,24 @@ async def test_appends_to_a_finished_run_are_refused(engine: AsyncEngine) -> Non
 
 async def test_run_row_changes_are_values_increments_or_the_commit_clock(engine: AsyncEngine) -> None:
     run_id = await new_run(engine)
-    note = (log.NewEvent("test.note", {}),)
+    note = (event_log.NewEvent("test.note", {}),)
     async with engine.begin() as conn:
-        await log.append(conn, log.Append(run_id, note, {"step": log.Increment(2), "waiting_for": {"a": 1}}))
-        await log.append(conn, log.Append(run_id, note, {"step": log.Increment(3), "ended_at": log.NOW}))
+        await event_log.append(
+            conn, event_log.Append(run_id, note, {"step": event_log.Increment(2), "waiting_for": {"a": 1}})
+        )
+        await event_log.append(
+            conn, event_log.Append(run_id, note, {"step": event_log.Increment(3), "ended_at": event_log.NOW})
+        )
         row = (await conn.execute(select(runs).where(runs.c.id == run_id))).one()
     assert (row.step, row.waiting_for) == (5, {"a": 1})
     assert row.ended_at == row.updated_at
 
     async with engine.begin() as conn:
         with pytest.raises(TypeError):
-            await log.append(conn, log.Append(run_id, note, {"step": runs.c.step + 1}))
+            await event_log.append(conn, event_log.Append(run_id, note, {"step": runs.c.step + 1}))
     async with engine.begin() as conn:
         with pytest.raises(ValueError):
-            await log.append(conn, log.Append(run_id, note, {"no_such_column": 1}))
+            await event_log.append(conn, event_log.Append(run_id, note, {"no_such_column": 1}))
 
 
 async def test_connections_the_server_closed_are_replaced_before_use(

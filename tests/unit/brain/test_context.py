@@ -6,25 +6,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.brain.context import NextAction, rebuild
-from services.core import events as log
+from services.core import events as event_log
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def events(*items: tuple[str, dict[str, Any]]) -> list[log.Event]:
-    return [log.Event("run_1", seq, kind, NOW, data) for seq, (kind, data) in enumerate(items, start=1)]
+def events(*items: tuple[str, dict[str, Any]]) -> list[event_log.Event]:
+    return [event_log.Event("run_1", seq, kind, NOW, data) for seq, (kind, data) in enumerate(items, start=1)]
 
 
-CREATED = (log.RUN_CREATED, {"input": "hi"})
-HELLO = (log.USER_MESSAGE, {"content": "hi"})
-RUNNING = (log.RUN_STATUS, {"status": "running"})
+CREATED = (event_log.RUN_CREATED, {"input": "hi"})
+HELLO = (event_log.USER_MESSAGE, {"content": "hi"})
+RUNNING = (event_log.RUN_STATUS, {"status": "running"})
 ASKS_FOR_TOOL = (
-    log.MODEL_RESPONSE,
+    event_log.MODEL_RESPONSE,
     {"text": "", "tool_calls": [{"id": "c1", "name": "bash", "input": {"command": "ls"}}]},
 )
-TOOL_CALL = (log.TOOL_CALL, {"call_id": "c1", "name": "bash", "input": {"command": "ls"}})
-TOOL_RESULT = (log.TOOL_RESULT, {"call_id": "c1", "ok": True, "output": "a.txt\n"})
-FINAL = (log.MODEL_RESPONSE, {"text": "done", "tool_calls": []})
+TOOL_CALL = (event_log.TOOL_CALL, {"call_id": "c1", "name": "bash", "input": {"command": "ls"}})
+TOOL_RESULT = (event_log.TOOL_RESULT, {"call_id": "c1", "ok": True, "output": "a.txt\n"})
+FINAL = (event_log.MODEL_RESPONSE, {"text": "done", "tool_calls": []})
 
 
 def test_a_new_run_calls_the_model() -> None:
@@ -47,7 +47,9 @@ def test_a_tool_result_goes_back_to_the_model() -> None:
 def test_a_final_answer_finishes_and_a_finished_run_idles() -> None:
     state = rebuild("run_1", events(CREATED, HELLO, RUNNING, FINAL))
     assert state.next_action() is NextAction.FINISH and state.final_text == "done"
-    state = rebuild("run_1", events(CREATED, HELLO, RUNNING, FINAL, (log.RUN_COMPLETED, {"result": "done"})))
+    state = rebuild(
+        "run_1", events(CREATED, HELLO, RUNNING, FINAL, (event_log.RUN_COMPLETED, {"result": "done"}))
+    )
     assert state.next_action() is NextAction.IDLE
 
 
@@ -60,7 +62,7 @@ def test_a_message_sent_while_a_tool_runs_waits_for_the_tool_result() -> None:
             RUNNING,
             ASKS_FOR_TOOL,
             TOOL_CALL,
-            (log.USER_MESSAGE, {"content": "hurry"}),
+            (event_log.USER_MESSAGE, {"content": "hurry"}),
             TOOL_RESULT,
         ),
     )
@@ -77,7 +79,7 @@ def test_incremental_rebuild_equals_a_full_one() -> None:
 
 def test_large_outputs_tell_the_model_where_the_rest_is() -> None:
     big = (
-        log.TOOL_RESULT,
+        event_log.TOOL_RESULT,
         {"call_id": "c1", "ok": True, "output": "head", "output_ref": {"sha256": "ab" * 32, "size": 99999}},
     )
     state = rebuild("run_1", events(CREATED, HELLO, RUNNING, ASKS_FOR_TOOL, TOOL_CALL, big))
@@ -85,16 +87,19 @@ def test_large_outputs_tell_the_model_where_the_rest_is() -> None:
 
 
 def test_sandbox_location_follows_provisioned_and_lost() -> None:
-    provisioned = (log.SANDBOX_PROVISIONED, {"sandbox_id": "s1", "hands_id": "h1", "address": "127.0.0.1:1"})
+    provisioned = (
+        event_log.SANDBOX_PROVISIONED,
+        {"sandbox_id": "s1", "hands_id": "h1", "address": "127.0.0.1:1"},
+    )
     state = rebuild("run_1", events(CREATED, provisioned))
     assert state.sandbox is not None and state.sandbox.hands_id == "h1"
-    state = rebuild("run_1", events(CREATED, provisioned, (log.SANDBOX_LOST, {"sandbox_id": "s1"})))
+    state = rebuild("run_1", events(CREATED, provisioned, (event_log.SANDBOX_LOST, {"sandbox_id": "s1"})))
     assert state.sandbox is None
 
 
 def test_a_message_sent_while_the_model_answers_comes_after_its_reply() -> None:
-    late = (log.USER_MESSAGE, {"content": "also this"})
-    reply = (log.MODEL_RESPONSE, {"text": "done", "tool_calls": [], "context_seq": 3})
+    late = (event_log.USER_MESSAGE, {"content": "also this"})
+    reply = (event_log.MODEL_RESPONSE, {"text": "done", "tool_calls": [], "context_seq": 3})
     state = rebuild("run_1", events(CREATED, HELLO, RUNNING, late, reply))
     assert [(m.role, m.content) for m in state.messages] == [
         ("user", "hi"),
