@@ -40,7 +40,7 @@ from services.hands.contract.api import (
     OutputChunk,
     ReleaseRequest,
 )
-from services.hands.contract.manifest import decode as decode_manifest
+from services.hands.contract.manifest import EMPTY_SNAPSHOT, decode
 from services.hands.contract.tools import TOOL_SCHEMAS
 
 logger = logging.getLogger(__name__)
@@ -136,9 +136,9 @@ class ToolDispatcher:
         Read from the snapshot rather than a live sandbox, so a run that ends after its hands worker
         died still gets exactly the files its committed tool calls left.
         """
-        if state.workspace_snapshot is None:
-            return []
-        manifest = decode_manifest(await self.artifacts.get(state.workspace_snapshot))
+        if state.workspace_snapshot in (None, EMPTY_SNAPSHOT):
+            return []  # the empty workspace has no manifest blob
+        manifest = decode(await self.artifacts.get(state.workspace_snapshot))
         return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in manifest.files()]
 
     async def release(self, state: RunState) -> None:

@@ -7,17 +7,22 @@ PostgreSQL is the real one; the bus is the in-process one. Nothing here speaks g
 from __future__ import annotations
 
 import secrets
-from contextlib import AsyncExitStack
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack, aclosing
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from harness.waiting import eventually
 from services.brain.worker import BrainWorker
+from services.core import events as log
 from services.core.artifacts import ArtifactStore, build_artifact_store
 from services.core.bus import Bus, HandsInfo
-from services.core.db.engine import create_engine
+from services.core.db.engine import autocommit, create_engine
+from services.core.db.schema import run_leases
 from services.core.errors import HandsUnavailable
 from services.core.settings import Settings
 from services.gateway.app import create_app
@@ -25,7 +30,13 @@ from services.hands.calls.execute import CallExecutor
 from services.hands.calls.in_process import InProcessHands
 from services.hands.calls.slots import Slots
 from services.hands.contract import Hands
-from services.hands.contract.api import HandsStatus
+from services.hands.contract.api import (
+    ExecuteRequest,
+    ExecuteResult,
+    HandsStatus,
+    OutputChunk,
+    ReleaseRequest,
+)
 from services.hands.fleet.pool import SandboxPool
 from services.hands.fleet.registry import Registration
 from services.hands.workspace.ledger import build_ledger
@@ -87,25 +98,53 @@ class HandsInProcess:
             self.registration.nudge()
 
 
+class _Reachable:
+    """A worker's Hands as the network shows it: an address in `unreachable` fails every call, the way
+    a channel to a worker that died does."""
+
+    def __init__(self, address: str, hands: Hands, unreachable: set[str]) -> None:
+        self._address, self._hands, self._unreachable = address, hands, unreachable
+
+    def _check(self) -> None:
+        if self._address in self._unreachable:
+            raise HandsUnavailable(f"hands unavailable: {self._address} does not answer")
+
+    async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
+        self._check()
+        async with aclosing(self._hands.execute(request)) as items:
+            async for item in items:
+                yield item
+
+    async def release(self, request: ReleaseRequest) -> None:
+        self._check()
+        await self._hands.release(request)
+
+    async def status(self) -> HandsStatus:
+        self._check()
+        return await self._hands.status()
+
+    async def aclose(self) -> None:
+        await self._hands.aclose()
+
+
 class Loop:
     """Async context manager. `api` is the gateway's client; `hands` the hands workers by id."""
 
     def __init__(self, database_url: str, root: Path, *, hands: int = 1, **settings: Any) -> None:
         self.root = root
-        self.settings = Settings(
-            database_url=database_url,
-            bus_url="local://",
-            artifacts_dir=root / "artifacts",
-            tenant=f"tenant-{secrets.token_hex(4)}",
-            brain_id=f"brain-{secrets.token_hex(3)}",
+        defaults: dict[str, Any] = {
+            "bus_url": "local://",
+            "artifacts_dir": root / "artifacts",
+            "tenant": f"tenant-{secrets.token_hex(4)}",
+            "brain_id": f"brain-{secrets.token_hex(3)}",
             # Only the runs a test wakes are stepped, never another test's leftovers.
-            sweep_interval_seconds=3600.0,
-            hands_wait_seconds=2.0,
-            hands_slots=4,
-            hands_heartbeat_seconds=0.2,
-            tool_timeout_seconds=30.0,
-            **settings,
-        )
+            "sweep_interval_seconds": 3600.0,
+            "hands_wait_seconds": 2.0,
+            "hands_slots": 4,
+            "hands_heartbeat_seconds": 0.2,
+            "tool_timeout_seconds": 30.0,
+        }
+        self.settings = Settings(database_url=database_url, **{**defaults, **settings})
         self.artifacts = build_artifact_store(self.settings.artifacts_path)
         self.hands = {
             f"hands-{i}": HandsInProcess(f"hands-{i}", self.settings, self.artifacts, root / f"hands-{i}")
@@ -116,10 +155,9 @@ class Loop:
         self._exit = AsyncExitStack()
 
     async def connect(self, address: str) -> Hands:
-        worker = self._by_address.get(address)
-        if worker is None or address in self.unreachable:
+        if address not in self._by_address:
             raise HandsUnavailable(f"hands {address} is unreachable")
-        return worker.hands
+        return _Reachable(address, self._by_address[address].hands, self.unreachable)
 
     async def __aenter__(self) -> Loop:
         from services.core.bus.local import LocalBus
@@ -174,6 +212,24 @@ class Loop:
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return await self.api.post(path, json=body or {})
+
+
+async def holds_nothing(loop: Loop, run_id: str) -> bool:
+    """No live lease on the run and no sandbox for it on any hands worker."""
+    async with autocommit(loop.engine).connect() as conn:
+        leased = (
+            await conn.execute(
+                select(run_leases.c.run_id).where(
+                    run_leases.c.run_id == run_id, run_leases.c.expires_at > func.now()
+                )
+            )
+        ).first()
+    return leased is None and all(h.sandbox_of(run_id) is None for h in loop.hands.values())
+
+
+def wire_event(run_id: str, event: dict[str, Any]) -> log.Event:
+    """An event as the API showed it, back in the shape the fold takes."""
+    return log.Event(run_id, event["seq"], event["type"], datetime.fromisoformat(event["at"]), event["data"])
 
 
 def of_type(events: list[dict[str, Any]], *types: str) -> list[dict[str, Any]]:

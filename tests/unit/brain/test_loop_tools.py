@@ -25,3 +25,17 @@ async def test_tool_calls_run_in_one_sandbox_and_the_run_completes_with_its_file
     assert run["result"] == "all done" and run["usage"]["tool_calls"] == 3
     artifacts = of_type(events, "artifact.created")
     assert [(a["path"], a["size"]) for a in artifacts] == [("notes/plan.txt", 9)]
+
+
+async def test_a_run_whose_calls_never_changed_the_workspace_completes_without_artifacts(loop: Loop) -> None:
+    # Read-only calls report the snapshot they ran on: for a new run, the empty workspace, which has
+    # no manifest blob in the artifact store.
+    agent = scripted({"tool_calls": [call("list_files", path=".")]}, {"text": "nothing here"})
+    run_id = await loop.start(agent)
+
+    run = await loop.until(run_id, "completed")
+
+    events = await loop.events(run_id)
+    assert run["result"] == "nothing here"
+    assert of_type(events, "tool.result")[0]["output"] == "(empty directory)\n"
+    assert of_type(events, "artifact.created") == []

@@ -3,7 +3,9 @@ snapshots, restores) runs without a container engine.
 
 Nothing runs bash. A small interpreter understands `echo WORDS [> FILE]`, `cat FILE`, `exit N`,
 `sleep SECONDS` and `kill 1` (which kills the sandbox during the call, as killing a container's init
-would); the file tools' helper program is answered from the in-memory tree.
+would); the file tools' helper program is answered from the in-memory tree. Tests can also make a
+command lose its sandbox mid-call a number of times (`lose_during`), or leave its sandbox dead once the
+call is over (`dies_after`), as a sandbox that dies while idle is found by the next liveness check.
 """
 
 from __future__ import annotations
@@ -52,13 +54,26 @@ class WorkspaceDriver(FakeDriver):
         super().__init__()
         self.workspaces: dict[str, Workspace] = {}
         self.commands: list[str] = []
+        self._losses: dict[str, int] = {}
+        self._fatal: set[str] = set()
+        self._dying: set[str] = set()
 
-    def kill(self, sandbox_id: str) -> None:
-        """The sandbox dies while nothing runs in it (the engine removed it, the host restarted)."""
-        self.dead.add(sandbox_id)
+    def lose_during(self, command: str, times: int = 1) -> None:
+        """The next `times` runs of `command` lose their sandbox before they finish."""
+        self._losses[command] = times
+
+    def dies_after(self, command: str) -> None:
+        """A sandbox that ran `command` is dead by the time it is next checked for a call."""
+        self._fatal.add(command)
+
+    async def alive(self, sandbox_id: str) -> bool:
+        if sandbox_id in self._dying:
+            self._dying.discard(sandbox_id)
+            self.dead.add(sandbox_id)
+        return await super().alive(sandbox_id)
 
     async def exec(self, sandbox_id: str, request: ExecRequest) -> Events:
-        if not await self.alive(sandbox_id):
+        if not await super().alive(sandbox_id):
             yield ExecExit(exit_code=None, lost=True)
             return
         workspace = self.workspaces.setdefault(sandbox_id, Workspace())
@@ -68,6 +83,13 @@ class WorkspaceDriver(FakeDriver):
             return
         command = request.argv[2]
         self.commands.append(command)
+        if self._losses.get(command, 0) > 0:
+            self._losses[command] -= 1
+            self.dead.add(sandbox_id)
+            yield ExecExit(exit_code=None, lost=True)
+            return
+        if command in self._fatal:
+            self._dying.add(sandbox_id)
         async for event in self._bash(sandbox_id, workspace, command, request.timeout):
             yield event
 
@@ -106,12 +128,12 @@ class WorkspaceDriver(FakeDriver):
         self.workspaces.setdefault(sandbox_id, Workspace()).files[_relative(request.path)] = request.data
 
     async def tar_of(self, sandbox_id: str) -> bytes:
-        if not await self.alive(sandbox_id):
+        if not await super().alive(sandbox_id):
             raise SandboxLost(f"sandbox {sandbox_id} is gone")
         return _archive(self.workspaces.setdefault(sandbox_id, Workspace()))
 
     async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
-        if not await self.alive(sandbox_id):
+        if not await super().alive(sandbox_id):
             raise SandboxLost(f"sandbox {sandbox_id} is gone")
         return await super().scan(sandbox_id, path)
 
