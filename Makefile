@@ -12,10 +12,11 @@ SETUP := bash deploy/setup.sh
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# Both distributions, editable: the client (client/) and the server (the root), which needs it.
+$(STAMP): requirements.lock pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ./client -e .
 	touch $(STAMP)
 
 docker:

