@@ -16,6 +16,10 @@ from services.core import events as event_log
 from services.core.status import TERMINAL_STATUSES, RunStatus
 
 TOOL_OUTPUT_NOTE = "\n[output truncated: {size} bytes in total, stored as artifact sha256:{sha256}]"
+BINARY_OUTPUT_NOTE = (
+    "\n[binary output: {size} bytes, stored exactly as artifact sha256:{sha256};"
+    " NUL and bytes that are not UTF-8 are shown as \\xNN]"
+)
 
 
 class NextAction(Enum):
@@ -99,7 +103,8 @@ def tool_result_text(data: dict[str, Any]) -> str:
     text = str(data.get("output") or "")
     ref = data.get("output_ref")
     if ref:
-        text += TOOL_OUTPUT_NOTE.format(size=ref["size"], sha256=ref["sha256"])
+        note = BINARY_OUTPUT_NOTE if data.get("binary") else TOOL_OUTPUT_NOTE
+        text += note.format(size=ref["size"], sha256=ref["sha256"])
     if not data.get("ok") and data.get("error") and not text:
         text = f"error {data['error']}: {data.get('error_message') or ''}".strip()
     return text

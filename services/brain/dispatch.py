@@ -32,6 +32,7 @@ from services.core.bus import Bus
 from services.core.errors import HandsUnavailable, InfrastructureError, SandboxLost
 from services.core.journal import Journal
 from services.core.settings import Settings
+from services.core.text import escape_name
 from services.hands.contract import Connect, Hands, collect, connect_grpc
 from services.hands.contract.api import (
     SANDBOX_LOST,
@@ -139,7 +140,8 @@ class ToolDispatcher:
         if state.workspace_snapshot in (None, EMPTY_SNAPSHOT):
             return []  # the empty workspace has no manifest blob
         manifest = decode(await self.artifacts.get(state.workspace_snapshot))
-        return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in manifest.files()]
+        # Names that are not UTF-8 are escaped reversibly (see core/text.py), so the log can hold them.
+        return [{"path": escape_name(f.path), "size": f.size, "sha256": f.sha256} for f in manifest.files()]
 
     async def release(self, state: RunState) -> None:
         """Free the run's sandbox on every worker that has one for it.
@@ -271,13 +273,20 @@ class ToolDispatcher:
         return changes
 
     async def _result_data(self, call: ToolCall, result: ExecuteResult) -> dict[str, Any]:
+        """The tool.result payload; output too large for the event, or binary, goes to the artifact store.
+
+        Binary output is stored as its exact bytes and the event keeps their escaped rendering.
+        """
         output = result.output
         output_ref = None
         encoded = output.encode("utf-8", errors="replace")
-        if len(encoded) > self.settings.inline_output_limit:
-            ref = await self.artifacts.put(encoded)
+        exact = result.output_bytes
+        if exact is not None or len(encoded) > self.settings.inline_output_limit:
+            ref = await self.artifacts.put(exact if exact is not None else encoded)
             output_ref = {"sha256": ref.sha256, "size": ref.size}
+        if len(encoded) > self.settings.inline_output_limit:
             output = encoded[:PREVIEW_BYTES].decode("utf-8", errors="ignore")
+        binary = {"binary": True} if exact is not None else {}
         return _result(
             call,
             ok=result.ok,
@@ -290,6 +299,7 @@ class ToolDispatcher:
             duration_ms=result.duration_ms,
             snapshot=result.snapshot_after,
             replayed=result.replayed,
+            **binary,
         )
 
 

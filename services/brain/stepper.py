@@ -28,7 +28,7 @@ from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
-from services.core.errors import InfrastructureError, ModelError
+from services.core.errors import InfrastructureError, ModelError, Unstorable
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.core.status import RunStatus
@@ -80,8 +80,9 @@ class RunStepper:
                         await self._wait(reached)
                         continue
                 await self._take(action, spec, provider)
-        except InfrastructureError as error:
-            logger.warning("run %s failed after retries: %s", self.run_id, error.message)
+        except (InfrastructureError, Unstorable) as error:
+            # Unstorable: retrying the same commit can never succeed, so the run ends with a clear event.
+            logger.warning("run %s failed: %s", self.run_id, error.message)
             await self._commit(self.committer.fail(error.code, error.message))
             await self.dispatcher.release(self.state)
 
@@ -124,7 +125,15 @@ class RunStepper:
                 await self.dispatcher.release(self.state)
         elif isinstance(decision, Dispatch):
             outcome = await self.dispatcher.run(self.state, decision.call, spec)
-            await self._commit(self.committer.tool_result(outcome.result, outcome.sandbox_events))
+            try:
+                await self._commit(self.committer.tool_result(outcome.result, outcome.sandbox_events))
+            except Unstorable as error:
+                # Nothing was appended; the model learns that the result was lost, and the workspace
+                # keeps the call's effect.
+                why = f"the tool's result could not be stored: {error.message}"
+                lost = refusal(decision.call, error.code, why)
+                lost["snapshot"] = outcome.result.get("snapshot")
+                await self._commit(self.committer.tool_result(lost, outcome.sandbox_events))
 
     async def _wait(self, waiting_for: dict[str, Any]) -> None:
         """Park the run: nothing (no brain, lease or sandbox process) is held while it waits."""

@@ -56,6 +56,13 @@ class LeaseLost(LoopdError):
     code = "lease_lost"
 
 
+class Unstorable(LoopdError):
+    """PostgreSQL refused the data itself (a character or a number it cannot hold): retrying cannot help."""
+
+    code = "unstorable"
+    http_status = 422
+
+
 class InfrastructureError(LoopdError):
     """A dependency (hands, sandbox, database, bus) failed; the same work may succeed on retry."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
 from services.core.db.schema import events, runs
-from services.core.errors import Conflict, LeaseLost, NotFound
+from services.core.errors import Conflict, LeaseLost, NotFound, Unstorable
 from services.core.status import TERMINAL_STATUSES
+from services.core.text import jsonb_dumps, jsonb_text, storable
 
 RUN_CREATED = "run.created"
 RUN_STATUS = "run.status"
@@ -112,29 +114,49 @@ async def append(conn: AsyncConnection, request: Append) -> list[Event]:
     if count == 0:
         raise ValueError("an append needs at least one event")
     shape = tuple((name, _change_kind(value)) for name, value in sorted(request.run_changes.items()))
+    # What is stored is what the caller gets back, so a brain's folded state matches a rebuild from the log.
+    dumped, stored = jsonb_text([{"type": e.type, "data": e.data} for e in request.events])
     params: dict[str, Any] = {
         "run_id": request.run_id,
         "count": count,
-        "new_events": Jsonb([{"type": e.type, "data": e.data} for e in request.events]),
+        "new_events": Jsonb(stored, dumps=lambda _: dumped),
     }
     for name, value in request.run_changes.items():
         if isinstance(value, Increment):
             params[f"set_{name}"] = value.amount
         elif value is not NOW:
-            params[f"set_{name}"] = Jsonb(value) if name in _JSONB_COLUMNS and value is not None else value
+            params[f"set_{name}"] = _column_value(name, value)
     if request.fence is not None:
         params["owner"], params["token"] = request.fence.owner, request.fence.token
     statement = _append_statement(shape, request.fence is not None, request.allow_terminal)
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    cursor = await driver.execute(statement, params, prepare=True)
+    try:
+        cursor = await driver.execute(statement, params, prepare=True)
+    except (psycopg.DataError, UnicodeEncodeError) as error:
+        # What is left after making text storable (a counter past its column's range, say) fails the
+        # same way on every retry: a distinct error, so callers end the step instead of retrying it.
+        why = _reason(error)
+        raise Unstorable(f"the database refused the append to run {request.run_id}: {why}") from None
     inserted = sorted(await cursor.fetchall())
     if not inserted:
         await _explain_refusal(conn, request)
     return [
-        Event(request.run_id, seq, new.type, at, new.data)
-        for (seq, at), new in zip(inserted, request.events, strict=True)
+        Event(request.run_id, seq, new["type"], at, new["data"])
+        for (seq, at), new in zip(inserted, stored, strict=True)
     ]
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name in _JSONB_COLUMNS and value is not None:
+        return Jsonb(value, dumps=jsonb_dumps)
+    return storable(value) if isinstance(value, str) else value
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, psycopg.Error) and error.diag.message_primary:
+        return storable(error.diag.message_primary)
+    return storable(str(error))
 
 
 def _change_kind(value: Any) -> str:

@@ -1,4 +1,8 @@
-"""A run's artifacts: the files its workspace held when it ended, recorded as artifact.created events."""
+"""A run's artifacts: the files its workspace held when it ended, recorded as artifact.created events.
+
+Names are matched exactly against the recorded ones, which escape bytes that are not UTF-8 (see
+core/text.py: `escape_name`); nothing touches a filesystem by name.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from services.core import events as event_log
 from services.core import runs as run_store
@@ -13,6 +18,15 @@ from services.core.db.engine import autocommit
 from services.core.errors import BadRequest, NotFound
 from services.gateway.deps import ServicesDep
 
+
+class _AnyPath(PathConvertor):
+    """Starlette's `path` stops at a newline (and drops a trailing one); file names may hold newlines."""
+
+    regex = "(?s:.*)"
+
+
+# Starlette looks convertors up by name when a route is declared, so this must precede the routes.
+register_url_convertor("anything", _AnyPath())
 router = APIRouter(prefix="/v1/runs/{run_id}/artifacts", tags=["artifacts"])
 
 
@@ -30,15 +44,10 @@ async def list_artifacts(run_id: str, services: ServicesDep) -> dict[str, Any]:
     return {"data": [{"path": a["path"], "size": a["size"], "sha256": a["sha256"]} for a in found.values()]}
 
 
-@router.get("/{path:path}")
+@router.get("/{path:anything}")
 async def download_artifact(run_id: str, path: str, services: ServicesDep) -> StreamingResponse:
     parts = path.split("/")
-    if (
-        path.startswith("/")
-        or any(part in ("", ".", "..") for part in parts)
-        or "\\" in path
-        or "\x00" in path
-    ):
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\x00" in path:
         raise BadRequest(f"artifact path {path!r} is not a plain relative path", code="invalid_path")
     artifact = (await _artifacts(services, run_id)).get(path)
     if artifact is None:

@@ -156,6 +156,7 @@ def _result(outcome: ToolOutcome, lease: Lease, snapshot_after: str, duration_ms
         sandbox_id=lease.sandbox_id,
         sandbox_created=lease.created,
         snapshot_after=snapshot_after,
+        output_bytes=outcome.output_bytes,
     )
 
 

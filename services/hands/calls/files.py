@@ -168,4 +168,4 @@ async def _program(driver: SandboxDriver, call: ToolCall, argv: tuple[str, ...])
         return timed_out(stdout, call.timeout_seconds)
     if end.exit_code != 0:
         return tool_error(stderr.text().strip() or f"the file helper failed with exit code {end.exit_code}")
-    return ToolOutcome(ok=True, output=stdout.text(), truncated=stdout.truncated)
+    return ToolOutcome(ok=True, output=stdout.text(), truncated=stdout.truncated, output_bytes=stdout.raw())

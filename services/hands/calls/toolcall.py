@@ -29,16 +29,24 @@ class ToolOutcome:
     error: str | None = None
     error_message: str | None = None
     truncated: bool = False
+    # The output's exact bytes when they are not text; `output` then shows them escaped.
+    output_bytes: bytes | None = None
 
 
 class OutputCollector:
-    """Keeps the first `cap` bytes of a call's output, decoding each stream's UTF-8 incrementally."""
+    """Keeps the first `cap` bytes of a call's output, decoding each stream's UTF-8 incrementally.
+
+    Output is text when every stream is UTF-8 without NUL; otherwise it is binary: the text shows NUL
+    and the bytes that are not UTF-8 as \\xNN, and `raw()` gives the bytes exactly, in arrival order.
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.truncated = False
         self._size = 0
         self._parts: list[str] = []
+        self._chunks: list[bytes] = []
+        self._streams: dict[str, list[bytes]] = {}
         self._decoders: dict[str, codecs.IncrementalDecoder] = {}
 
     def add(self, stream: str, data: bytes) -> str:
@@ -49,24 +57,44 @@ class OutputCollector:
         if len(data) > room:
             data, self.truncated = data[:room], True
         self._size += len(data)
-        decoder = self._decoders.setdefault(stream, codecs.getincrementaldecoder("utf-8")("replace"))
-        text = decoder.decode(data, final=self.truncated)
+        self._chunks.append(data)
+        self._streams.setdefault(stream, []).append(data)
+        decoder = self._decoders.setdefault(stream, codecs.getincrementaldecoder("utf-8")("backslashreplace"))
+        # A character cut by the cap is dropped rather than shown as escapes.
+        text = decoder.decode(data).replace("\x00", "\\x00")
         self._parts.append(text)
         return text
 
     def text(self) -> str:
-        tail = "".join(decoder.decode(b"", final=True) for decoder in self._decoders.values())
-        text = "".join(self._parts) + tail
+        final = not self.truncated
+        self._parts += [decoder.decode(b"", final=final) for decoder in self._decoders.values()]
+        text = "".join(self._parts)
         if self.truncated:
             text += f"\n[output truncated: only the first {self.cap} bytes are shown]"
         return text
 
+    def raw(self) -> bytes | None:
+        """The output's exact bytes when it is binary; None when it is text."""
+        return b"".join(self._chunks) if any(map(self._binary, self._streams.values())) else None
+
+    def _binary(self, chunks: list[bytes]) -> bool:
+        data = b"".join(chunks)
+        if b"\x00" in data:
+            return True
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(data, final=not self.truncated)
+        except UnicodeDecodeError:
+            return True
+        return False
+
 
 def finished(collector: OutputCollector, exit_code: int | None) -> ToolOutcome:
     """The outcome of a command that ran to its end."""
-    output = collector.text()
+    output, raw = collector.text(), collector.raw()
     if exit_code == 0:
-        return ToolOutcome(ok=True, output=output, exit_code=0, truncated=collector.truncated)
+        return ToolOutcome(
+            ok=True, output=output, exit_code=0, truncated=collector.truncated, output_bytes=raw
+        )
     return ToolOutcome(
         ok=False,
         output=_with_note(output, f"exit code {exit_code}"),
@@ -74,6 +102,7 @@ def finished(collector: OutputCollector, exit_code: int | None) -> ToolOutcome:
         error=NONZERO_EXIT,
         error_message=f"the command exited with code {exit_code}",
         truncated=collector.truncated,
+        output_bytes=raw,
     )
 
 
@@ -85,6 +114,7 @@ def timed_out(collector: OutputCollector, timeout: float) -> ToolOutcome:
         error=TIMEOUT,
         error_message=message,
         truncated=collector.truncated,
+        output_bytes=collector.raw(),
     )
 
 
@@ -97,6 +127,7 @@ def lost(collector: OutputCollector | None = None) -> ToolOutcome:
         error=SANDBOX_LOST,
         error_message=LOST_MESSAGE,
         truncated=truncated,
+        output_bytes=collector.raw() if collector else None,
     )
 
 

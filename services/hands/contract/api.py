@@ -10,6 +10,8 @@
   gone; the next call for the run gets a fresh sandbox (``sandbox_created=True``).
 
 Output above the worker's cap is cut: ``truncated`` is True and ``output`` ends with a note saying so.
+Output that is not UTF-8 text without NUL (a binary file read, ``printf 'a\\0b'``) is binary: ``output``
+shows NUL and the bytes that are not UTF-8 as ``\\xNN``, and ``output_bytes`` holds it exactly.
 
 Workspaces are durable (see workspace/snapshots.py): a call names the snapshot of /workspace it starts from
 (``base_snapshot``; None is the empty workspace, the same state as ``EMPTY_SNAPSHOT``) and its result
@@ -76,6 +78,7 @@ class ExecuteResult:
     sandbox_created: bool
     snapshot_after: str | None = None
     replayed: bool = False
+    output_bytes: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,7 @@ def event_to_pb(item: OutputChunk | ExecuteResult) -> pb.ExecuteEvent:
             sandbox_created=item.sandbox_created,
             snapshot_after=item.snapshot_after,
             replayed=item.replayed,
+            output_bytes=item.output_bytes,
         )
     )
 
@@ -153,6 +154,7 @@ def event_from_pb(message: pb.ExecuteEvent) -> OutputChunk | ExecuteResult | Non
         sandbox_created=result.sandbox_created,
         snapshot_after=result.snapshot_after if result.HasField("snapshot_after") else None,
         replayed=result.replayed,
+        output_bytes=result.output_bytes if result.HasField("output_bytes") else None,
     )
 
 

@@ -14,7 +14,7 @@ from services.core import events as event_log
 from services.core import leases
 from services.core.db.engine import autocommit
 from services.core.db.schema import runs
-from services.core.errors import Conflict, LeaseLost
+from services.core.errors import Conflict, LeaseLost, Unstorable
 from services.core.runs import create_run
 
 
@@ -118,6 +118,33 @@ async def test_run_row_changes_are_values_increments_or_the_commit_clock(engine:
     async with engine.begin() as conn:
         with pytest.raises(ValueError):
             await event_log.append(conn, event_log.Append(run_id, note, {"no_such_column": 1}))
+
+
+async def test_text_postgres_cannot_hold_is_stored_as_replacement_characters(engine: AsyncEngine) -> None:
+    run_id = await new_run(engine)
+    hostile = {"output": "a\x00b", "name\x00": "\udcff", "cost": float("inf"), "fine": "é😀"}
+    async with engine.begin() as conn:
+        appended = await log.append(
+            conn, log.Append(run_id, (log.NewEvent("test.note", hostile),), {"result": "done\x00"})
+        )
+        row = (await conn.execute(select(runs.c.result).where(runs.c.id == run_id))).one()
+    async with engine.connect() as conn:
+        stored = (await log.read(conn, run_id, after=2))[0]
+
+    expected = {"output": "a\ufffdb", "name\ufffd": "\ufffd", "cost": None, "fine": "é😀"}
+    assert stored.data == appended[0].data == expected
+    assert row.result == "done\ufffd"
+
+
+async def test_an_append_the_database_refuses_is_unstorable_and_leaves_no_gap(engine: AsyncEngine) -> None:
+    run_id = await new_run(engine)
+    note = (log.NewEvent("test.note", {"n": 1}),)
+    async with engine.begin() as conn:
+        with pytest.raises(Unstorable) as refused:
+            await log.append(conn, log.Append(run_id, note, {"input_tokens": log.Increment(2**63)}))
+    assert not refused.value.retryable and "out of range" in refused.value.message
+
+    assert [e.seq for e in await append_one(engine, run_id, 2)] == [3]
 
 
 async def test_connections_the_server_closed_are_replaced_before_use(

@@ -36,6 +36,14 @@ async def test_a_recorded_result_is_found_again(make_ledger: Callable[[], CallLe
     assert await ledger.get("run-2", "call-1") is None
 
 
+async def test_binary_output_is_recorded_exactly(make_ledger: Callable[[], CallLedger]) -> None:
+    binary = dataclasses.replace(RESULT, output="PK\\x00\\xff", output_bytes=b"PK\x00\xff")
+    await make_ledger().put("run-1", "call-b", binary)
+
+    assert await make_ledger().get("run-1", "call-b") == binary
+    assert decode(encode(binary)) == binary
+
+
 async def test_the_first_result_recorded_wins(make_ledger: Callable[[], CallLedger]) -> None:
     ledger = make_ledger()
     await ledger.put("run-1", "call-1", RESULT)

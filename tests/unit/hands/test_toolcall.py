@@ -39,6 +39,53 @@ def test_collector_joins_utf8_characters_split_across_chunks() -> None:
     assert "".join(parts) == "héllo" == collector.text()
 
 
+def test_text_output_has_no_raw_bytes() -> None:
+    collector = OutputCollector(cap=100)
+    data = "héllo\tworld\x1b[0m\n".encode()
+    collector.add("stdout", data[:2])
+    collector.add("stdout", data[2:])
+
+    assert collector.raw() is None
+    assert collector.text() == "héllo\tworld\x1b[0m\n"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "shown"),
+    [
+        ([b"a\x00b"], "a\\x00b"),
+        ([b"PK\x03\x04\xff\xfe"], "PK\x03\x04\\xff\\xfe"),
+        ([b"caf\xc3", b"\xa9 \xc3"], "café \\xc3"),
+    ],
+)
+def test_binary_output_is_shown_escaped_and_kept_exactly(chunks: list[bytes], shown: str) -> None:
+    collector = OutputCollector(cap=100)
+    streamed = "".join(collector.add("stdout", chunk) for chunk in chunks)
+
+    assert collector.text() == shown == collector.text()
+    assert shown.startswith(streamed)
+    assert collector.raw() == b"".join(chunks)
+    assert finished(collector, 0).output_bytes == b"".join(chunks)
+
+
+def test_a_character_cut_by_the_cap_does_not_make_text_binary() -> None:
+    collector = OutputCollector(cap=4)
+    collector.add("stdout", "abcé".encode())
+
+    assert collector.truncated and collector.raw() is None
+    assert collector.text().startswith("abc\n[output truncated")
+
+
+def test_streams_are_decoded_apart() -> None:
+    collector = OutputCollector(cap=100)
+    e_acute = "é".encode()
+    collector.add("stdout", e_acute[:1])
+    collector.add("stderr", b"err ")
+    collector.add("stdout", e_acute[1:])
+
+    assert collector.raw() is None
+    assert collector.text() == "err é"
+
+
 def test_outcomes() -> None:
     ok = OutputCollector(10)
     ok.add("stdout", b"hi\n")

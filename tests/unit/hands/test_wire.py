@@ -41,6 +41,7 @@ def test_a_request_input_must_be_a_json_object() -> None:
         ExecuteResult(True, "out", 0, None, None, False, 12, "sb", True),
         ExecuteResult(False, "[timed out]", None, "timeout", "too slow", True, 1000, "sb", False),
         ExecuteResult(True, "", 0, None, None, False, 3, "sb", False, snapshot_after="c" * 64, replayed=True),
+        ExecuteResult(True, "a\\x00b", 0, None, None, False, 3, "sb", False, output_bytes=b"a\x00b"),
     ],
 )
 def test_events_round_trip(item: OutputChunk | ExecuteResult) -> None:

@@ -32,7 +32,7 @@ class OutputChunk(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
 
 class ExecuteResult(_message.Message):
-    __slots__ = ("ok", "output", "exit_code", "error", "error_message", "truncated", "duration_ms", "sandbox_id", "sandbox_created", "snapshot_after", "replayed")
+    __slots__ = ("ok", "output", "exit_code", "error", "error_message", "truncated", "duration_ms", "sandbox_id", "sandbox_created", "snapshot_after", "replayed", "output_bytes")
     OK_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class ExecuteResult(_message.Message):
     SANDBOX_CREATED_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_AFTER_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     output: str
     exit_code: int
@@ -55,7 +56,8 @@ class ExecuteResult(_message.Message):
     sandbox_created: bool
     snapshot_after: str
     replayed: bool
-    def __init__(self, ok: _Optional[bool] = ..., output: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., error_message: _Optional[str] = ..., truncated: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., sandbox_id: _Optional[str] = ..., sandbox_created: _Optional[bool] = ..., snapshot_after: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    output_bytes: bytes
+    def __init__(self, ok: _Optional[bool] = ..., output: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., error_message: _Optional[str] = ..., truncated: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., sandbox_id: _Optional[str] = ..., sandbox_created: _Optional[bool] = ..., snapshot_after: _Optional[str] = ..., replayed: _Optional[bool] = ..., output_bytes: _Optional[bytes] = ...) -> None: ...
 
 class ExecuteEvent(_message.Message):
     __slots__ = ("chunk", "result")

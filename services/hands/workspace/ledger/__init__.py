@@ -7,6 +7,7 @@ finds it. Backend: filesystem.py (beside the artifact store, shared by the worke
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from pathlib import Path
@@ -32,7 +33,10 @@ class CallLedger(Protocol):
 
 
 def encode(result: ExecuteResult) -> bytes:
-    document = {"format": _FORMAT, "result": dataclasses.asdict(result)}
+    fields = dataclasses.asdict(result)
+    if result.output_bytes is not None:
+        fields["output_bytes"] = base64.b64encode(result.output_bytes).decode("ascii")
+    document = {"format": _FORMAT, "result": fields}
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -42,7 +46,10 @@ def decode(data: bytes) -> ExecuteResult:
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
         raise ValueError("not a recorded call result")
     known = {field.name for field in dataclasses.fields(ExecuteResult)}
-    return ExecuteResult(**{key: value for key, value in document["result"].items() if key in known})
+    fields = {key: value for key, value in document["result"].items() if key in known}
+    if fields.get("output_bytes") is not None:
+        fields["output_bytes"] = base64.b64decode(fields["output_bytes"])
+    return ExecuteResult(**fields)
 
 
 def build_ledger(root: Path) -> CallLedger:
