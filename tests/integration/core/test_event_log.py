@@ -124,12 +124,13 @@ async def test_text_postgres_cannot_hold_is_stored_as_replacement_characters(eng
     run_id = await new_run(engine)
     hostile = {"output": "a\x00b", "name\x00": "\udcff", "cost": float("inf"), "fine": "é😀"}
     async with engine.begin() as conn:
-        appended = await log.append(
-            conn, log.Append(run_id, (log.NewEvent("test.note", hostile),), {"result": "done\x00"})
+        appended = await event_log.append(
+            conn,
+            event_log.Append(run_id, (event_log.NewEvent("test.note", hostile),), {"result": "done\x00"}),
         )
         row = (await conn.execute(select(runs.c.result).where(runs.c.id == run_id))).one()
     async with engine.connect() as conn:
-        stored = (await log.read(conn, run_id, after=2))[0]
+        stored = (await event_log.read(conn, run_id, after=2))[0]
 
     expected = {"output": "a\ufffdb", "name\ufffd": "\ufffd", "cost": None, "fine": "é😀"}
     assert stored.data == appended[0].data == expected
@@ -138,10 +139,12 @@ async def test_text_postgres_cannot_hold_is_stored_as_replacement_characters(eng
 
 async def test_an_append_the_database_refuses_is_unstorable_and_leaves_no_gap(engine: AsyncEngine) -> None:
     run_id = await new_run(engine)
-    note = (log.NewEvent("test.note", {"n": 1}),)
+    note = (event_log.NewEvent("test.note", {"n": 1}),)
     async with engine.begin() as conn:
         with pytest.raises(Unstorable) as refused:
-            await log.append(conn, log.Append(run_id, note, {"input_tokens": log.Increment(2**63)}))
+            await event_log.append(
+                conn, event_log.Append(run_id, note, {"input_tokens": event_log.Increment(2**63)})
+            )
     assert not refused.value.retryable and "out of range" in refused.value.message
 
     assert [e.seq for e in await append_one(engine, run_id, 2)] == [3]
