@@ -25,7 +25,7 @@ from services.core.bus import Bus, HandsInfo
 from services.core.errors import InfrastructureError
 from services.core.settings import Settings
 from services.core.tasks import repeating
-from services.hands.calls.execute import CallExecutor
+from services.hands.calls.execute import Calls
 from services.hands.calls.servicer import HandsServicer
 from services.hands.calls.slots import Slots
 from services.hands.contract.api import HandsStatus
@@ -138,7 +138,7 @@ class HandsWorker:
         self._readings.add(metrics.SLOTS_TOTAL, lambda: slots.total)
         self._readings.add(metrics.WARM_SANDBOXES, lambda: len(warm))
         self._readings.add(metrics.RUN_SANDBOXES, lambda: len(pool))
-        calls = CallExecutor(
+        calls = Calls(
             self._driver,
             pool,
             self._slots,

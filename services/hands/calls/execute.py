@@ -3,10 +3,8 @@
 Under the run's lock: a call already in the ledger is replayed without running. Otherwise, with a
 slot: the run's sandbox (created lazily) is brought to the call's base snapshot, the tool runs, a
 mutating tool's workspace is snapshotted (whatever the tool's outcome), and the result is recorded.
-The pool's WorkspaceState is dirty from the moment a mutating call starts until its snapshot is
-taken, so a call that never finished (a cancelled stream, a failed snapshot) makes the next call
-restore its base rather than trust the sandbox. A lost sandbox's call is not recorded: it runs again
-from its base on a fresh sandbox.
+What the sandbox's /workspace holds is its Workspace's to know (workspace/state.py). A lost sandbox's
+call is not recorded: it runs again from its base on a fresh sandbox.
 """
 
 from __future__ import annotations
@@ -28,17 +26,18 @@ from services.hands.contract.api import (
     ExecuteRequest,
     ExecuteResult,
     OutputChunk,
-    SnapshotMissing,
 )
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, is_sha256
 from services.hands.contract.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS
-from services.hands.fleet.pool import Lease, SandboxPool, WorkspaceState
+from services.hands.fleet.pool import Assignment, SandboxPool
 from services.hands.sandbox import SandboxDriver
 from services.hands.workspace.ledger import CallLedger
 from services.hands.workspace.snapshots import Snapshots
 
 
-class CallExecutor:
+class Calls:
+    """The worker's call path: each ExecuteRequest run once, from its base, on the run's sandbox."""
+
     def __init__(
         self,
         driver: SandboxDriver,
@@ -86,11 +85,11 @@ class CallExecutor:
                 return
             async with self._slots:
                 started = time.monotonic()
-                lease = await self._at_base(run_id, base)
+                sandbox = await self._at_base(run_id, base)
                 mutating = request.tool not in READ_ONLY_TOOLS
                 if mutating:
-                    self._pool.set_workspace(run_id, WorkspaceState(base, dirty=True))
-                call = ToolCall(lease.sandbox_id, request.tool, request.input, timeout, self._output_cap)
+                    sandbox.workspace.change()
+                call = ToolCall(sandbox.sandbox_id, request.tool, request.input, timeout, self._output_cap)
                 outcome: ToolOutcome | None = None
                 try:
                     async with aclosing(run_tool(self._driver, call)) as items:
@@ -105,46 +104,38 @@ class CallExecutor:
                     raise RuntimeError("the tool run ended without an outcome")
                 after = base
                 if mutating and outcome.error != SANDBOX_LOST:
-                    after, outcome = await self._snapshot_after(run_id, lease, base, outcome)
+                    after, outcome = await self._snapshot_after(sandbox, base, outcome)
                 if outcome.error == SANDBOX_LOST:
                     await self._pool.discard(run_id)
-                result = _result(outcome, lease, after, int((time.monotonic() - started) * 1000))
+                result = _result(outcome, sandbox, after, int((time.monotonic() - started) * 1000))
             if outcome.error != SANDBOX_LOST:
                 kept = await self._ledger.put(run_id, request.call_id, result)
                 result = result if kept == result else replace(kept, replayed=True)
             yield result
 
-    async def _at_base(self, run_id: str, base: str) -> Lease:
+    async def _at_base(self, run_id: str, base: str) -> Assignment:
         """The run's sandbox, with /workspace restored to `base` unless it is known to be there."""
-        lease = await self._pool.ensure(run_id)
-        state = self._pool.workspace(run_id)
-        if state.at(base):
-            return lease
-        self._pool.set_workspace(run_id, replace(state, dirty=True))
+        sandbox = await self._pool.ensure(run_id)
         try:
-            await self._snapshots.restore(lease.sandbox_id, base, clear=not state.at(EMPTY_SNAPSHOT))
-        except SnapshotMissing:
-            self._pool.set_workspace(run_id, state)  # refused before the sandbox was touched
-            raise
+            await sandbox.workspace.restore(self._snapshots, base)
         except InfrastructureError:
             # A sandbox that could not be cleared or filled is not worth trusting: start afresh.
             await self._pool.discard(run_id)
             raise
-        self._pool.set_workspace(run_id, WorkspaceState(base))
-        return lease
+        return sandbox
 
     async def _snapshot_after(
-        self, run_id: str, lease: Lease, base: str, outcome: ToolOutcome
+        self, sandbox: Assignment, base: str, outcome: ToolOutcome
     ) -> tuple[str, ToolOutcome]:
         try:
-            after = await self._snapshots.take(lease.sandbox_id)
+            return await sandbox.workspace.snapshot(self._snapshots), outcome
         except SandboxLost:
             return base, lost()
-        self._pool.set_workspace(run_id, WorkspaceState(after))
-        return after, outcome
 
 
-def _result(outcome: ToolOutcome, lease: Lease, snapshot_after: str, duration_ms: int) -> ExecuteResult:
+def _result(
+    outcome: ToolOutcome, sandbox: Assignment, snapshot_after: str, duration_ms: int
+) -> ExecuteResult:
     return ExecuteResult(
         ok=outcome.ok,
         output=outcome.output,
@@ -153,8 +144,8 @@ def _result(outcome: ToolOutcome, lease: Lease, snapshot_after: str, duration_ms
         error_message=outcome.error_message,
         truncated=outcome.truncated,
         duration_ms=duration_ms,
-        sandbox_id=lease.sandbox_id,
-        sandbox_created=lease.created,
+        sandbox_id=sandbox.sandbox_id,
+        sandbox_created=sandbox.created,
         snapshot_after=snapshot_after,
         output_bytes=outcome.output_bytes,
     )

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
 from services.core.errors import LoopdError
-from services.hands.calls.execute import CallExecutor
+from services.hands.calls.execute import Calls
 from services.hands.contract.api import (
     ExecuteRequest,
     ExecuteResult,
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class InProcessHands:
-    def __init__(self, calls: CallExecutor, pool: SandboxPool, status: Callable[[], HandsStatus]) -> None:
+    def __init__(self, calls: Calls, pool: SandboxPool, status: Callable[[], HandsStatus]) -> None:
         self._calls = calls
         self._pool = pool
         self._status = status

@@ -10,7 +10,7 @@ from typing import NoReturn
 import grpc
 
 from services.core.errors import LoopdError
-from services.hands.calls.execute import CallExecutor
+from services.hands.calls.execute import Calls
 from services.hands.contract import wire
 from services.hands.contract.api import HandsStatus
 from services.hands.contract.proto import hands_pb2 as pb
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class HandsServicer(hands_pb2_grpc.HandsServicer):
     def __init__(
         self,
-        calls: CallExecutor,
+        calls: Calls,
         pool: SandboxPool,
         status: Callable[[], HandsStatus],
     ) -> None:

@@ -1,11 +1,11 @@
-"""The worker's sandboxes: one per run while warm, taken on the run's first call, reaped when idle.
+"""The worker's sandboxes: one per run while in use, taken on the run's first call, reaped when idle.
 
 A run's first call claims a started sandbox from the worker's WarmSandboxes when one is ready, and
 starts one otherwise.
 
 Calls of one run are serialised by a per-run lock: a timeout kills every process in the sandbox, which
-must not take a concurrent call of the same run down with it. The pool also keeps what each sandbox's
-/workspace is known to hold (WorkspaceState), forgotten with the sandbox.
+must not take a concurrent call of the same run down with it. Each sandbox comes with the Workspace
+that knows what its /workspace holds, forgotten with the sandbox.
 """
 
 from __future__ import annotations
@@ -19,29 +19,21 @@ from dataclasses import dataclass, replace
 
 from services.core.metrics import SANDBOX_ACQUIRE_SECONDS
 from services.hands.contract.api import SandboxStatus
-from services.hands.contract.manifest import EMPTY_SNAPSHOT
 from services.hands.fleet.warm import WarmSandboxes
 from services.hands.sandbox import CreateSandbox, SandboxDriver
+from services.hands.workspace.state import Workspace
 
 RUN_LABEL = "loopd.run_id"
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Lease:
+class Assignment:
+    """A run's sandbox, as a call gets it: `created` if it became the run's for this call."""
+
     sandbox_id: str
     created: bool
-
-
-@dataclass(frozen=True)
-class WorkspaceState:
-    """The snapshot a sandbox's /workspace equals, unless `dirty`: a change is (or was left) under way."""
-
-    snapshot: str
-    dirty: bool = False
-
-    def at(self, snapshot_id: str) -> bool:
-        return not self.dirty and self.snapshot == snapshot_id
+    workspace: Workspace
 
 
 class _RunLocks:
@@ -83,7 +75,7 @@ class SandboxPool:
         self._on_change = on_change
         self._clock = clock
         self._sandboxes: dict[str, SandboxStatus] = {}
-        self._workspaces: dict[str, WorkspaceState] = {}
+        self._workspaces: dict[str, Workspace] = {}
         self._locks = _RunLocks()
 
     def __len__(self) -> int:
@@ -94,12 +86,12 @@ class SandboxPool:
         """Hold the run's lock; `ensure`, `discard` and `touch` expect it held."""
         return self._locks.hold(run_id)
 
-    async def ensure(self, run_id: str) -> Lease:
+    async def ensure(self, run_id: str) -> Assignment:
         """The run's live sandbox, or a fresh one if it has none or its sandbox died while idle."""
-        warm = self._sandboxes.get(run_id)
-        if warm is not None:
-            if await self._driver.alive(warm.sandbox_id):
-                return Lease(warm.sandbox_id, created=False)
+        held = self._sandboxes.get(run_id)
+        if held is not None:
+            if await self._driver.alive(held.sandbox_id):
+                return Assignment(held.sandbox_id, created=False, workspace=self._workspaces[run_id])
             await self.discard(run_id)
         started, start = time.perf_counter(), "warm"
         sandbox_id = await self._warm.claim() if self._warm is not None else None
@@ -108,36 +100,28 @@ class SandboxPool:
         SANDBOX_ACQUIRE_SECONDS.labels(start).observe(time.perf_counter() - started)
         now = self._clock()
         self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
-        self._workspaces[run_id] = WorkspaceState(EMPTY_SNAPSHOT)
+        self._workspaces[run_id] = workspace = Workspace(sandbox_id)
         self._on_change()
         log.info("created sandbox %s for run %s", sandbox_id[:12], run_id)
-        return Lease(sandbox_id, created=True)
+        return Assignment(sandbox_id, created=True, workspace=workspace)
 
     def touch(self, run_id: str) -> None:
-        warm = self._sandboxes.get(run_id)
-        if warm is not None:
-            self._sandboxes[run_id] = replace(warm, last_used_at=self._clock())
-
-    def workspace(self, run_id: str) -> WorkspaceState:
-        """What the run's sandbox holds; a run without a sandbox holds nothing known (dirty)."""
-        return self._workspaces.get(run_id, WorkspaceState(EMPTY_SNAPSHOT, dirty=True))
-
-    def set_workspace(self, run_id: str, state: WorkspaceState) -> None:
-        if run_id in self._sandboxes:
-            self._workspaces[run_id] = state
+        held = self._sandboxes.get(run_id)
+        if held is not None:
+            self._sandboxes[run_id] = replace(held, last_used_at=self._clock())
 
     def sandbox_of(self, run_id: str) -> str | None:
-        warm = self._sandboxes.get(run_id)
-        return warm.sandbox_id if warm else None
+        held = self._sandboxes.get(run_id)
+        return held.sandbox_id if held else None
 
     async def discard(self, run_id: str) -> None:
-        warm = self._sandboxes.get(run_id)
-        if warm is not None:
+        held = self._sandboxes.get(run_id)
+        if held is not None:
             # Forgotten only once destroyed: the status never hides a container that still exists.
-            await self._driver.destroy(warm.sandbox_id)
+            await self._driver.destroy(held.sandbox_id)
             self._sandboxes.pop(run_id, None)
             self._workspaces.pop(run_id, None)
-            log.info("destroyed sandbox %s of run %s", warm.sandbox_id[:12], run_id)
+            log.info("destroyed sandbox %s of run %s", held.sandbox_id[:12], run_id)
 
     async def release(self, run_id: str) -> None:
         async with self._locks.hold(run_id):
@@ -152,8 +136,8 @@ class SandboxPool:
             if self._locks.busy(run_id):
                 continue
             async with self._locks.hold(run_id):
-                warm = self._sandboxes.get(run_id)
-                if warm is not None and warm.last_used_at < cutoff:
+                held = self._sandboxes.get(run_id)
+                if held is not None and held.last_used_at < cutoff:
                     await self.discard(run_id)
                     reaped.append(run_id)
         return reaped

@@ -2,7 +2,7 @@
 
 A driver is built for one `SandboxSpec` (the worker's policy) and knows nothing about tools or runs
 beyond the labels it is given. Backends: docker.py (Docker Engine API, with an executor process inside
-each sandbox that runs the commands: executor.py, inside/executor.py).
+each sandbox that runs the commands: inside/executor.py, spoken to by executor_client.py).
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ from services.hands.sandbox import (
     SandboxRefused,
     SandboxSpec,
     WorkspaceScan,
+    executor_client,
 )
-from services.hands.sandbox import executor as ex
 from services.hands.sandbox.channel import ChannelClosed, ExecutorChannel
 from services.hands.sandbox.docker_engine import Engine
 from services.hands.sandbox.docker_errors import engine_errors
@@ -96,7 +96,7 @@ class DockerDriver:
             return await self._call(self._engine.alive, sandbox_id)
         try:
             # The executor is PID 1: while it answers, the container runs.
-            await ex.ping(session.channel)
+            await executor_client.ping(session.channel)
             return True
         except (ChannelClosed, TimeoutError):
             return False
@@ -110,7 +110,7 @@ class DockerDriver:
             return
         finished = False
         try:
-            async for item in ex.run(session.channel, request, self._spec.workdir):
+            async for item in executor_client.run(session.channel, request, self._spec.workdir):
                 if isinstance(item, ExecExit):
                     finished = True
                 yield item
@@ -127,14 +127,16 @@ class DockerDriver:
                 await self._kill_all(sandbox_id)
 
     async def put_file(self, sandbox_id: str, request: PutFile) -> None:
-        await ex.write(self._session(sandbox_id).channel, request.path, request.data, request.mode)
+        await executor_client.write(
+            self._session(sandbox_id).channel, request.path, request.data, request.mode
+        )
 
     async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
         await self._call(self._engine.import_archive, sandbox_id, path, source)
 
     async def clear(self, sandbox_id: str, path: str) -> None:
         try:
-            await ex.clear(self._session(sandbox_id).channel, path)
+            await executor_client.clear(self._session(sandbox_id).channel, path)
         except SandboxRefused as exc:
             raise InfrastructureError(
                 f"could not clear {path} in sandbox {sandbox_id[:12]}: {exc.message}",
@@ -146,7 +148,7 @@ class DockerDriver:
     async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
         session = self._session(sandbox_id)
         try:
-            entries, hashed = await ex.scan(session.channel, path)
+            entries, hashed = await executor_client.scan(session.channel, path)
         except (ChannelClosed, TimeoutError) as exc:
             raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
         unseen = [e for e in entries if isinstance(e, FileEntry) and e.sha256 not in session.seen]
@@ -154,7 +156,7 @@ class DockerDriver:
 
     async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
         try:
-            async for chunk in ex.read(self._session(sandbox_id).channel, path):
+            async for chunk in executor_client.read(self._session(sandbox_id).channel, path):
                 yield chunk
         except (ChannelClosed, TimeoutError) as exc:
             raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
@@ -187,7 +189,7 @@ class DockerDriver:
         if session is None:
             return False
         try:
-            if await ex.kill_all(session.channel):
+            if await executor_client.kill_all(session.channel):
                 return True
         except (ChannelClosed, TimeoutError, SandboxRefused):
             pass

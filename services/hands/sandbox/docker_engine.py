@@ -12,7 +12,7 @@ from docker.types import Mount
 
 from services.core.errors import SandboxLost
 from services.hands.sandbox import Labelled, SandboxSpec
-from services.hands.sandbox.executor import MOUNT, command
+from services.hands.sandbox.executor_client import MOUNT, command
 
 
 class Engine:

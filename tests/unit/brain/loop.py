@@ -26,7 +26,7 @@ from services.core.db.schema import run_leases
 from services.core.errors import HandsUnavailable
 from services.core.settings import Settings
 from services.gateway.app import create_app
-from services.hands.calls.execute import CallExecutor
+from services.hands.calls.execute import Calls
 from services.hands.calls.in_process import InProcessHands
 from services.hands.calls.slots import Slots
 from services.hands.contract import Hands
@@ -65,7 +65,7 @@ class HandsInProcess:
         self.driver = WorkspaceDriver()
         self.pool = SandboxPool(self.driver, on_change=self._changed)
         self.slots = Slots(settings.hands_slots)
-        calls = CallExecutor(
+        calls = Calls(
             self.driver,
             self.pool,
             self.slots,
