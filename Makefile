@@ -47,7 +47,7 @@ lint:
 	$(MAKE) --no-print-directory install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services client
+	$(BIN)/mypy services client harness tests bench
 
 format: install
 	$(BIN)/ruff format .

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from bench._support import machine, median, percentile, random_text, servers, stored_bytes, table
-from bench.step import DbosSteps, LangGraphSteps, LoopdSteps
+from bench.step import DbosSteps, LangGraphSteps, LoopdSteps, StepDriver
 
 EARLY = slice(5, 15)  # steps 6..15, around step 10
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     late = slice(args.steps - 10, args.steps)
     with servers() as running:
-        systems = [LoopdSteps(running), DbosSteps(running), LangGraphSteps(running)]
+        systems: list[StepDriver] = [LoopdSteps(running), DbosSteps(running), LangGraphSteps(running)]
         try:
             empty = {s.name: stored_bytes(s.database_url) for s in systems}
             early: dict[str, list[float]] = {s.name: [] for s in systems}

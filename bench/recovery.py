@@ -52,11 +52,11 @@ def committed_steps(api: httpx.Client, run_id: str) -> list[float]:
 
 
 def wait_done(api: httpx.Client, run_id: str) -> dict[str, Any]:
-    return eventually_sync(
-        lambda: (run := api.get(f"/v1/runs/{run_id}").json())["status"] in ("completed", "failed") and run,
-        timeout=180,
-        interval=0.05,
-    )
+    def done() -> dict[str, Any] | None:
+        run: dict[str, Any] = api.get(f"/v1/runs/{run_id}").json()
+        return run if run["status"] in ("completed", "failed") else None
+
+    return eventually_sync(done, timeout=180, interval=0.05)
 
 
 def one_trial(cluster: Cluster, model: FakeModelServer, kill: bool) -> dict[str, float]:

@@ -220,7 +220,7 @@ def collect(database_url: str, model_url: str, inputs: dict[str, str]) -> Turns:
     for request in httpx.get(f"{model_url}/_requests", timeout=120).json():
         messages = (request.get("body") or {}).get("messages") or []
         first = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-        run_id = by_input.get(first)
+        run_id = by_input.get(first) if isinstance(first, str) else None
         if run_id is None:
             continue
         turn = 1 + sum(1 for m in messages if m.get("role") == "assistant")

@@ -19,10 +19,11 @@ import asyncio
 import itertools
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, TypedDict
+from functools import partial
+from typing import Annotated, Any, Protocol, TypedDict, TypeVar
 
 from bench._support import Servers, machine, median, percentile, servers, table
 from services.brain.budget import Budget
@@ -43,6 +44,20 @@ from services.core.journal import Journal
 from services.core.settings import Settings
 
 SMALL_MESSAGE = "ok"
+T = TypeVar("T")
+
+
+class StepDriver(Protocol):
+    """One system under test: runs a conversation of one step per message, on its own database."""
+
+    name: str
+    database_url: str
+
+    def run(self, texts: list[str]) -> list[float]:
+        """Seconds per step."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -145,24 +160,23 @@ class LoopdSteps:
         model = InstantModel(self.script)
         parts: dict[str, list[float]] = {"lease check": [], "model": [], "commit and fold": []}
 
-        async def timed(part: str, work: Callable[[], Any]) -> Any:
+        async def timed(part: str, work: Callable[[], Awaitable[T]]) -> T:
             started = time.perf_counter()
             result = await work()
             parts[part].append(time.perf_counter() - started)
             return result
+
+        async def commit(response: ModelResponse) -> None:
+            snapshot = stepper.state.workspace_snapshot
+            await stepper._commit(stepper.committer.model_response(spec.model, response, snapshot))
 
         for _ in range(steps):
             request = ModelRequest(
                 model=spec.model, system=spec.system, messages=tuple(stepper.state.messages)
             )
             await timed("lease check", stepper.lease.ensure)
-            response = await timed("model", lambda r=request: model.complete(r))
-            await timed(
-                "commit and fold",
-                lambda r=response: stepper._commit(
-                    stepper.committer.model_response(spec.model, r, stepper.state.workspace_snapshot)
-                ),
-            )
+            response = await timed("model", partial(model.complete, request))
+            await timed("commit and fold", partial(commit, response))
         return parts
 
     def close(self) -> None:
@@ -283,7 +297,8 @@ def main() -> None:
     args = parser.parse_args()
     texts = [SMALL_MESSAGE] * args.steps
     with servers() as running:
-        systems = [LoopdSteps(running), DbosSteps(running), LangGraphSteps(running)]
+        loopd = LoopdSteps(running)
+        systems: list[StepDriver] = [loopd, DbosSteps(running), LangGraphSteps(running)]
         try:
             for system in systems:  # warm-up: connections, prepared plans, imports
                 system.run(texts[:10])
@@ -291,7 +306,7 @@ def main() -> None:
             for _ in range(args.trials):
                 for system in systems:
                     samples[system.name].extend(system.run(texts))
-            parts = systems[0].breakdown(texts)  # type: ignore[attr-defined]
+            parts = loopd.breakdown(texts)
         finally:
             for system in reversed(systems):
                 system.close()

@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.05
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, interval: float = 0.05
 ) -> T:
     """Retry `check` until it returns a truthy value without raising; re-raise its last failure on timeout."""
     deadline = time.monotonic() + timeout
@@ -29,7 +29,7 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-def eventually_sync(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05) -> T:
+def eventually_sync(check: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.05) -> T:
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:

@@ -5,6 +5,7 @@ Checked before every model call; a reached budget makes the run wait for a raise
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,9 @@ class Budget:
     max_wall_time_seconds: float
 
     @classmethod
-    def effective(cls, spec: AgentSpec, overrides: dict[str, Any], raises: dict[str, float]) -> Budget:
+    def effective(
+        cls, spec: AgentSpec, overrides: Mapping[str, Any], raises: Mapping[str, float | None]
+    ) -> Budget:
         base: dict[str, Any] = {
             "max_steps": spec.limits.max_steps,
             "max_tokens": spec.limits.max_tokens,

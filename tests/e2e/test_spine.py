@@ -137,8 +137,8 @@ def test_a_user_message_continues_a_completed_run(deployment: Deployment) -> Non
         assert api.post(f"/v1/runs/{run_id}/messages", json={"content": "and then?"}).status_code == 202
 
         def second_turn_done() -> bool:
-            run = api.get(f"/v1/runs/{run_id}").json()
-            return run["status"] == "completed" and run["result"] == "second answer"
+            run: dict[str, Any] = api.get(f"/v1/runs/{run_id}").json()
+            return (run["status"], run["result"]) == ("completed", "second answer")
 
         from harness.waiting import eventually_sync
 

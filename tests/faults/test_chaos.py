@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ RUNS = 50
 CHAOS_SECONDS = 60.0
 KILL_EVERY_SECONDS = 2.0
 
-SCRIPT = [
+SCRIPT: list[dict[str, Any]] = [
     {"tool_calls": [{"name": "write_file", "input": {"path": "notes.txt", "content": "alpha\n"}}]},
     {
         "tool_calls": [

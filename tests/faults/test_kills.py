@@ -4,6 +4,7 @@ made again, and a tool call's effect on the workspace lands exactly once."""
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.faults.conftest import FaultCluster, assert_gapless
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
-APPEND_AND_READ = [
+APPEND_AND_READ: list[dict[str, Any]] = [
     {"tool_calls": [{"name": "bash", "input": {"command": "echo started; sleep 4; echo line >> log.txt"}}]},
     {"tool_calls": [{"name": "read_file", "input": {"path": "log.txt"}}]},
     {"text": "finished"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from harness.waiting import eventually_sync
@@ -9,7 +11,7 @@ from tests.faults.conftest import FaultCluster, assert_gapless
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
-STEADY = [
+STEADY: list[dict[str, Any]] = [
     {"tool_calls": [{"name": "bash", "input": {"command": "sleep 1; echo one >> out.txt"}}]},
     {"tool_calls": [{"name": "bash", "input": {"command": "sleep 1; echo two >> out.txt"}}]},
     {"tool_calls": [{"name": "read_file", "input": {"path": "out.txt"}}]},

@@ -11,7 +11,7 @@ SCRIPTED = {"name": "t", "model": "scripted", "script": [{"text": "done"}]}
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["error"]["code"] == code
     assert body["error"]["message"]
     assert "Traceback" not in response.text

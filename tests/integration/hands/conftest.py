@@ -36,7 +36,7 @@ def sandbox_image(docker_api: docker.APIClient) -> str:
     """The sandbox image, built offline by deploy/sandbox/build.sh when it is missing."""
     image = Settings().sandbox_image
     subprocess.run([str(REPO_ROOT / "deploy" / "sandbox" / "build.sh")], check=True)
-    docker_api.inspect_image(image)
+    assert docker_api.images(name=image), f"{image} is still missing after deploy/sandbox/build.sh"
     return image
 
 

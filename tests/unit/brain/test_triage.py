@@ -8,6 +8,7 @@ from services.brain.context import RunState
 from services.brain.models import ToolCall
 from services.brain.triage import Answer, Dispatch, Spawn, Wait, triage
 from services.core.agents import AgentSpec
+from services.core.status import RunStatus
 
 
 def spec(**fields: Any) -> AgentSpec:
@@ -15,7 +16,7 @@ def spec(**fields: Any) -> AgentSpec:
 
 
 def pending(*calls: ToolCall, **fields: Any) -> RunState:
-    return RunState(run_id="run_t", status="running", pending={c.id: c for c in calls}, **fields)
+    return RunState(run_id="run_t", status=RunStatus.RUNNING, pending={c.id: c for c in calls}, **fields)
 
 
 LS = ToolCall("c1", "bash", {"command": "ls"})

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 from loopd.models import Event
-from loopd.render import clip, event_text, summarize
+from loopd.render import event_text, summarize
+from loopd.text import clip
 
 
 def line(seq: int | None, type: str, **data: Any) -> str:

@@ -9,6 +9,7 @@ import pytest
 from services.hands.contract.manifest import (
     EMPTY_SNAPSHOT,
     DirEntry,
+    Entry,
     FileEntry,
     Manifest,
     SymlinkEntry,
@@ -16,7 +17,7 @@ from services.hands.contract.manifest import (
 )
 
 SHA_A = hashlib.sha256(b"a").hexdigest()
-ENTRIES = [
+ENTRIES: list[Entry] = [
     FileEntry("src/main.py", 0o755, 1, SHA_A),
     DirEntry("src", 0o755),
     SymlinkEntry("latest", "src/main.py"),

@@ -15,7 +15,7 @@ import io
 import posixpath
 import shlex
 import tarfile
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,7 +180,7 @@ async def _file_helper(workspace: Workspace, argv: tuple[str, ...]) -> Events:
     """Answer files.PROGRAM's operations the way it answers them inside a sandbox."""
     op, args = argv[0], argv[1:]
     try:
-        output = {"read": _read, "prepare": _prepare, "edit": _edit, "list": _list}[op](workspace, *args)
+        output = _FILE_OPS[op](workspace, *args)
     except _Failed as failed:
         yield ExecOutput("stderr", failed.message.encode())
         yield ExecExit(exit_code=failed.exit_code)
@@ -229,3 +229,12 @@ def _list(workspace: Workspace, path: str) -> bytes:
         + [f for f in workspace.files if f.startswith(prefix)]
     )
     return ("\n".join(entries) if entries else "(empty directory)").encode() + b"\n"
+
+
+# Each operation takes the workspace and its own string arguments, as the helper's argv gives them.
+_FILE_OPS: dict[str, Callable[..., bytes]] = {
+    "read": _read,
+    "prepare": _prepare,
+    "edit": _edit,
+    "list": _list,
+}
