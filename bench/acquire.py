@@ -16,6 +16,7 @@ import uuid
 
 from bench.tool_call import docker, hands_worker, table, timed, warm_count
 from services.core.settings import Settings
+from services.core.tools import Tool
 from services.hands.contract.client import ExecuteRequest, HandsClient, ReleaseRequest
 
 WARM = 2
@@ -25,7 +26,7 @@ async def first_calls(client: HandsClient, trials: int, ready: asyncio.Event | N
     samples = []
     for _ in range(trials):
         run_id = f"bench-{uuid.uuid4().hex[:10]}"
-        request = ExecuteRequest(run_id, uuid.uuid4().hex, "bash", {"command": "true"}, 30.0)
+        request = ExecuteRequest(run_id, uuid.uuid4().hex, Tool.BASH, {"command": "true"}, 30.0)
         started = time.perf_counter()
         result = await client.execute_collect(request)
         samples.append((time.perf_counter() - started) * 1000)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from services.core.errors import LoopdError
 from services.core.settings import Settings
+from services.core.tools import Tool
 from services.hands.contract.client import ExecuteRequest, HandsClient
 from services.hands.server import HANDS_LABEL
 
@@ -128,7 +129,7 @@ async def hands_round_trips(client: HandsClient, calls: int) -> tuple[list[float
     run_id, base = f"bench-{uuid.uuid4().hex[:10]}", None
     samples, sandbox_id = [], ""
     for index in range(calls + 1):
-        request = ExecuteRequest(run_id, uuid.uuid4().hex, "bash", {"command": "true"}, 30.0, base)
+        request = ExecuteRequest(run_id, uuid.uuid4().hex, Tool.BASH, {"command": "true"}, 30.0, base)
         started = time.perf_counter()
         result = await client.execute_collect(request)
         elapsed = (time.perf_counter() - started) * 1000

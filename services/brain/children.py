@@ -21,6 +21,7 @@ from services.core.agents import AgentSpec
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.core.status import TERMINAL_STATUSES, RunStatus
+from services.core.tools import Tool
 
 
 def child_run_id(parent_run_id: str, call_id: str) -> str:
@@ -100,7 +101,7 @@ class Children:
             )
             result = {
                 "call_id": entry["call_id"],
-                "name": "spawn_agent",
+                "name": str(Tool.SPAWN_AGENT),
                 "ok": ok,
                 "output": output or "",
                 "error": None if ok else f"child_{child.status}",

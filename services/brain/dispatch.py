@@ -33,6 +33,7 @@ from services.core.errors import HandsUnavailable, InfrastructureError, SandboxL
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.core.text import escape_name
+from services.core.tools import Tool
 from services.hands.contract import Connect, Hands, collect, connect_grpc
 from services.hands.contract.api import (
     SANDBOX_LOST,
@@ -320,7 +321,7 @@ def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
 
 
 def _timeout(call: ToolCall, spec: AgentSpec, settings: Settings) -> float:
-    requested = call.input.get("timeout") if call.name == "bash" else None
+    requested = call.input.get("timeout") if call.name == Tool.BASH else None
     ceiling = spec.limits.tool_timeout_seconds or settings.tool_timeout_seconds
     if isinstance(requested, int | float) and requested > 0:
         return float(min(requested, ceiling))

@@ -7,10 +7,11 @@ from typing import Any
 
 from services.brain.models import ToolSpec
 from services.core.agents import AgentSpec
+from services.core.tools import Tool
 from services.hands.contract.tools import TOOL_SCHEMAS
 
 BRAIN_TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
-    "ask_user": {
+    Tool.ASK_USER: {
         "description": (
             "Ask the person running this agent a question and wait for the answer. Give a JSON schema "
             "when the answer must have a shape (it is checked before it reaches you)."
@@ -25,7 +26,7 @@ BRAIN_TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     },
-    "spawn_agent": {
+    Tool.SPAWN_AGENT: {
         "description": (
             "Start a sub-agent on a task and wait for its final answer. Name a stored agent with "
             "agent_id, or give an inline agent spec as agent."

@@ -10,6 +10,7 @@ from typing import Any
 from services.brain.context import RunState
 from services.brain.models import ToolCall
 from services.core.agents import AgentSpec
+from services.core.tools import Tool
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def triage(state: RunState, spec: AgentSpec) -> Decision:
     decision, message = state.approvals.get(call.id, ("allow", ""))
     if decision == "deny":
         return Answer(refusal(call, "denied", message or "a person denied this call"))
-    if call.name == "ask_user" and "ask_user" in spec.tools:
+    if call.name == Tool.ASK_USER and Tool.ASK_USER in spec.tools:
         return _ask_user(call)
     if spec.client_tool(call.name) is not None:
         waiting = [c for c in state.pending.values() if spec.client_tool(c.name) is not None]
@@ -70,8 +71,8 @@ def triage(state: RunState, spec: AgentSpec) -> Decision:
                 "calls": [_brief(c) for c in waiting],
             }
         )
-    if call.name == "spawn_agent" and "spawn_agent" in spec.tools:
-        spawns = tuple(c for c in state.pending.values() if c.name == "spawn_agent")
+    if call.name == Tool.SPAWN_AGENT and Tool.SPAWN_AGENT in spec.tools:
+        spawns = tuple(c for c in state.pending.values() if c.name == Tool.SPAWN_AGENT)
         if all(c.id in state.children for c in spawns):
             return Wait(children_waiting(state, spawns))
         return Spawn(spawns)

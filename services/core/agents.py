@@ -10,11 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SANDBOX_TOOLS = ("bash", "read_file", "write_file", "edit_file", "list_files")
-# Tools the brain serves itself, without a sandbox: they make the run wait durably.
-BRAIN_TOOLS = ("ask_user", "spawn_agent")
-BUILTIN_TOOLS = SANDBOX_TOOLS + BRAIN_TOOLS
-DEFAULT_TOOLS = list(SANDBOX_TOOLS)
+from services.core.tools import BRAIN_TOOLS, SANDBOX_TOOLS
+
+BUILTIN_TOOLS = tuple(str(tool) for tool in SANDBOX_TOOLS + BRAIN_TOOLS)
+DEFAULT_TOOLS = [str(tool) for tool in SANDBOX_TOOLS]
 
 Permission = Literal["allow", "ask", "deny"]
 

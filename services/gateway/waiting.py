@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.core import events as event_log
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.status import RunStatus
+from services.core.tools import Tool
 
 
 class BudgetLimits(BaseModel):
@@ -75,7 +76,7 @@ async def answer_question(conn: AsyncConnection, run: Any, content: Any) -> list
     output = content if isinstance(content, str) else json.dumps(content)
     result = {
         "call_id": waiting["call_id"],
-        "name": "ask_user",
+        "name": str(Tool.ASK_USER),
         "ok": True,
         "output": output,
         "answer": content,

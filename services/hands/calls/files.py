@@ -11,6 +11,7 @@ import posixpath
 from contextlib import aclosing
 
 from services.core.errors import InvalidRequest, SandboxLost
+from services.core.tools import Tool
 from services.hands.calls.toolcall import OutputCollector, ToolCall, ToolOutcome, lost, timed_out, tool_error
 from services.hands.contract.tools import WORKSPACE
 from services.hands.sandbox import ExecExit, ExecRequest, PutFile, SandboxDriver, SandboxRefused
@@ -119,16 +120,16 @@ async def run_file_tool(driver: SandboxDriver, call: ToolCall) -> ToolOutcome:
     args = call.args
     try:
         path = workspace_path(str(args.get("path") or "."))
-        if call.tool == "read_file":
+        if call.tool == Tool.READ_FILE:
             return await _program(driver, call, ("read", path, str(call.output_cap)))
-        if call.tool == "write_file":
+        if call.tool == Tool.WRITE_FILE:
             return await _write(driver, call, path, str(args["content"]))
-        if call.tool == "edit_file":
+        if call.tool == Tool.EDIT_FILE:
             old, new = str(args["old_string"]), str(args["new_string"])
             if max(len(old.encode()), len(new.encode())) > MAX_EDIT_STRING:
                 return tool_error(f"old_string and new_string are limited to {MAX_EDIT_STRING} bytes")
             return await _program(driver, call, ("edit", path, old, new))
-        if call.tool == "list_files":
+        if call.tool == Tool.LIST_FILES:
             return await _program(driver, call, ("list", path))
     except InvalidRequest as exc:
         return tool_error(exc.message)

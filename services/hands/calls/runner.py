@@ -7,6 +7,7 @@ from contextlib import aclosing
 from typing import Any
 
 from services.core.errors import InvalidRequest
+from services.core.tools import Tool
 from services.hands.calls.files import run_file_tool
 from services.hands.calls.toolcall import OutputCollector, ToolCall, ToolOutcome, finished, lost, timed_out
 from services.hands.contract.api import OutputChunk
@@ -17,7 +18,7 @@ from services.hands.sandbox import ExecExit, ExecRequest, SandboxDriver
 def call_timeout(tool: str, args: Mapping[str, Any], requested: float, default: float) -> float:
     """The brain's timeout (or the worker default), lowered by a bash call's own `timeout`."""
     timeout = requested if requested > 0 else default
-    own = args.get("timeout") if tool == "bash" else None
+    own = args.get("timeout") if tool == Tool.BASH else None
     if isinstance(own, int | float) and not isinstance(own, bool) and 0 < own < timeout:
         return float(own)
     return timeout
@@ -27,7 +28,7 @@ async def run_tool(driver: SandboxDriver, call: ToolCall) -> AsyncGenerator[Outp
     """Yield output chunks while the call runs, then exactly one ToolOutcome."""
     if call.tool not in TOOL_SCHEMAS:
         raise InvalidRequest(f"unknown tool {call.tool!r}; known tools: {', '.join(TOOL_SCHEMAS)}")
-    if call.tool != "bash":
+    if call.tool != Tool.BASH:
         yield await run_file_tool(driver, call)
         return
     command = call.args.get("command")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.core.tools import Tool
+
 WORKSPACE = "/workspace"
 
 _PATH = {"type": "string", "description": "File path, relative to /workspace or absolute inside it."}
 
 TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
-    "bash": {
+    Tool.BASH: {
         "description": (
             "Run a bash command in the sandbox (Debian, python3, no network) with /workspace as the "
             "working directory. stdout and stderr are returned interleaved; long output is cut. Files "
@@ -34,7 +36,7 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     },
-    "read_file": {
+    Tool.READ_FILE: {
         "description": "Read a text file from the workspace.",
         "input_schema": {
             "type": "object",
@@ -43,7 +45,7 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     },
-    "write_file": {
+    Tool.WRITE_FILE: {
         "description": "Create or overwrite a file in the workspace, creating parent directories.",
         "input_schema": {
             "type": "object",
@@ -52,7 +54,7 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     },
-    "edit_file": {
+    Tool.EDIT_FILE: {
         "description": (
             "Replace one exact occurrence of old_string with new_string in a workspace file. Fails if "
             "old_string is absent or occurs more than once: include enough context to make it unique."
@@ -68,7 +70,7 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     },
-    "list_files": {
+    Tool.LIST_FILES: {
         "description": (
             "List files and directories (with a trailing /) under a workspace directory, recursively, "
             "skipping the contents of .git, node_modules, __pycache__ and virtualenvs."
@@ -83,4 +85,4 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
 
 # Tools that never change /workspace: their calls need no snapshot, and their result's snapshot is
 # the one they ran on.
-READ_ONLY_TOOLS = frozenset({"read_file", "list_files"})
+READ_ONLY_TOOLS = frozenset({Tool.READ_FILE, Tool.LIST_FILES})
