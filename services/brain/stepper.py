@@ -7,6 +7,7 @@ person, the caller or a child run, it commits `run.waiting` and the brain lets g
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from datetime import datetime
@@ -23,9 +24,10 @@ from services.brain.lease_keeper import LeaseKeeper
 from services.brain.models import ModelProvider, ModelRequest, ModelResponse
 from services.brain.providers import ProviderPool
 from services.brain.tool_specs import tool_specs
-from services.brain.triage import Answer, Dispatch, Spawn, Wait, refusal, triage
+from services.brain.triage import Answer, Ask, Dispatch, Spawn, Wait, refusal, triage
 from services.core import events as event_log
 from services.core import runs as run_store
+from services.core import schemas
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
 from services.core.errors import InfrastructureError, ModelError, Unstorable
@@ -123,6 +125,8 @@ class RunStepper:
             await self._refresh()
             if self.state.status == RunStatus.WAITING:
                 await self.dispatcher.release(self.state)
+        elif isinstance(decision, Ask):
+            await self._ask(decision)
         elif isinstance(decision, Dispatch):
             outcome = await self.dispatcher.run(self.state, decision.call, spec)
             try:
@@ -134,6 +138,18 @@ class RunStepper:
                 lost = refusal(decision.call, error.code, why)
                 lost["snapshot"] = outcome.result.get("snapshot")
                 await self._commit(self.committer.tool_result(lost, outcome.sandbox_events))
+
+    async def _ask(self, ask: Ask) -> None:
+        """Wait for the person, unless the model's answer schema is refused (a tool error it can fix)."""
+        if ask.schema is not None:
+            try:
+                # Checking a large schema takes a while; other runs of this brain keep stepping.
+                await asyncio.to_thread(schemas.check, ask.schema, schemas.SchemaLimits.of(self.settings))
+            except schemas.SchemaRefused as refused:
+                message = f"ask_user 'schema' was refused: {refused.message}"
+                await self._commit(self.committer.tool_results([refusal(ask.call, "invalid_input", message)]))
+                return
+        await self._wait(ask.waiting_for)
 
     async def _wait(self, waiting_for: dict[str, Any]) -> None:
         """Park the run: nothing (no brain, lease or sandbox process) is held while it waits."""

@@ -35,11 +35,24 @@ class Spawn:
 
 
 @dataclass(frozen=True)
+class Ask:
+    """Put a question to a person; its answer schema is checked (off the loop) before the run waits."""
+
+    call: ToolCall
+    question: str
+    schema: dict[str, Any] | None
+
+    @property
+    def waiting_for(self) -> dict[str, Any]:
+        return {"type": "input", "call_id": self.call.id, "question": self.question, "schema": self.schema}
+
+
+@dataclass(frozen=True)
 class Dispatch:
     call: ToolCall
 
 
-Decision = Wait | Answer | Spawn | Dispatch
+Decision = Wait | Answer | Spawn | Ask | Dispatch
 
 
 def triage(state: RunState, spec: AgentSpec) -> Decision:
@@ -100,7 +113,7 @@ def _ask_user(call: ToolCall) -> Decision:
         return Answer(refusal(call, "invalid_input", "ask_user needs a non-empty 'question'"))
     if schema is not None and not isinstance(schema, dict):
         return Answer(refusal(call, "invalid_input", "ask_user 'schema' must be a JSON schema object"))
-    return Wait({"type": "input", "call_id": call.id, "question": question, "schema": schema})
+    return Ask(call, question, schema)
 
 
 def _brief(call: ToolCall) -> dict[str, Any]:

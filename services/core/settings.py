@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     # People in the loop and sub-agents.
     max_agent_depth: int = 3
     max_children: int = 8
+    ask_user_schema_max_bytes: int = Field(
+        default=16 * 1024, ge=64, description="largest answer schema an ask_user call may give (JSON bytes)"
+    )
+    ask_user_schema_max_depth: int = Field(
+        default=32, ge=2, description="deepest nesting of objects and arrays in an ask_user schema"
+    )
+    ask_user_validate_seconds: float = Field(
+        default=2.0, gt=0, description="time an answer may take to check against its schema (else a 422)"
+    )
 
     # Models.
     model: str | None = Field(default=None, description="overrides an agent's model, e.g. openai/gpt-4o-mini")

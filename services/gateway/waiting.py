@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as event_log
+from services.core import schemas
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.status import RunStatus
 from services.core.tools import Tool
@@ -58,19 +58,14 @@ async def settle(
     return await event_log.append(conn, event_log.Append(run.id, tuple(new_events), changes))
 
 
-async def answer_question(conn: AsyncConnection, run: Any, content: Any) -> list[event_log.Event]:
+async def answer_question(
+    conn: AsyncConnection, run: Any, content: Any, limits: schemas.SchemaLimits
+) -> list[event_log.Event]:
+    """Settle an `ask_user` wait with `content`, checked against its schema without blocking the loop."""
     waiting = waiting_for(run, "input", "not_waiting_for_input")
     schema = waiting.get("schema")
     if schema:
-        try:
-            jsonschema.validate(content, schema)
-        except jsonschema.ValidationError as error:
-            where = "/".join(str(part) for part in error.absolute_path) or "the answer"
-            raise InvalidRequest(f"{where}: {error.message}", code="answer_invalid") from None
-        except jsonschema.SchemaError:
-            raise InvalidRequest(
-                "the question's schema is not a valid JSON schema", code="answer_invalid"
-            ) from None
+        await schemas.validate_off_loop(content, schema, limits)
     elif not isinstance(content, str) or not content.strip():
         raise InvalidRequest("the answer must be a non-empty string", code="answer_invalid")
     output = content if isinstance(content, str) else json.dumps(content)

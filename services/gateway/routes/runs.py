@@ -15,6 +15,7 @@ from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
 from services.core.errors import Conflict, IdempotencyKeyTaken, InvalidRequest
+from services.core.schemas import SchemaLimits
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
 from services.gateway.deps import ServicesDep
 from services.gateway.waiting import BudgetLimits, answer_question
@@ -145,7 +146,8 @@ async def send_message(run_id: str, body: UserMessage, services: ServicesDep) ->
             raise Conflict(f"run {run_id} was cancelled", code="run_cancelled")
         waiting = run.waiting_for or {}
         if run.status == RunStatus.WAITING and waiting.get("type") == "input":
-            appended = await answer_question(conn, run, body.content)
+            limits = SchemaLimits.of(services.settings)
+            appended = await answer_question(conn, run, body.content, limits)
         else:
             appended = await _user_message(conn, run, _message_text(body.content))
         row = await run_store.get_run(conn, services.settings.tenant, run_id)
