@@ -20,7 +20,13 @@ BRAIN_TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
             "type": "object",
             "properties": {
                 "question": {"type": "string", "description": "The question, self-contained."},
-                "schema": {"type": "object", "description": "Optional JSON schema the answer must match."},
+                "schema": {
+                    "type": "object",
+                    "description": (
+                        "Optional JSON schema the answer must match: local $refs only (#/$defs/...), "
+                        "no $id, RE2 patterns (no backreferences or lookaround)."
+                    ),
+                },
             },
             "required": ["question"],
             "additionalProperties": False,

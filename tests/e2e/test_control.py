@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 
 from harness.cluster import running_cluster
+from harness.listener import Listener
 from harness.model_cluster import ModelCluster, assert_gapless
 from harness.model_server import FakeModelServer
 from harness.servers import RedisServer
@@ -156,6 +158,65 @@ def test_ask_user_rejects_an_invalid_answer_and_accepts_a_valid_one(loop: ModelC
     assert post(loop, f"/v1/runs/{run_id}/messages", {"content": {"color": "blue"}}).status_code == 202
     until_status(loop, run_id, "completed")
     assert json.loads(results(loop, run_id)[0]["output"]) == {"color": "blue"}
+
+
+# Every level tries both branches and the first always fails, so checking costs 2**depth.
+EXPONENTIAL_SCHEMA = {
+    "$defs": {
+        "node": {
+            "anyOf": [
+                {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/node"}},
+                {"type": "array", "items": {"$ref": "#/$defs/node"}},
+            ]
+        }
+    },
+    "$ref": "#/$defs/node",
+}
+
+
+def test_ask_user_refuses_a_remote_schema_and_checks_answers_without_stalling_the_gateway(
+    loop: ModelCluster,
+) -> None:
+    with Listener() as listener:
+        agent = scripted(
+            {
+                "tool_calls": [
+                    {"name": "ask_user", "input": {"question": "?", "schema": {"$ref": listener.url()}}}
+                ]
+            },
+            {
+                "tool_calls": [
+                    {"name": "ask_user", "input": {"question": "Tree?", "schema": EXPONENTIAL_SCHEMA}}
+                ]
+            },
+            {"text": "thanks"},
+            tools=["ask_user"],
+        )
+        run_id = start(loop, agent)
+        run = until_status(loop, run_id, "waiting", "completed", "failed")
+        assert run["status"] == "waiting" and run["waiting_for"]["question"] == "Tree?"
+    assert listener.connections == 0
+    refused = results(loop, run_id)[0]
+    assert refused["error"] == "invalid_input" and "only local references" in refused["output"]
+
+    nested: list[Any] = []
+    for _ in range(40):
+        nested = [nested]
+    with ThreadPoolExecutor(1) as pool, loop.cluster.client() as api:
+        checking = pool.submit(post, loop, f"/v1/runs/{run_id}/messages", {"content": nested})
+        served = 0
+        while not checking.done():
+            assert api.get("/healthz").status_code == 200
+            served += 1
+        unverifiable = checking.result()
+    assert unverifiable.status_code == 422 and unverifiable.json()["error"]["code"] == "answer_unverifiable"
+    assert served >= 3  # the gateway kept answering for the two seconds the check was given
+    assert loop.run(run_id)["status"] == "waiting"
+
+    assert post(loop, f"/v1/runs/{run_id}/messages", {"content": [[], [[]]]}).status_code == 202
+    until_status(loop, run_id, "completed")
+    assert json.loads(results(loop, run_id)[1]["output"]) == [[], [[]]]
+    assert_gapless(loop.events(run_id))
 
 
 def test_an_interrupt_stops_a_long_tool_call_and_delivers_its_message(loop: ModelCluster) -> None:

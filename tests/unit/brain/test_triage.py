@@ -6,7 +6,7 @@ from typing import Any
 
 from services.brain.context import RunState
 from services.brain.models import ToolCall
-from services.brain.triage import Answer, Dispatch, Spawn, Wait, triage
+from services.brain.triage import Answer, Ask, Dispatch, Spawn, Wait, triage
 from services.core.agents import AgentSpec
 from services.core.status import RunStatus
 
@@ -57,7 +57,8 @@ def test_ask_user_waits_for_input_and_a_bad_question_is_refused() -> None:
     agent = spec(tools=["ask_user"])
     question = ToolCall("q1", "ask_user", {"question": "Which file?", "schema": {"type": "string"}})
 
-    assert triage(pending(question), agent) == Wait(
+    asked = triage(pending(question), agent)
+    assert isinstance(asked, Ask) and asked.waiting_for == (
         {"type": "input", "call_id": "q1", "question": "Which file?", "schema": {"type": "string"}}
     )
     blank = triage(pending(ToolCall("q2", "ask_user", {"question": "  "})), agent)
