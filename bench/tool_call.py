@@ -41,6 +41,7 @@ def free_port() -> int:
 async def hands_worker(warm_pool: int) -> AsyncIterator[tuple[HandsClient, str]]:
     """A hands process on loopback with `warm_pool` warm sandboxes; yields a client and its hands_id."""
     hands_id = f"bench-{uuid.uuid4().hex[:8]}"
+    secret = uuid.uuid4().hex
     address = f"127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory(prefix="loopd-bench-") as scratch:
         env = {
@@ -50,13 +51,14 @@ async def hands_worker(warm_pool: int) -> AsyncIterator[tuple[HandsClient, str]]
             "LOOPD_BUS_URL": "local://",
             "LOOPD_ARTIFACTS_DIR": str(Path(scratch) / "artifacts"),
             "LOOPD_HANDS_WARM_POOL": str(warm_pool),
+            "LOOPD_HANDS_SECRET": secret,
         }
         log = (Path(scratch) / "hands.log").open("wb")
         process = subprocess.Popen(  # noqa: ASYNC220 (nothing else runs on the loop yet)
             [sys.executable, "-m", "services.hands"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            async with HandsClient(address) as client:
+            async with HandsClient(address, secret=secret) as client:
                 await _until_serving(client, process)
                 yield client, hands_id
         finally:

@@ -83,6 +83,9 @@ def running_cluster(
         "LOOPD_LEASE_SECONDS": "5",
         "LOOPD_SWEEP_INTERVAL_SECONDS": "2",
         "LOOPD_WAKE_VISIBILITY_SECONDS": "10",
+        # Each cluster is a stack of its own: its sandboxes and its hands port are its alone.
+        "LOOPD_STACK_ID": f"test-{secrets.token_hex(4)}",
+        "LOOPD_HANDS_SECRET": secrets.token_urlsafe(24),
         **settings,
     }
     group = ProcessGroup(root, env)

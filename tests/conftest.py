@@ -33,9 +33,9 @@ def database_url(postgres: EmbeddedPostgres) -> str:
 def fresh_database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
     """An empty database of its own, for tests of the migrations themselves."""
     name = f"test_{secrets.token_hex(6)}"
-    admin = f"host=127.0.0.1 port={postgres.port} user=loopd password=loopd dbname=loopd"
+    admin = postgres.admin_dsn()
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" OWNER loopd')
     yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -30,11 +30,12 @@ from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
 from services.core.errors import HandsUnavailable, InfrastructureError, SandboxLost
+from services.core.identity import hands_secret
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.core.text import escape_name
 from services.core.tools import Tool
-from services.hands.contract import Connect, Hands, collect, connect_grpc
+from services.hands.contract import Connect, Hands, collect, grpc_connector
 from services.hands.contract.api import (
     SANDBOX_LOST,
     ExecuteRequest,
@@ -66,14 +67,15 @@ class ToolDispatcher:
         bus: Bus,
         artifacts: ArtifactStore,
         journal: Journal,
-        connect: Connect = connect_grpc,
+        connect: Connect | None = None,
     ) -> None:
-        """`connect` reaches the hands worker at an address the registry lists (over gRPC unless given)."""
+        """`connect` reaches the hands worker at an address the registry lists (over gRPC, with the
+        stack's hands secret, unless given)."""
         self.settings = settings
         self.bus = bus
         self.artifacts = artifacts
         self.journal = journal
-        self._connect = connect
+        self._connect = connect or grpc_connector(hands_secret(settings))
         self._clients: dict[str, Hands] = {}
 
     async def aclose(self) -> None:

@@ -32,7 +32,7 @@ from services.core.events import Fence
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES
-from services.hands.contract import Connect, connect_grpc
+from services.hands.contract import Connect
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class BrainWorker:
         bus: Bus,
         artifacts: ArtifactStore,
         *,
-        connect: Connect = connect_grpc,
+        connect: Connect | None = None,
     ) -> None:
         """`connect` reaches hands workers (over gRPC unless given: in process, for example)."""
         self.settings = settings

@@ -50,6 +50,13 @@ class IdempotencyKeyTaken(Conflict):
     code = "idempotency_key_taken"
 
 
+class Unauthenticated(LoopdError):
+    """The caller did not prove who it is (no credential, or a wrong one)."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
 class LeaseLost(LoopdError):
     """A brain's fencing token is stale: another brain owns the run now."""
 

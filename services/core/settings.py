@@ -25,6 +25,14 @@ class Settings(BaseSettings):
 
     tenant: str = "default"
     data_dir: Path = Path(".loopd")
+    stack_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        description="names this stack's sandboxes on a shared engine (default: made once in data_dir)",
+    )
+    hands_secret: SecretStr | None = Field(
+        default=None, description="brains present it to hands (default: made once in data_dir, mode 0600)"
+    )
 
     # Storage and transport.
     database_url: str = "postgresql+psycopg://loopd:loopd@127.0.0.1:5432/loopd"

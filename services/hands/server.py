@@ -1,6 +1,7 @@
 """HandsWorker: the hands process's lifecycle around the gRPC server, its sandboxes and its registration.
 
-Start: remove sandboxes a previous process with the same hands_id left behind, bind and serve, start
+Start: remove sandboxes a previous process with the same hands_id (of this stack) left behind, bind
+and serve (every call but health checks must carry the stack's hands secret), start
 filling the warm pool and the reaper, then register on the bus. Snapshots and the call ledger live
 beside the artifact store, so every worker sharing it can take over any run. Stop: report NOT_SERVING,
 drain in-flight calls, unregister, stop the reaper, and destroy the warm and the remaining sandboxes.
@@ -23,12 +24,14 @@ from services.core import metrics
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, HandsInfo
 from services.core.errors import InfrastructureError
+from services.core.identity import hands_secret, stack_id
 from services.core.settings import Settings
 from services.core.tasks import repeating
 from services.hands.calls.execute import Calls
 from services.hands.calls.servicer import HandsServicer
 from services.hands.calls.slots import Slots
 from services.hands.contract.api import HandsStatus
+from services.hands.contract.auth import ServerAuth
 from services.hands.contract.client import CHANNEL_OPTIONS
 from services.hands.contract.proto import hands_pb2, hands_pb2_grpc
 from services.hands.fleet.janitor import Janitor
@@ -41,6 +44,9 @@ from services.hands.workspace.ledger import CallLedger, build_ledger
 from services.hands.workspace.snapshots import Snapshots
 
 HANDS_LABEL = "loopd.hands_id"
+# Which stack made the sandbox: stacks that share an engine and a registry address (two local
+# stacks both on local://) still remove only their own.
+STACK_LABEL = "loopd.stack"
 # Which registry the owner registers in: a janitor only judges sandboxes of its own registry, so
 # deployments that share a Docker engine leave each other's alone.
 REGISTRY_LABEL = "loopd.registry"
@@ -71,7 +77,12 @@ class HandsWorker:
         self._settings = settings
         self._bus = bus
         self._artifacts = artifacts
-        self._labels = {HANDS_LABEL: self.hands_id, REGISTRY_LABEL: registry_id(settings.bus_url)}
+        self._secret = hands_secret(settings)
+        self._labels = {
+            HANDS_LABEL: self.hands_id,
+            REGISTRY_LABEL: registry_id(settings.bus_url),
+            STACK_LABEL: stack_id(settings),
+        }
         self._driver = driver
         self._owns_driver = driver is None
         self._ledger = ledger or build_ledger(settings.artifacts_path / "ledger")
@@ -132,7 +143,7 @@ class HandsWorker:
             self._driver = build_driver(settings, self._labels)
         self._warm = warm = WarmSandboxes(self._driver, settings.hands_warm_pool)
         self._pool = pool = SandboxPool(self._driver, warm=warm, on_change=self._sandboxes_changed)
-        await pool.remove_orphans({HANDS_LABEL: self.hands_id})
+        await pool.remove_orphans({HANDS_LABEL: self.hands_id, STACK_LABEL: self._labels[STACK_LABEL]})
         slots = self._slots
         self._readings.add(metrics.SLOTS_BUSY, lambda: slots.total - slots.free)
         self._readings.add(metrics.SLOTS_TOTAL, lambda: slots.total)
@@ -148,7 +159,9 @@ class HandsWorker:
             output_cap=settings.tool_output_cap,
         )
         servicer = HandsServicer(calls, pool, self.status)
-        self._server = server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        self._server = server = grpc.aio.server(
+            options=CHANNEL_OPTIONS, interceptors=[ServerAuth(self._secret)]
+        )
         hands_pb2_grpc.add_HandsServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         port = server.add_insecure_port(settings.hands_listen)
@@ -167,7 +180,7 @@ class HandsWorker:
             self._driver,
             self._bus,
             label=HANDS_LABEL,
-            among={REGISTRY_LABEL: self._labels[REGISTRY_LABEL]},
+            among={label: self._labels[label] for label in (REGISTRY_LABEL, STACK_LABEL)},
             own_id=self.hands_id,
             grace_seconds=settings.hands_orphan_grace_seconds,
         )

@@ -2,13 +2,17 @@
 
 Used by `make run`/`make up` and by the test suite, so neither needs a system PostgreSQL.
 PostgreSQL refuses to run as root, so under root the server runs as an unprivileged system user.
+Any local user can reach a loopback port, so both roles get random passwords, kept (mode 0600)
+beside the data folder: a superuser for set-up and tests, and the role loopd uses, which is not one.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -16,8 +20,11 @@ import time
 from pathlib import Path
 
 from services.core.errors import LoopdError
+from services.core.identity import stored_value
 
 SERVICE_USER = "loopd-postgres"
+ADMIN_ROLE = "postgres"
+APP_ROLE = "loopd"
 
 
 class EmbeddedPostgresError(LoopdError):
@@ -34,6 +41,8 @@ def binaries_dir() -> Path:
 
 
 PORT_ATTEMPTS = 3
+# The fixed password of folders made before passwords were random (their superuser was loopd).
+_LEGACY_PASSWORD = "loopd"
 
 
 def free_port() -> int:
@@ -52,14 +61,30 @@ class EmbeddedPostgres:
         self.database = database
         self._process: subprocess.Popen[bytes] | None = None
         self._run_as = _service_user() if os.geteuid() == 0 else None
+        self._password = self._admin_role = self._admin_password = ""
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://loopd:loopd@127.0.0.1:{self.port}/{self.database}"
+        """Where loopd connects: its own role, which owns the database but is no superuser."""
+        return f"postgresql+psycopg://{APP_ROLE}:{self._password}@127.0.0.1:{self.port}/{self.database}"
+
+    def admin_dsn(self, database: str | None = None) -> str:
+        """A libpq DSN for the superuser (creating databases in tests, inspecting the server)."""
+        return (
+            f"host=127.0.0.1 port={self.port} user={self._admin_role} "
+            f"password={self._admin_password} dbname={database or self.database}"
+        )
 
     def start(self, timeout: float = 30.0) -> str:
         bin_dir = binaries_dir()
-        if not (self.data_dir / "PG_VERSION").exists():
+        self._password = stored_value(self._secret_path("password"), lambda: secrets.token_urlsafe(24))
+        fresh = not (self.data_dir / "PG_VERSION").exists()
+        if fresh or self._secret_path("admin").exists():
+            admin = stored_value(
+                self._secret_path("admin"), lambda: f"{ADMIN_ROLE}:{secrets.token_urlsafe(24)}"
+            )
+            self._admin_role, self._admin_password = admin.split(":", 1)
+        if fresh:
             self._initdb(bin_dir)
         elif (self.data_dir / "postmaster.pid").exists():
             self._stop_leftover(bin_dir)
@@ -73,13 +98,16 @@ class EmbeddedPostgres:
                 if not self._chose_port or "already in use" not in str(error) or attempt == PORT_ATTEMPTS - 1:
                     raise
                 self.port = free_port()
-        self._ensure_database(bin_dir)
+        self._ensure_roles(bin_dir)
         return self.url
+
+    def _secret_path(self, name: str) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.{name}"
 
     def _launch(self, bin_dir: Path) -> None:
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(
-            [
+            self._as_server_user(
                 str(bin_dir / "postgres"),
                 "-D",
                 str(self.data_dir),
@@ -93,10 +121,9 @@ class EmbeddedPostgres:
                 "fsync=on",
                 "-c",
                 "max_connections=300",
-            ],
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
-            user=self._run_as,
             start_new_session=True,
         )
         log.close()
@@ -135,7 +162,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._own(self.data_dir)
         password_file = self.data_dir.parent / f".{self.data_dir.name}.pwfile"
-        password_file.write_text("loopd\n")
+        password_file.write_text(self._admin_password + "\n")
         self._own(password_file)
         try:
             self._run(
@@ -144,7 +171,7 @@ class EmbeddedPostgres:
                     "-D",
                     str(self.data_dir),
                     "-U",
-                    "loopd",
+                    ADMIN_ROLE,
                     "-A",
                     "scram-sha-256",
                     f"--pwfile={password_file}",
@@ -159,9 +186,10 @@ class EmbeddedPostgres:
     def _stop_leftover(self, bin_dir: Path) -> None:
         """A stack that was killed can leave its server running on this folder; stop it first."""
         subprocess.run(
-            [str(bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30"],
+            self._as_server_user(
+                str(bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30"
+            ),
             capture_output=True,
-            user=self._run_as,
             check=False,
         )
 
@@ -180,7 +208,8 @@ class EmbeddedPostgres:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise EmbeddedPostgresError(f"PostgreSQL exited early:\n{self._log_tail()}")
+                code = self._process.returncode
+                raise EmbeddedPostgresError(f"PostgreSQL exited early ({code}):\n{self._log_tail()}")
             probe = subprocess.run(
                 [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
                 capture_output=True,
@@ -191,21 +220,65 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         raise EmbeddedPostgresError(f"PostgreSQL did not become ready within {timeout:.0f}s")
 
-    def _ensure_database(self, bin_dir: Path) -> None:
-        query = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"
-        if self._client(bin_dir, "psql", "-d", "postgres", "-tAc", query).strip() != "1":
-            self._client(bin_dir, "createdb", self.database)
+    def _ensure_roles(self, bin_dir: Path) -> None:
+        """loopd's role with this start's password, and its database; idempotent."""
+        if not self._admin_password:
+            self._adopt_legacy(bin_dir)
+        role = self._sql(bin_dir, f"SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}'")
+        verb = "ALTER" if role == "1" else "CREATE"
+        self._sql(bin_dir, f"{verb} ROLE {APP_ROLE} LOGIN PASSWORD '{self._password}'")
+        if self._sql(bin_dir, f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'") != "1":
+            self._sql(bin_dir, f'CREATE DATABASE "{self.database}" OWNER {APP_ROLE}')
 
-    def _client(self, bin_dir: Path, program: str, *args: str) -> str:
-        """Run one of PostgreSQL's client programs against this server; its standard output."""
-        command = [str(bin_dir / program), "-h", "127.0.0.1", "-p", str(self.port), "-U", "loopd", *args]
-        env = {**os.environ, "PGPASSWORD": "loopd"}
-        return subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+    def _adopt_legacy(self, bin_dir: Path) -> None:
+        """A folder from before random passwords: its superuser loopd gets a random password.
+
+        PostgreSQL cannot take superuser from the bootstrap role, so such a folder keeps it until it
+        is made anew; the warning says so.
+        """
+        self._admin_role, self._admin_password = APP_ROLE, _LEGACY_PASSWORD
+        self._sql(bin_dir, f"ALTER ROLE {APP_ROLE} PASSWORD '{self._password}'")
+        stored_value(self._secret_path("admin"), lambda: f"{APP_ROLE}:{self._password}")
+        self._admin_password = self._password
+        logging.getLogger(__name__).warning(
+            "%s was made by an older loopd: its role %s stays a superuser; remove the folder to have "
+            "a non-superuser role made",
+            self.data_dir,
+            APP_ROLE,
+        )
+
+    def _sql(self, bin_dir: Path, statement: str) -> str:
+        """One statement as the superuser, sent on standard input: passwords never reach `ps`."""
+        command = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self._admin_role]
+        command += ["-d", "postgres", "-tA", "-v", "ON_ERROR_STOP=1"]
+        env = {**os.environ, "PGPASSWORD": self._admin_password}
+        result = subprocess.run(
+            command, input=statement, capture_output=True, text=True, env=env, check=False
+        )
+        if result.returncode != 0:
+            # Only the first line: psql's later lines quote the statement, password included.
+            first = (result.stderr.strip().splitlines() or ["no message"])[0]
+            raise EmbeddedPostgresError(f"set-up statement failed: {first}")
+        return result.stdout.strip()
 
     def _run(self, command: list[str]) -> None:
-        result = subprocess.run(command, capture_output=True, text=True, user=self._run_as, check=False)
+        result = subprocess.run(self._as_server_user(*command), capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise EmbeddedPostgresError(f"{Path(command[0]).name} failed: {result.stderr.strip()[-2000:]}")
+            said = (result.stderr.strip() or result.stdout.strip())[-2000:]
+            raise EmbeddedPostgresError(f"{Path(command[0]).name} failed ({result.returncode}): {said}")
+
+    def _as_server_user(self, *command: str) -> list[str]:
+        """The command, run as the server's user when we are root.
+
+        setpriv switches users after exec rather than Popen's `user=` doing it between fork and
+        exec: a forked child of a process with gRPC's threads running (a stack's hands) can crash
+        before it reaches exec.
+        """
+        if self._run_as is None:
+            return list(command)
+        entry = pwd.getpwnam(self._run_as)
+        ids = [f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups"]
+        return ["setpriv", *ids, "--", *command]
 
     def _own(self, path: Path) -> None:
         if self._run_as is not None:

@@ -13,6 +13,7 @@ import uvicorn
 from services.brain.worker import BrainWorker
 from services.core.artifacts import build_artifact_store
 from services.core.db.migrate import upgrade_async
+from services.core.identity import stack_id
 from services.core.process import open_bus, open_engine
 from services.core.settings import Settings
 from services.gateway.app import create_app
@@ -34,7 +35,7 @@ class LocalStack:
                 if settings.artifacts_dir.is_absolute()
                 else data_dir / "artifacts",
                 # A stable id lets the next start remove sandboxes left by a stack that was killed.
-                "hands_id": settings.hands_id or "local",
+                "hands_id": settings.hands_id or f"local-{stack_id(settings)}",
             }
         )
         self._exit = AsyncExitStack()

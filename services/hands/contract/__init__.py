@@ -45,11 +45,15 @@ Connect = Callable[[str], Awaitable[Hands]]
 """How the brain reaches the hands worker at an address (as the registry lists it)."""
 
 
-async def connect_grpc(address: str) -> Hands:
-    """A gRPC client with its channel open; imported lazily, so only this path needs grpc."""
-    from services.hands.contract.client import connect
+def grpc_connector(secret: str) -> Connect:
+    """Connects over gRPC, presenting the stack's hands secret; grpc is imported only on this path."""
 
-    return await connect(address)
+    async def connect(address: str) -> Hands:
+        from services.hands.contract.client import connect as open_channel
+
+        return await open_channel(address, secret=secret)
+
+    return connect
 
 
 async def collect(

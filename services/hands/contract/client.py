@@ -25,6 +25,7 @@ from services.hands.contract.api import (
     ReleaseRequest,
     SandboxStatus,
 )
+from services.hands.contract.auth import client_interceptors
 from services.hands.contract.proto import hands_pb2 as pb
 from services.hands.contract.proto.hands_pb2_grpc import HandsStub
 
@@ -48,16 +49,23 @@ CHANNEL_OPTIONS = (
 
 
 class HandsClient:
-    def __init__(self, address: str, *, deadline_margin: float = 30.0, rpc_timeout: float = 60.0) -> None:
-        """`deadline_margin` is added to each call's timeout for provisioning, queueing and the kill."""
+    def __init__(
+        self, address: str, *, secret: str, deadline_margin: float = 30.0, rpc_timeout: float = 60.0
+    ) -> None:
+        """`secret` is the stack's hands secret; `deadline_margin` is added to each call's timeout for
+        provisioning, queueing and the kill."""
         self.address = address
+        self._interceptors = client_interceptors(secret)
         self._deadline_margin = deadline_margin
         self._rpc_timeout = rpc_timeout
         self._channel: grpc.aio.Channel | None = None
         self._stub: HandsStub | None = None
+        self._closed = False
 
     async def __aenter__(self) -> HandsClient:
-        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(
+            self.address, options=CHANNEL_OPTIONS, interceptors=self._interceptors
+        )
         self._stub = HandsStub(self._channel)  # type: ignore[no-untyped-call]
         return self
 
@@ -67,6 +75,7 @@ class HandsClient:
         if self._channel is not None:
             await self._channel.close()
         self._channel = self._stub = None
+        self._closed = True
 
     async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
         """Stream the call's output chunks; the last item is always its one ExecuteResult.
@@ -118,10 +127,14 @@ class HandsClient:
 
     def _hands(self) -> HandsStub:
         if self._stub is None:
+            if self._closed:
+                # A brain shares one client per worker between runs; when one run finds the worker
+                # gone and closes it, the others must retry elsewhere, as for any lost worker.
+                raise HandsUnavailable(f"the channel to hands {self.address} was closed")
             raise RuntimeError("use HandsClient as an async context manager")
         return self._stub
 
 
-async def connect(address: str) -> HandsClient:
+async def connect(address: str, *, secret: str) -> HandsClient:
     """A client with its channel open: how the brain reaches a hands worker over gRPC."""
-    return await HandsClient(address).__aenter__()
+    return await HandsClient(address, secret=secret).__aenter__()

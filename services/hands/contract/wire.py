@@ -31,6 +31,7 @@ _ERROR_CLASSES: tuple[type[errors.LoopdError], ...] = (
     errors.NotFound,
     errors.Conflict,
     errors.LeaseLost,
+    errors.Unauthenticated,
     errors.InfrastructureError,
     errors.HandsUnavailable,
     errors.SandboxLost,
@@ -43,6 +44,7 @@ _STATUS_OF: tuple[tuple[type[errors.LoopdError], grpc.StatusCode], ...] = (
     (errors.BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.InfrastructureError, grpc.StatusCode.UNAVAILABLE),
 )
 # Used only for codes this client does not know (a newer worker), so the exception keeps its kind.
@@ -50,6 +52,7 @@ _CLASS_OF_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidRequest,
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
     grpc.StatusCode.FAILED_PRECONDITION: errors.Conflict,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
     grpc.StatusCode.UNAVAILABLE: errors.InfrastructureError,
 }
 _TRANSPORT_FAILURES = (

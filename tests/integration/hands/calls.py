@@ -12,6 +12,8 @@ from typing import Any
 
 from services.hands.contract.client import ExecuteRequest, ExecuteResult, HandsClient
 
+# The hands secret test workers are started with; clients present it on every call.
+HANDS_SECRET = f"test-{uuid.uuid4().hex}"
 _latest: dict[str, str] = {}
 
 

@@ -20,6 +20,7 @@ from services.core.bus import Bus, build_bus
 from services.core.settings import Settings
 from services.hands.contract.client import HandsClient
 from services.hands.server import HANDS_LABEL, HandsWorker
+from tests.integration.hands.calls import HANDS_SECRET
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -69,6 +70,8 @@ def make_settings(tmp_path: Path, sandbox_image: str) -> Callable[..., Settings]
             "sandbox_pids": 128,
             "tool_timeout_seconds": 20.0,
             "artifacts_dir": tmp_path / "artifacts",
+            "data_dir": tmp_path / "data",
+            "hands_secret": HANDS_SECRET,
         }
         return Settings(**{**values, **overrides})
 
@@ -115,5 +118,5 @@ async def worker(start_worker: Callable[..., Any]) -> HandsWorker:
 
 @pytest.fixture
 async def hands(worker: HandsWorker) -> AsyncIterator[HandsClient]:
-    async with HandsClient(worker.address) as client:
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as client:
         yield client

@@ -22,7 +22,7 @@ from harness.waiting import eventually
 from services.core.errors import HandsUnavailable
 from services.hands.contract.client import HandsClient, OutputChunk
 from services.hands.workspace.ledger.filesystem import FilesystemLedger
-from tests.integration.hands.calls import bash, call, new_run, request, send, starting_at
+from tests.integration.hands.calls import HANDS_SECRET, bash, call, new_run, request, send, starting_at
 from tests.integration.hands.conftest import remove_labelled
 
 pytestmark = pytest.mark.docker
@@ -89,7 +89,7 @@ async def test_a_call_cut_off_mid_run_reruns_on_its_base(hands: HandsClient) -> 
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[ProcessGroup]:
-    group = ProcessGroup(log_dir=tmp_path, base_env={})
+    group = ProcessGroup(log_dir=tmp_path, base_env={"LOOPD_HANDS_SECRET": HANDS_SECRET})
     yield group
     group.stop_all()
 
@@ -115,7 +115,7 @@ async def hands_process(
             found = re.search(r"ready at (\S+)", worker.log_path.read_text())
             return found.group(1) if found else None
 
-        async with HandsClient(await eventually(address, timeout=30)) as client:
+        async with HandsClient(await eventually(address, timeout=30), secret=HANDS_SECRET) as client:
             yield worker, client
     finally:
         remove_labelled(docker_api, hands_id)

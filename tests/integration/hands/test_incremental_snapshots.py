@@ -17,7 +17,7 @@ from services.hands.contract.client import HandsClient, ReleaseRequest
 from services.hands.sandbox import SandboxSpec, WorkspaceScan
 from services.hands.sandbox.docker import DockerDriver
 from services.hands.server import HANDS_LABEL, HandsWorker
-from tests.integration.hands.calls import bash, new_run, request, send, starting_at
+from tests.integration.hands.calls import HANDS_SECRET, bash, new_run, request, send, starting_at
 from tests.integration.hands.conftest import remove_labelled
 
 pytestmark = pytest.mark.docker
@@ -57,7 +57,7 @@ async def counted(
     try:
         async with (
             HandsWorker(settings, bus, artifacts, driver=driver) as worker,
-            HandsClient(worker.address) as client,
+            HandsClient(worker.address, secret=HANDS_SECRET) as client,
         ):
             yield driver, client
     finally:

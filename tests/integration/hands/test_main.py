@@ -15,7 +15,7 @@ import pytest
 from harness.processes import ProcessGroup
 from harness.waiting import eventually
 from services.hands.contract.client import HandsClient
-from tests.integration.hands.calls import bash, new_run
+from tests.integration.hands.calls import HANDS_SECRET, bash, new_run
 from tests.integration.hands.conftest import remove_labelled
 
 pytestmark = pytest.mark.docker
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[ProcessGroup]:
-    group = ProcessGroup(log_dir=tmp_path, base_env={})
+    group = ProcessGroup(log_dir=tmp_path, base_env={"LOOPD_HANDS_SECRET": HANDS_SECRET})
     yield group
     group.stop_all()
 
@@ -47,7 +47,7 @@ async def test_sigterm_drains_the_call_in_flight(
             found = re.search(r"ready at (\S+)", worker.log_path.read_text())
             return found.group(1) if found else None
 
-        async with HandsClient(await eventually(address, timeout=20)) as hands:
+        async with HandsClient(await eventually(address, timeout=20), secret=HANDS_SECRET) as hands:
             running = asyncio.create_task(bash(hands, new_run(), "echo started; sleep 2; echo done"))
 
             async def call_running() -> bool:

@@ -13,7 +13,7 @@ from services.hands.contract.client import HandsClient
 from services.hands.fleet.pool import RUN_LABEL
 from services.hands.fleet.warm import WARM_LABEL
 from services.hands.server import HANDS_LABEL, HandsWorker
-from tests.integration.hands.calls import bash, new_run
+from tests.integration.hands.calls import HANDS_SECRET, bash, new_run
 
 pytestmark = pytest.mark.docker
 
@@ -30,7 +30,7 @@ async def test_a_first_call_claims_a_warm_sandbox_and_the_pool_refills(
     await eventually(lambda: _async(worker.warm_ready == 1), timeout=30)
     ready = warm_ids(docker_api, worker.hands_id)
 
-    async with HandsClient(worker.address) as hands:
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as hands:
         first = await bash(hands, new_run(), "echo hi > a.txt; cat a.txt")
     refilled = await eventually(
         lambda: _async(warm_ids(docker_api, worker.hands_id) - {first.sandbox_id}), timeout=30
@@ -58,7 +58,7 @@ async def test_with_no_warm_pool_a_first_call_starts_its_own_sandbox(
     worker: HandsWorker = await start_worker(hands_warm_pool=0)
     run_id = new_run()
 
-    async with HandsClient(worker.address) as hands:
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as hands:
         first = await bash(hands, run_id, "true")
 
     labels = docker_api.inspect_container(first.sandbox_id)["Config"]["Labels"]

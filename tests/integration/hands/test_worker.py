@@ -17,13 +17,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.waiting import eventually
 from services.core.bus import Bus, HandsInfo
-from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest
+from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest, Unauthenticated
+from services.core.identity import stack_id
 from services.core.settings import Settings
 from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk, ReleaseRequest
+from services.hands.contract.proto import hands_pb2 as pb
+from services.hands.contract.proto.hands_pb2_grpc import HandsStub
 from services.hands.sandbox import CreateSandbox, SandboxSpec
 from services.hands.sandbox.docker import DockerDriver
-from services.hands.server import HANDS_LABEL, SERVICE_NAME, HandsWorker
-from tests.integration.hands.calls import bash, call, new_run, request
+from services.hands.server import HANDS_LABEL, SERVICE_NAME, STACK_LABEL, HandsWorker
+from tests.integration.hands.calls import HANDS_SECRET, bash, call, new_run, request
 
 pytestmark = pytest.mark.docker
 
@@ -52,6 +55,34 @@ async def test_health_check_reports_serving(worker: HandsWorker) -> None:
     assert overall.status == hands.status == health_pb2.HealthCheckResponse.SERVING
 
 
+@pytest.mark.parametrize("secret", ["", "not-the-secret", HANDS_SECRET[:-1]])
+async def test_a_client_without_the_hands_secret_is_refused_everything(
+    worker: HandsWorker, docker_api: docker.APIClient, secret: str
+) -> None:
+    run_id = new_run()
+    async with HandsClient(worker.address, secret=secret) as hostile:
+        with pytest.raises(Unauthenticated):
+            await hostile.execute_collect(request(run_id, "bash", {"command": "cat /etc/hostname"}))
+        with pytest.raises(Unauthenticated):
+            await hostile.release(ReleaseRequest(run_id=run_id))
+        with pytest.raises(Unauthenticated):
+            await hostile.status()
+
+    # Refused before any servicer ran: nothing was made for the invented run.
+    assert not docker_api.containers(all=True, filters={"label": f"loopd.run_id={run_id}"})
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as honest:
+        assert (await honest.status()).hands_id == worker.hands_id
+
+
+async def test_a_call_without_any_credentials_is_refused(worker: HandsWorker) -> None:
+    async with grpc.aio.insecure_channel(worker.address) as channel:
+        stub = HandsStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Status(pb.StatusRequest())
+
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_worker_registers_on_the_bus_and_unregisters_on_exit(
     start_worker: Callable[..., Any], bus: Bus
 ) -> None:
@@ -63,7 +94,7 @@ async def test_worker_registers_on_the_bus_and_unregisters_on_exit(
         info = entries.get(worker.hands_id)
         return info if info and run_id in info.sandboxes and info.slots_free == 3 else None
 
-    async with HandsClient(worker.address) as hands:
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as hands:
         await bash(hands, run_id, "true")
         info = await eventually(registered_idle_with_sandbox, timeout=5)
     await worker.__aexit__(None, None, None)
@@ -115,7 +146,7 @@ async def test_a_missing_sandbox_image_is_a_non_retryable_infrastructure_error(
 ) -> None:
     worker: HandsWorker = await start_worker(sandbox_image=f"loopd-missing-{uuid.uuid4().hex[:8]}:latest")
 
-    async with HandsClient(worker.address) as hands:
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as hands:
         with pytest.raises(InfrastructureError) as raised:
             await bash(hands, new_run(), "true")
 
@@ -142,7 +173,7 @@ async def test_an_unreachable_worker_raises_hands_unavailable() -> None:
         probe.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{probe.getsockname()[1]}"
 
-    async with HandsClient(address) as hands:
+    async with HandsClient(address, secret=HANDS_SECRET) as hands:
         with pytest.raises(HandsUnavailable):
             await bash(hands, new_run(), "true")
         with pytest.raises(HandsUnavailable):
@@ -153,7 +184,7 @@ async def test_idle_sandboxes_are_reaped(
     start_worker: Callable[..., Any], docker_api: docker.APIClient
 ) -> None:
     worker: HandsWorker = await start_worker(sandbox_idle_seconds=0.5)
-    async with HandsClient(worker.address) as hands:
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as hands:
         result = await bash(hands, new_run(), "true")
 
         async def reaped() -> bool:
@@ -168,13 +199,33 @@ async def test_start_up_removes_sandboxes_left_by_the_same_hands_id(
     start_worker: Callable[..., Any], make_settings: Callable[..., Settings], docker_api: docker.APIClient
 ) -> None:
     settings = make_settings()
-    labels = {HANDS_LABEL: settings.hands_id or ""}
-    leftover = DockerDriver(
-        SandboxSpec.from_settings(settings, labels), base_url=settings.sandbox_docker_host
-    )
-    orphan = await leftover.create(CreateSandbox(labels={"loopd.run_id": "crashed-run"}))
-    await leftover.aclose()
+    orphan = await _sandbox_of(settings, stack_id(settings))
 
     await start_worker(hands_id=settings.hands_id)
 
     assert not docker_api.containers(all=True, filters={"id": orphan})
+
+
+async def test_start_up_leaves_alone_the_sandboxes_of_another_stack_with_the_same_hands_id(
+    start_worker: Callable[..., Any], make_settings: Callable[..., Settings], docker_api: docker.APIClient
+) -> None:
+    settings = make_settings()
+    others = await _sandbox_of(settings, "another-stack")
+    try:
+        await start_worker(hands_id=settings.hands_id)
+
+        assert docker_api.containers(all=True, filters={"id": others})
+    finally:
+        docker_api.remove_container(others, force=True)
+
+
+async def _sandbox_of(settings: Settings, stack: str) -> str:
+    """A sandbox as a crashed worker of `stack` with this hands id would have left it."""
+    labels = {HANDS_LABEL: settings.hands_id or "", STACK_LABEL: stack}
+    leftover = DockerDriver(
+        SandboxSpec.from_settings(settings, labels), base_url=settings.sandbox_docker_host
+    )
+    try:
+        return await leftover.create(CreateSandbox(labels={"loopd.run_id": "crashed-run"}))
+    finally:
+        await leftover.aclose()

@@ -80,3 +80,27 @@ def test_a_port_taken_before_the_server_binds_it_is_given_up_for_another(
             assert query_one(server, "SELECT 1") == 1
         finally:
             server.stop()
+
+
+def test_loopd_connects_as_a_role_that_is_no_superuser_with_a_random_password(data_root: Path) -> None:
+    server = EmbeddedPostgres(data_root / "data")
+    server.start()
+    try:
+        assert query_one(server, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
+        assert query_one(server, "SELECT current_user") == "loopd"
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(f"host=127.0.0.1 port={server.port} user=loopd password=loopd dbname=loopd")
+        for name in ("data.password", "data.admin"):
+            assert (data_root / name).stat().st_mode & 0o077 == 0
+        with psycopg.connect(server.admin_dsn()) as admin:
+            row = admin.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert row == (True,)
+    finally:
+        server.stop()
+    again = EmbeddedPostgres(data_root / "data")
+    again.start()
+    try:
+        assert again.url.split("@")[0] == server.url.split("@")[0]  # the same password
+        assert query_one(again, "SELECT 1") == 1
+    finally:
+        again.stop()
