@@ -6,7 +6,7 @@ exact spec it started with.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,6 +17,13 @@ DEFAULT_TOOLS = [str(tool) for tool in SANDBOX_TOOLS]
 
 Permission = Literal["allow", "ask", "deny"]
 
+# Bounds that keep every budget within what PostgreSQL and the brain's clock arithmetic can hold.
+STEPS_MAX = 2**31 - 1
+TOKENS_MAX = 2**63 - 1
+USD_MAX = 1e12
+SECONDS_MAX = 10 * 365 * 86_400.0
+Tokens = Annotated[int, Field(ge=0, le=TOKENS_MAX)]
+
 
 class Limits(BaseModel):
     """Budgets, checked before every model call; reaching one makes the run wait for a raise."""
@@ -24,9 +31,9 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_steps: int = Field(50, ge=1, le=100_000)
-    max_tokens: int | None = Field(None, ge=1)
-    max_cost_usd: float | None = Field(None, gt=0)
-    timeout_seconds: float = Field(3600.0, gt=0, description="the run's maximum wall time")
+    max_tokens: int | None = Field(None, ge=1, le=TOKENS_MAX)
+    max_cost_usd: float | None = Field(None, gt=0, le=USD_MAX)
+    timeout_seconds: float = Field(3600.0, gt=0, le=SECONDS_MAX, description="the run's maximum wall time")
     tool_timeout_seconds: float | None = Field(None, gt=0, le=86_400)
 
 
@@ -68,7 +75,7 @@ class ScriptedTurn(BaseModel):
     text: str = ""
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
     sleep: float | None = Field(None, ge=0, le=3600)
-    usage: dict[str, int] | None = None
+    usage: dict[str, Tokens] | None = None
 
 
 class AgentSpec(BaseModel):

@@ -21,6 +21,7 @@ from services.core.agents import AgentSpec
 from services.core.db.schema import run_leases, runs
 from services.core.errors import IdempotencyKeyTaken, InvalidRequest, NotFound
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
+from services.core.text import is_storable
 
 
 def new_id(prefix: str) -> str:
@@ -331,6 +332,8 @@ def encode_cursor(created_at: datetime, run_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created_at, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        if not is_storable(run_id):
+            raise ValueError("the cursor's run id cannot be a run id")
         return datetime.fromisoformat(created_at), run_id
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("cursor is not valid", code="invalid_cursor") from None

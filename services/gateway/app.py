@@ -17,6 +17,7 @@ from services.gateway.deps import GatewayServices
 from services.gateway.errors import install_error_handlers
 from services.gateway.request_metrics import RequestMetricsMiddleware
 from services.gateway.routes import agents, artifacts, control, events, history, runs, system
+from services.gateway.storable_input import StorableInputMiddleware
 
 
 def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
@@ -35,6 +36,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title="loopd", version="1", lifespan=lifespan)
+    app.add_middleware(StorableInputMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Outermost, so that requests the body limit turns away are counted too.
     app.add_middleware(RequestMetricsMiddleware, routes=app.routes)

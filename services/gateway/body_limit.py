@@ -58,6 +58,8 @@ class BodyLimitMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is not read, so the connection cannot carry another request.
+                    (b"connection", b"close"),
                 ],
             }
         )

@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import Field
 
 from services.core import agent_store
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
 from services.core.runs import new_id
 from services.gateway.deps import ServicesDep
+from services.gateway.params import BODY_ERRORS, AgentId, IdField, VersionQuery, errors
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
 class CreateAgent(AgentSpec):
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    id: IdField | None = None
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(*BODY_ERRORS, 409))
 async def create_agent(body: CreateAgent, services: ServicesDep) -> dict[str, Any]:
     agent_id = body.id or new_id("agt")
     spec = body.model_dump(mode="json", exclude={"id"})
@@ -29,25 +29,23 @@ async def create_agent(body: CreateAgent, services: ServicesDep) -> dict[str, An
     return agent_store.agent_to_wire(row)
 
 
-@router.put("/{agent_id}", status_code=201)
-async def new_agent_version(agent_id: str, body: AgentSpec, services: ServicesDep) -> dict[str, Any]:
+@router.put("/{agent_id}", status_code=201, responses=errors(*BODY_ERRORS))
+async def new_agent_version(agent_id: AgentId, body: AgentSpec, services: ServicesDep) -> dict[str, Any]:
     spec = body.model_dump(mode="json")
     async with services.engine.begin() as conn:
         row = await agent_store.add_version(conn, services.settings.tenant, agent_id, body.name, spec)
     return agent_store.agent_to_wire(row)
 
 
-@router.get("")
+@router.get("", responses=errors(422))
 async def list_agents(services: ServicesDep, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         rows = await agent_store.list_latest(conn, services.settings.tenant, limit=limit)
     return {"data": [agent_store.agent_to_wire(row) for row in rows], "next_cursor": None}
 
 
-@router.get("/{agent_id}")
-async def get_agent(
-    agent_id: str, services: ServicesDep, version: int | None = Query(None, ge=1)
-) -> dict[str, Any]:
+@router.get("/{agent_id}", responses=errors(404, 422))
+async def get_agent(agent_id: AgentId, services: ServicesDep, version: VersionQuery = None) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         row = await agent_store.get_agent(conn, services.settings.tenant, agent_id, version)
     return agent_store.agent_to_wire(row)

@@ -17,6 +17,7 @@ from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.core.errors import BadRequest, NotFound
 from services.gateway.deps import ServicesDep
+from services.gateway.params import RunId, errors
 
 
 class _AnyPath(PathConvertor):
@@ -38,14 +39,21 @@ async def _artifacts(services: ServicesDep, run_id: str) -> dict[str, dict[str, 
     return {artifact["path"]: artifact for artifact in found}
 
 
-@router.get("")
-async def list_artifacts(run_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("", responses=errors(404, 422))
+async def list_artifacts(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
     found = await _artifacts(services, run_id)
     return {"data": [{"path": a["path"], "size": a["size"], "sha256": a["sha256"]} for a in found.values()]}
 
 
-@router.get("/{path:anything}")
-async def download_artifact(run_id: str, path: str, services: ServicesDep) -> StreamingResponse:
+@router.get(
+    "/{path:anything}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
+        **errors(400, 404, 422),
+    },
+)
+async def download_artifact(run_id: RunId, path: str, services: ServicesDep) -> StreamingResponse:
     parts = path.split("/")
     if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\x00" in path:
         raise BadRequest(f"artifact path {path!r} is not a plain relative path", code="invalid_path")

@@ -12,6 +12,7 @@ from services.core import runs as run_store
 from services.core.errors import Conflict
 from services.core.status import RUNNABLE_STATUSES
 from services.gateway.deps import ServicesDep
+from services.gateway.params import BODY_ERRORS, CallId, RunId, errors
 from services.gateway.waiting import BudgetLimits, ensure_call, settle, waiting_for
 
 router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])
@@ -58,8 +59,8 @@ def _settle_call(run: Any, call_id: str, kind: str, code: str) -> dict[str, Any]
     return {**waiting, "call_ids": left, "calls": calls} if left else None
 
 
-@router.post("/approvals/{call_id}", status_code=202)
-async def decide(run_id: str, call_id: str, body: Approval, services: ServicesDep) -> dict[str, Any]:
+@router.post("/approvals/{call_id}", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+async def decide(run_id: RunId, call_id: CallId, body: Approval, services: ServicesDep) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         await ensure_call(conn, run.id, call_id)
         remaining = _settle_call(run, call_id, "approval", "not_waiting_for_approval")
@@ -69,8 +70,8 @@ async def decide(run_id: str, call_id: str, body: Approval, services: ServicesDe
     return await _apply(services, run_id, change)
 
 
-@router.post("/interrupt", status_code=202)
-async def interrupt(run_id: str, services: ServicesDep, body: Interrupt | None = None) -> dict[str, Any]:
+@router.post("/interrupt", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+async def interrupt(run_id: RunId, services: ServicesDep, body: Interrupt | None = None) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         if run.status not in RUNNABLE_STATUSES:
             raise Conflict(
@@ -82,8 +83,8 @@ async def interrupt(run_id: str, services: ServicesDep, body: Interrupt | None =
     return await _apply(services, run_id, change)
 
 
-@router.post("/budget", status_code=202)
-async def raise_budget(run_id: str, body: BudgetLimits, services: ServicesDep) -> dict[str, Any]:
+@router.post("/budget", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+async def raise_budget(run_id: RunId, body: BudgetLimits, services: ServicesDep) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         waiting_for(run, "budget", "not_waiting_for_budget")
         limits = body.model_dump(exclude_none=True)
@@ -95,9 +96,9 @@ async def raise_budget(run_id: str, body: BudgetLimits, services: ServicesDep) -
     return await _apply(services, run_id, change)
 
 
-@router.post("/tool_results/{call_id}", status_code=202)
+@router.post("/tool_results/{call_id}", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
 async def submit_tool_result(
-    run_id: str, call_id: str, body: ClientToolResult, services: ServicesDep
+    run_id: RunId, call_id: CallId, body: ClientToolResult, services: ServicesDep
 ) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         call = await ensure_call(conn, run.id, call_id)

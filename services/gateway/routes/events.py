@@ -16,6 +16,7 @@ from services.core.bus import run_channel
 from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest
 from services.gateway.deps import GatewayServices, ServicesDep
+from services.gateway.params import AfterSeq, RunId, errors, seq_of
 
 router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
 
@@ -24,11 +25,11 @@ router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
 CATCH_UP_SECONDS = 2.0
 
 
-@router.get("")
+@router.get("", responses=errors(404, 422))
 async def list_events(
-    run_id: str,
+    run_id: RunId,
     services: ServicesDep,
-    after: int = Query(0, ge=0),
+    after: AfterSeq = 0,
     limit: int = Query(500, ge=1, le=5000),
 ) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
@@ -38,18 +39,25 @@ async def list_events(
     return {"data": [event.to_wire() for event in page], "next_after": next_after}
 
 
-@router.get("/stream")
+@router.get(
+    "/stream",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "the run's events as server-sent events"},
+        **errors(404, 422),
+    },
+)
 async def stream_events(
-    run_id: str,
+    run_id: RunId,
     services: ServicesDep,
-    after: int | None = Query(None, ge=0),
+    after: AfterSeq = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
-    start = after or 0
+    start = after
     if last_event_id:
-        if not last_event_id.isdigit():
+        seq = seq_of(last_event_id)
+        if seq is None:
             raise InvalidRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
-        start = max(start, int(last_event_id))
+        start = max(start, seq)
     async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, services.settings.tenant, run_id)
     return EventSourceResponse(_follow(services, run_id, start), ping=15)

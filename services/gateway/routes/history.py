@@ -12,6 +12,7 @@ from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.gateway.deps import ServicesDep
+from services.gateway.params import BIGINT_MAX, BODY_ERRORS, IdField, RunId, errors
 
 router = APIRouter(prefix="/v1/runs", tags=["history"])
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1/runs", tags=["history"])
 class ToolResultOverride(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    call_id: str
+    call_id: IdField
     output: str = Field(max_length=1_000_000)
 
 
@@ -34,12 +35,12 @@ class ForkOverrides(BaseModel):
 class Fork(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at_seq: int = Field(ge=2)
+    at_seq: int = Field(ge=2, le=BIGINT_MAX)
     overrides: ForkOverrides = Field(default_factory=ForkOverrides)
 
 
-@router.post("/{run_id}/fork", status_code=201)
-async def fork_run(run_id: str, body: Fork, services: ServicesDep) -> dict[str, Any]:
+@router.post("/{run_id}/fork", status_code=201, responses=errors(*BODY_ERRORS, 404, 409))
+async def fork_run(run_id: RunId, body: Fork, services: ServicesDep) -> dict[str, Any]:
     override = body.overrides.tool_result
     async with services.engine.begin() as conn:
         parent = await run_store.get_run(conn, services.settings.tenant, run_id)
@@ -55,9 +56,9 @@ async def fork_run(run_id: str, body: Fork, services: ServicesDep) -> dict[str, 
     return run_store.run_to_wire(row)
 
 
-@router.get("/{run_a}/diff/{run_b}")
+@router.get("/{run_a}/diff/{run_b}", responses=errors(404, 422))
 async def diff_runs(
-    run_a: str, run_b: str, services: ServicesDep, limit: int = Query(200, ge=1, le=5000)
+    run_a: RunId, run_b: RunId, services: ServicesDep, limit: int = Query(200, ge=1, le=5000)
 ) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         for run_id in (run_a, run_b):

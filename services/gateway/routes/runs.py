@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.core import agent_store
@@ -18,6 +18,7 @@ from services.core.errors import Conflict, IdempotencyKeyTaken, InvalidRequest
 from services.core.schemas import SchemaLimits
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
 from services.gateway.deps import ServicesDep
+from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
 from services.gateway.waiting import BudgetLimits, answer_question
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -28,8 +29,8 @@ MAX_INPUT_CHARS = 200_000
 class CreateRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: str | None = None
-    agent_version: int | None = Field(None, ge=1)
+    agent_id: IdField | None = None
+    agent_version: Version | None = None
     agent: AgentSpec | None = None
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -56,12 +57,12 @@ class CancelRun(BaseModel):
     reason: str = Field("cancelled by user", max_length=2000)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(*BODY_ERRORS, 404, 409))
 async def create_run(
     body: CreateRun,
     services: ServicesDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     tenant = services.settings.tenant
     request_hash = hashlib.sha256(
@@ -118,12 +119,12 @@ async def _resolve_agent(
     return row.spec, row.id, row.version
 
 
-@router.get("")
+@router.get("", responses=errors(422))
 async def list_runs(
     services: ServicesDep,
     status: RunStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         rows, next_cursor = await run_store.list_runs(
@@ -132,14 +133,14 @@ async def list_runs(
     return {"data": [run_store.run_to_wire(row) for row in rows], "next_cursor": next_cursor}
 
 
-@router.get("/{run_id}")
-async def get_run(run_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("/{run_id}", responses=errors(404, 422))
+async def get_run(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         return run_store.run_to_wire(await run_store.get_run(conn, services.settings.tenant, run_id))
 
 
-@router.post("/{run_id}/messages", status_code=202)
-async def send_message(run_id: str, body: UserMessage, services: ServicesDep) -> dict[str, Any]:
+@router.post("/{run_id}/messages", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+async def send_message(run_id: RunId, body: UserMessage, services: ServicesDep) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
         if run.status == RunStatus.CANCELLED:
@@ -178,8 +179,8 @@ async def _user_message(conn: Any, run: Any, content: str) -> list[event_log.Eve
     return await event_log.append(conn, event_log.Append(run.id, resumed, changes, allow_terminal=True))
 
 
-@router.post("/{run_id}/cancel", status_code=202)
-async def cancel_run(run_id: str, services: ServicesDep, body: CancelRun | None = None) -> dict[str, Any]:
+@router.post("/{run_id}/cancel", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+async def cancel_run(run_id: RunId, services: ServicesDep, body: CancelRun | None = None) -> dict[str, Any]:
     reason = (body or CancelRun()).reason
     async with services.engine.begin() as conn:
         run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)

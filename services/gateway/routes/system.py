@@ -11,6 +11,7 @@ from services.core.db.engine import ping
 from services.core.metrics import exposition
 from services.gateway.deps import ServicesDep
 from services.gateway.errors import error_response
+from services.gateway.params import errors
 
 router = APIRouter(tags=["system"])
 
@@ -20,7 +21,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get("/readyz", response_model=None, responses=errors(503))
 async def readyz(services: ServicesDep) -> Any:
     checks: dict[str, str] = {}
     try:
