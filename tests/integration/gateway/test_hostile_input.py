@@ -113,7 +113,7 @@ async def test_seqs_and_versions_past_their_columns_are_refused(api: httpx.Async
         assert_error(await api.get(path), 422, "validation_error")
     for last_event_id in (str(BIG), "\u00b2", "1 ", "-1"):
         response = await api.get(
-            f"/v1/runs/{run['id']}/events/stream", headers={"last-event-id": last_event_id.encode("latin-1")}
+            f"/v1/runs/{run['id']}/events/stream", headers={b"last-event-id": last_event_id.encode("latin-1")}
         )
         assert_error(response, 422, "invalid_last_event_id")
     fork = await api.post(f"/v1/runs/{run['id']}/fork", json={"at_seq": BIG})
