@@ -262,10 +262,12 @@ async def stranded_runs(conn: AsyncConnection, *, quiet_seconds: float, limit: i
 async def undelivered_children(conn: AsyncConnection, *, limit: int) -> list[str]:
     """Finished children whose parent still waits on them (the brain that was to deliver died)."""
     child = runs.alias("child")
+    # A parent waiting on children lists them as {"call_id", "child_run_id"} under waiting_for.children.
+    entry = func.jsonb_build_array(func.jsonb_build_object("child_run_id", child.c.id))
     query = (
         select(child.c.id)
         .join(runs, runs.c.id == child.c.parent_run_id)
-        .where(runs.c.status == RunStatus.WAITING, runs.c.waiting_for["child_run_id"].astext == child.c.id)
+        .where(runs.c.status == RunStatus.WAITING, runs.c.waiting_for["children"].contains(entry))
         .where(child.c.status.in_(TERMINAL_STATUSES))
         .limit(limit)
     )

@@ -18,7 +18,9 @@ from sqlalchemy import func, select
 
 from harness.waiting import eventually
 from services.brain.worker import BrainWorker
-from services.core import events as log
+from services.core import events as event_log
+from services.core import runs as run_store
+from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore, build_artifact_store
 from services.core.bus import Bus, HandsInfo
 from services.core.db.engine import autocommit, create_engine
@@ -191,6 +193,21 @@ class Loop:
         assert created.status_code == 201, created.text
         return str(created.json()["id"])
 
+    async def create_unwoken(self, agent: dict[str, Any], task: str = "the task") -> str:
+        """A run created as the gateway creates one, but whose wake-up never reached a brain."""
+        spec = AgentSpec.model_validate(agent).model_dump(mode="json")
+        async with self.engine.begin() as conn:
+            row, _ = await run_store.create_run(
+                conn,
+                tenant=self.settings.tenant,
+                spec=spec,
+                agent_id=None,
+                agent_version=None,
+                user_input=task,
+                metadata={},
+            )
+        return str(row.id)
+
     async def run(self, run_id: str) -> dict[str, Any]:
         response = await self.api.get(f"/v1/runs/{run_id}")
         assert response.status_code == 200, response.text
@@ -227,9 +244,11 @@ async def holds_nothing(loop: Loop, run_id: str) -> bool:
     return leased is None and all(h.sandbox_of(run_id) is None for h in loop.hands.values())
 
 
-def wire_event(run_id: str, event: dict[str, Any]) -> log.Event:
+def wire_event(run_id: str, event: dict[str, Any]) -> event_log.Event:
     """An event as the API showed it, back in the shape the fold takes."""
-    return log.Event(run_id, event["seq"], event["type"], datetime.fromisoformat(event["at"]), event["data"])
+    return event_log.Event(
+        run_id, event["seq"], event["type"], datetime.fromisoformat(event["at"]), event["data"]
+    )
 
 
 def of_type(events: list[dict[str, Any]], *types: str) -> list[dict[str, Any]]:

@@ -1,0 +1,45 @@
+"""The brain worker's sweeper: runs whose wake-up was lost are woken again, and children that finished
+while no brain delivered them reach their waiting parent. Each test has a database of its own, since
+the sweeper looks at every run in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.core import runs as run_store
+from services.core.db.migrate import upgrade
+from tests.unit.brain.loop import Loop, call, of_type, scripted
+
+
+async def test_a_run_whose_wake_up_was_lost_is_woken_by_the_sweeper(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    upgrade(fresh_database_url)
+    async with Loop(fresh_database_url, tmp_path, sweep_interval_seconds=0.2) as loop:
+        run_id = await loop.create_unwoken(scripted({"text": "found it"}))
+
+        assert (await loop.until(run_id, "completed"))["result"] == "found it"
+
+
+async def test_a_child_that_finished_undelivered_reaches_its_parent_through_the_sweeper(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    upgrade(fresh_database_url)
+    child = scripted({"tool_calls": [call("bash", command="echo hi")]}, permissions={"bash": "ask"})
+    parent = scripted(
+        {"tool_calls": [call("spawn_agent", agent=child, input="task")]},
+        {"text": "parent done"},
+        tools=["spawn_agent"],
+    )
+    async with Loop(fresh_database_url, tmp_path, sweep_interval_seconds=0.2) as loop:
+        run_id = await loop.start(parent)
+        await loop.until(run_id, "waiting")
+        [started] = of_type(await loop.events(run_id), "child.started")
+        await loop.until(started["child_run_id"], "waiting")
+        # The child ends without any brain seeing it end (as if the one stepping it died just then).
+        async with loop.engine.begin() as conn:
+            await run_store.cancel_tree(conn, started["child_run_id"], "gone")
+
+        assert (await loop.until(run_id, "completed"))["result"] == "parent done"
+        [result] = of_type(await loop.events(run_id), "tool.result")
+        assert result["error"] == "child_cancelled"
