@@ -132,8 +132,12 @@ class _Reachable:
 class Loop:
     """Async context manager. `api` is the gateway's client; `hands` the hands workers by id."""
 
-    def __init__(self, database_url: str, root: Path, *, hands: int = 1, **settings: Any) -> None:
+    def __init__(
+        self, database_url: str, root: Path, *, hands: int = 1, brain: bool = True, **settings: Any
+    ) -> None:
+        """Without a `brain`, the test steps runs itself."""
         self.root = root
+        self._with_brain = brain
         defaults: dict[str, Any] = {
             "bus_url": "local://",
             "artifacts_dir": root / "artifacts",
@@ -172,9 +176,10 @@ class Loop:
             worker.registration = await self._exit.enter_async_context(
                 Registration(self.bus, worker.info, every=self.settings.hands_heartbeat_seconds, ttl=60.0)
             )
-        self.brain = await self._exit.enter_async_context(
-            BrainWorker(self.settings, self.engine, self.bus, self.artifacts, connect=self.connect)
-        )
+        if self._with_brain:
+            await self._exit.enter_async_context(
+                BrainWorker(self.settings, self.engine, self.bus, self.artifacts, connect=self.connect)
+            )
         app = create_app(self.settings, bus=self.bus)
         await self._exit.enter_async_context(app.router.lifespan_context(app))
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
