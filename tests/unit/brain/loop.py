@@ -64,7 +64,7 @@ class HandsInProcess:
     def __init__(self, hands_id: str, settings: Settings, artifacts: ArtifactStore, root: Path) -> None:
         self.hands_id = hands_id
         self.address = f"inproc://{hands_id}"
-        self.driver = WorkspaceDriver()
+        self.driver = WorkspaceDriver(prefix=f"{hands_id}-sb")
         self.pool = SandboxPool(self.driver, on_change=self._changed)
         self.slots = Slots(settings.hands_slots)
         calls = Calls(

@@ -26,7 +26,8 @@ from services.hands.sandbox import (
 
 
 class FakeDriver:
-    def __init__(self, labels: Mapping[str, str] | None = None) -> None:
+    def __init__(self, labels: Mapping[str, str] | None = None, *, prefix: str = "sb") -> None:
+        """Sandbox ids are `prefix`-1, -2...: give each driver of a test its own, as engines do."""
         self.base_labels = dict(labels or {})
         self.labels: dict[str, dict[str, str]] = {}
         self.dead: set[str] = set()
@@ -34,9 +35,10 @@ class FakeDriver:
         self.reads: list[str] = []
         self._tars: dict[str, bytes] = {}
         self._ids = itertools.count(1)
+        self._prefix = prefix
 
     async def create(self, request: CreateSandbox) -> str:
-        sandbox_id = f"sb-{next(self._ids)}"
+        sandbox_id = f"{self._prefix}-{next(self._ids)}"
         self.labels[sandbox_id] = {**self.base_labels, **request.labels}
         return sandbox_id
 

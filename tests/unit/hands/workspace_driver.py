@@ -50,8 +50,8 @@ class _Failed(Exception):
 
 
 class WorkspaceDriver(FakeDriver):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, prefix: str = "sb") -> None:
+        super().__init__(prefix=prefix)
         self.workspaces: dict[str, Workspace] = {}
         self.commands: list[str] = []
         self._losses: dict[str, int] = {}
