@@ -149,6 +149,8 @@ class Loop:
             "hands_slots": 4,
             "hands_heartbeat_seconds": 0.2,
             "tool_timeout_seconds": 30.0,
+            # The session's database is migrated once; a test with a database of its own migrates it.
+            "migrate_on_start": False,
         }
         self.settings = Settings(database_url=database_url, **{**defaults, **settings})
         self.artifacts = build_artifact_store(self.settings.artifacts_path)

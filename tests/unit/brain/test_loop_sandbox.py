@@ -103,7 +103,7 @@ async def test_a_run_whose_worker_left_moves_to_another_with_its_workspace(
 
 
 async def test_a_run_fails_when_no_hands_worker_comes(database_url: str, tmp_path: Path) -> None:
-    async with Loop(database_url, tmp_path, hands=0, hands_wait_seconds=0.2) as loop:
+    async with Loop(database_url, tmp_path, hands=0, hands_wait_seconds=0.05) as loop:
         run_id = await loop.start(scripted({"tool_calls": [WRITE]}))
         run = await loop.until(run_id, "failed")
 
