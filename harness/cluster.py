@@ -3,8 +3,10 @@ against a given PostgreSQL and Redis. Used by the end-to-end and the fault tests
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ import psycopg
 
 from harness.processes import LoopdProcess, ProcessGroup
 from harness.waiting import eventually_sync
+from services.core.bus import HandsInfo, build_bus
 from services.local.postgres import free_port
 
 
@@ -23,6 +26,7 @@ class Cluster:
     processes: ProcessGroup
     artifacts_dir: Path
     database_url: str
+    bus_url: str
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -42,6 +46,23 @@ class Cluster:
         response = httpx.get(url, timeout=5)
         response.raise_for_status()
         return response.text
+
+    def registry(self) -> list[HandsInfo]:
+        """The hands registry as the brains read it: addresses and the runs each worker holds.
+
+        The public API shows neither, so tests read the bus itself (on a loop of its own, so this
+        works from sync and async tests alike).
+        """
+
+        async def read() -> list[HandsInfo]:
+            bus = build_bus(self.bus_url)
+            try:
+                return await bus.list_hands()
+            finally:
+                await bus.aclose()
+
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, read()).result()
 
     def lease_owner(self, run_id: str) -> LoopdProcess | None:
         """The brain process holding the run's unexpired lease, if any."""
@@ -89,7 +110,7 @@ def running_cluster(
         **settings,
     }
     group = ProcessGroup(root, env)
-    cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url)
+    cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url, bus_url)
     try:
         group.start("gateway", "services.gateway")
         for n in range(1, brains + 1):

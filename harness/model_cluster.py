@@ -78,9 +78,7 @@ class ModelCluster:
         return self.cluster.lease_owner(run_id)
 
     def hands_holding(self, run_id: str) -> LoopdProcess | None:
-        with self.cluster.client() as api:
-            workers = api.get("/v1/hands").json()["data"]
-        holder = next((w["hands_id"] for w in workers if run_id in w["sandboxes"]), None)
+        holder = next((w.hands_id for w in self.cluster.registry() if run_id in w.sandboxes), None)
         return next((p for p in self.cluster.hands() if p.env.get("LOOPD_HANDS_ID") == holder), None)
 
     def model_requests_for(self, run_id: str) -> list[tuple[int, float]]:

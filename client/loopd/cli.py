@@ -217,7 +217,7 @@ def send(
 
 @app.command()
 def hands(ctx: typer.Context, as_json: AsJson = False) -> None:
-    """List the hands workers and the sandboxes they hold."""
+    """List the hands workers, their slots and how many sandboxes they hold."""
     with client_for(ctx) as client:
         workers = client.list_hands()
     if as_json:

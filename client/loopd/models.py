@@ -141,10 +141,10 @@ class Artifact(WireModel):
 
 class HandsWorker(WireModel):
     hands_id: str
-    address: str | None = None
     slots_total: int = 0
     slots_free: int = 0
-    sandboxes: list[str] = Field(default_factory=list)
+    sandbox_count: int = 0
+    state: str = "serving"
 
 
 ItemT = TypeVar("ItemT", bound=BaseModel)

@@ -122,9 +122,9 @@ def agents_table(agents: Iterable[Agent]) -> Table:
 
 
 def hands_table(workers: Iterable[HandsWorker]) -> Table:
-    table = Table("hands", "address", "slots busy/total", "sandboxes (runs)")
+    table = Table("hands", "state", "slots busy/total", "sandboxes")
     for worker in workers:
         busy = f"{worker.slots_total - worker.slots_free}/{worker.slots_total}"
-        table.add_row(worker.hands_id, worker.address or "-", busy, ", ".join(worker.sandboxes) or "-")
+        table.add_row(worker.hands_id, worker.state, busy, str(worker.sandbox_count))
     table.columns[0].no_wrap = True
     return table

@@ -85,8 +85,7 @@ def holds_nothing(loop: ModelCluster, run_id: str) -> bool:
         leased = conn.execute(
             "SELECT 1 FROM run_leases WHERE run_id = %s AND expires_at > now()", (run_id,)
         ).fetchone()
-    with loop.cluster.client() as api:
-        sandboxes = [s for w in api.get("/v1/hands").json()["data"] for s in w["sandboxes"]]
+    sandboxes = [s for w in loop.cluster.registry() for s in w.sandboxes]
     return leased is None and run_id not in sandboxes
 
 

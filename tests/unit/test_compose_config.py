@@ -32,10 +32,27 @@ def compose_command() -> list[str]:
     pytest.fail("neither docker-compose nor `docker compose` is installed (apt-get install docker-compose)")
 
 
-def compose(*args: str) -> subprocess.CompletedProcess[str]:
+# What deploy/compose-env.sh would put in .env.
+SECRETS = {
+    "LOOPD_POSTGRES_PASSWORD": "pg-secret",
+    "LOOPD_REDIS_PASSWORD": "redis-secret",
+    "LOOPD_HANDS_SECRET": "hands-secret",
+}
+
+
+def compose(*args: str, secrets: dict[str, str] = SECRETS) -> subprocess.CompletedProcess[str]:
     # The shell's LOOPD_* settings would leak into the interpolated file; test the file itself.
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOOPD_")}
-    command = [*compose_command(), "-f", str(COMPOSE_FILE), *args]
+    env.update(secrets)
+    # A .env left in the checkout would be read too; point compose at an empty project folder.
+    command = [
+        *compose_command(),
+        "-f",
+        str(COMPOSE_FILE),
+        "--project-directory",
+        str(ROOT / "deploy"),
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False)
 
 
@@ -59,6 +76,41 @@ def command_line(name: str) -> str:
 def test_compose_accepts_the_file() -> None:
     checked = compose("config", "-q")
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_start_without_each_secret(missing: str) -> None:
+    refused = compose("config", "-q", secrets={k: v for k, v in SECRETS.items() if k != missing})
+    assert refused.returncode != 0
+    assert missing in refused.stderr and "compose-env.sh" in refused.stderr
+
+
+def test_the_secrets_reach_the_stores_and_every_role() -> None:
+    resolved = compose("config")
+    assert resolved.returncode == 0, resolved.stderr
+    services = yaml.safe_load(resolved.stdout)["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret"
+    assert "redis-secret" in services["redis"]["command"]
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == "redis-secret"
+    for name in ("migrate", *LOOPD_SERVICES):
+        env = services[name]["environment"]
+        assert env["LOOPD_DATABASE_URL"] == "postgresql+psycopg://loopd:pg-secret@postgres:5432/loopd"
+        assert env["LOOPD_BUS_URL"] == "redis://:redis-secret@redis:6379/0"
+        assert env["LOOPD_HANDS_SECRET"] == "hands-secret"
+        assert env["LOOPD_STACK_ID"] == "compose"
+
+
+def test_the_gateway_is_published_on_loopback_unless_told_otherwise() -> None:
+    ports = yaml.safe_load(compose("config").stdout)["services"]["gateway"]["ports"]
+    assert [published(port) for port in ports] == [("127.0.0.1", "8080", "8080")]
+
+
+def published(port: str | dict[str, Any]) -> tuple[str, str, str]:
+    """(host address, host port, container port), from either form compose resolves a port to."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), str(port["published"]), str(port["target"])
+    host, host_port, target = port.split("/")[0].rsplit(":", 2)
+    return host, host_port, target
 
 
 def test_brain_runs_two_replicas_in_the_resolved_config() -> None:
@@ -100,9 +152,10 @@ def test_the_database_is_migrated_once_and_not_again_by_each_role() -> None:
         assert service(name)["environment"]["LOOPD_MIGRATE_ON_START"] == "false"
 
 
-def test_the_gateway_serves_on_8080_from_all_interfaces() -> None:
+def test_the_gateway_listens_on_8080_inside_its_container() -> None:
     gateway = service("gateway")
     assert any(str(port).endswith(":8080") for port in gateway["ports"])
+    # All interfaces of the container; what the host publishes is the ports entry above.
     assert gateway["environment"]["LOOPD_HOST"] == "0.0.0.0"
     assert str(gateway["environment"]["LOOPD_PORT"]) == "8080"
     assert "/healthz" in " ".join(gateway["healthcheck"]["test"])
@@ -125,8 +178,8 @@ def test_every_role_shares_the_artifacts_volume_at_one_path_and_the_same_setting
         env = service(name)["environment"]
         assert f"artifacts:{ARTIFACTS}" in service(name)["volumes"]
         assert env["LOOPD_ARTIFACTS_DIR"] == ARTIFACTS
-        assert env["LOOPD_DATABASE_URL"] == "postgresql+psycopg://loopd:loopd@postgres:5432/loopd"
-        assert env["LOOPD_BUS_URL"] == "redis://redis:6379/0"
+        assert env["LOOPD_DATABASE_URL"].startswith("postgresql+psycopg://loopd:${LOOPD_POSTGRES_PASSWORD")
+        assert env["LOOPD_BUS_URL"].startswith("redis://:${LOOPD_REDIS_PASSWORD")
         for key in PASSED_THROUGH:
             assert key in env and env[key] is None, f"{name}: {key} should pass through from the shell"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Response
 
+from services.core.bus import HandsInfo
 from services.core.db.engine import ping
 from services.core.metrics import exposition
 from services.gateway.deps import ServicesDep
@@ -45,7 +45,20 @@ async def readyz(services: ServicesDep) -> Any:
 
 @router.get("/v1/hands")
 async def list_hands(services: ServicesDep) -> dict[str, Any]:
-    return {"data": [asdict(info) for info in await services.bus.list_hands()]}
+    """The pool's capacity. Addresses and the runs each worker holds stay internal: an address is
+    where sandboxes take orders, and run ids are other people's work."""
+    return {"data": [_public(info) for info in await services.bus.list_hands()]}
+
+
+def _public(info: HandsInfo) -> dict[str, Any]:
+    return {
+        "hands_id": info.hands_id,
+        "slots_total": info.slots_total,
+        "slots_free": info.slots_free,
+        "sandbox_count": len(info.sandboxes),
+        "state": info.labels.get("state", "serving"),
+        "started_at": info.started_at,
+    }
 
 
 @router.get("/metrics")

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Writes the compose deployment's secrets to .env beside docker-compose.yml (compose reads it):
+# random passwords for PostgreSQL and Redis and the hands secret. Values already in .env are kept,
+# so running it again changes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+env_file=.env
+touch "$env_file"
+chmod 600 "$env_file"
+for name in LOOPD_POSTGRES_PASSWORD LOOPD_REDIS_PASSWORD LOOPD_HANDS_SECRET; do
+  if ! grep -q "^${name}=" "$env_file"; then
+    # Hex only: the values go into URLs unescaped.
+    echo "${name}=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >>"$env_file"
+  fi
+done
+echo "compose-env: secrets are in $env_file"
