@@ -6,8 +6,11 @@ PostgreSQL is the real one; the bus is the in-process one. Nothing here speaks g
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 from datetime import datetime
 from pathlib import Path
@@ -16,13 +19,12 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from harness.waiting import eventually
 from services.brain.worker import BrainWorker
 from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore, build_artifact_store
-from services.core.bus import Bus, HandsInfo
+from services.core.bus import Bus, HandsInfo, run_channel
 from services.core.db.engine import autocommit, create_engine
 from services.core.db.schema import run_leases
 from services.core.errors import HandsUnavailable
@@ -221,13 +223,26 @@ class Loop:
         return dict(response.json())
 
     async def until(self, run_id: str, *statuses: str, timeout: float = 20.0) -> dict[str, Any]:
-        """The run once it reaches one of `statuses`."""
-
-        async def reached() -> dict[str, Any] | None:
-            run = await self.run(run_id)
-            return run if run["status"] in statuses else None
-
-        return await eventually(reached, timeout=timeout)
+        """The run once it reaches one of `statuses`, looked at again each time the run commits events."""
+        changed = asyncio.Event()
+        async with self.bus.subscribe(run_channel(run_id)) as messages:
+            pump = asyncio.create_task(_each_message(messages, changed.set))
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    changed.clear()
+                    run = await self.run(run_id)
+                    if run["status"] in statuses:
+                        return run
+                    left = deadline - time.monotonic()
+                    assert left > 0, f"run {run_id} is {run['status']}, not {' or '.join(statuses)}"
+                    # A fan-out message may be lost (the bus promises no more), so look now and then too.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(min(left, 1.0)):
+                            await changed.wait()
+            finally:
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
 
     async def events(self, run_id: str) -> list[dict[str, Any]]:
         response = await self.api.get(f"/v1/runs/{run_id}/events", params={"limit": 5000})
@@ -236,6 +251,11 @@ class Loop:
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return await self.api.post(path, json=body or {})
+
+
+async def _each_message(messages: AsyncIterator[dict[str, Any]], seen: Callable[[], None]) -> None:
+    async for _ in messages:
+        seen()
 
 
 async def holds_nothing(loop: Loop, run_id: str) -> bool:
