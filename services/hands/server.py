@@ -28,6 +28,7 @@ from services.core.identity import hands_secret, stack_id
 from services.core.settings import Settings
 from services.core.tasks import repeating
 from services.hands.calls.execute import Calls
+from services.hands.calls.in_process import InProcessHands
 from services.hands.calls.servicer import HandsServicer
 from services.hands.calls.slots import Slots
 from services.hands.contract.api import HandsStatus
@@ -158,7 +159,7 @@ class HandsWorker:
             default_timeout=settings.tool_timeout_seconds,
             output_cap=settings.tool_output_cap,
         )
-        servicer = HandsServicer(calls, pool, self.status)
+        servicer = HandsServicer(InProcessHands(calls, pool, self.status))
         self._server = server = grpc.aio.server(
             options=CHANNEL_OPTIONS, interceptors=[ServerAuth(self._secret)]
         )

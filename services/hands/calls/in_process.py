@@ -1,7 +1,8 @@
-"""Hands without gRPC: one worker's call path, called in the caller's process through the Hands protocol.
+"""Hands in process: one worker's call path behind the Hands protocol, without gRPC.
 
-It does what the servicer does behind the wire, and fails the same way: loopd errors pass through, and
-anything else becomes the LoopdError the gRPC client would rebuild from the servicer's INTERNAL status.
+The gRPC servicer serves this same object, so a brain in the worker's process (tests, a one-process
+stack) and a brain across the wire get the same behaviour. Loopd errors pass through; anything else
+becomes the LoopdError the gRPC client would rebuild from the servicer's INTERNAL status.
 """
 
 from __future__ import annotations

@@ -1,42 +1,37 @@
-"""The Hands gRPC servicer: the edge where wire messages become calls and loopd errors become statuses."""
+"""The Hands gRPC servicer: the edge where wire messages become calls and loopd errors become statuses.
+
+Behind it is the worker's Hands in process (in_process.py), so a call over gRPC and a call in process
+take the same path.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import NoReturn
 
 import grpc
 
 from services.core.errors import LoopdError
-from services.hands.calls.execute import Calls
-from services.hands.contract import wire
-from services.hands.contract.api import HandsStatus
+from services.hands.contract import Hands, wire
+from services.hands.contract.api import ReleaseRequest
 from services.hands.contract.proto import hands_pb2 as pb
 from services.hands.contract.proto import hands_pb2_grpc
-from services.hands.fleet.pool import SandboxPool
 
 log = logging.getLogger(__name__)
 
 
 class HandsServicer(hands_pb2_grpc.HandsServicer):
-    def __init__(
-        self,
-        calls: Calls,
-        pool: SandboxPool,
-        status: Callable[[], HandsStatus],
-    ) -> None:
-        self._calls = calls
-        self._pool = pool
-        self._status = status
+    def __init__(self, hands: Hands) -> None:
+        self._hands = hands
 
     async def Execute(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ExecuteEvent]:
         async with _as_status(context, "Execute"):
             execute_request = wire.request_from_pb(request)
-            async with aclosing(self._calls.execute(execute_request)) as items:
+            async with aclosing(self._hands.execute(execute_request)) as items:
                 async for item in items:
                     yield wire.event_to_pb(item)
 
@@ -44,11 +39,11 @@ class HandsServicer(hands_pb2_grpc.HandsServicer):
         self, request: pb.ReleaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReleaseResponse:
         async with _as_status(context, "Release"):
-            await self._pool.release(request.run_id)
+            await self._hands.release(ReleaseRequest(request.run_id))
         return pb.ReleaseResponse()
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
-        return wire.status_to_pb(self._status())
+        return wire.status_to_pb(await self._hands.status())
 
 
 @asynccontextmanager
