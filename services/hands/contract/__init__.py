@@ -3,8 +3,8 @@ wire format, the tools, and the snapshot manifest format. Nothing here needs the
 into the worker.
 
 `Hands` is satisfied by two backends: `HandsClient` (client.py) over gRPC, and `InProcessHands`
-(calls/in_process.py), the worker's call path called directly, so the brain's loop runs without gRPC
-or a second process.
+(calls/in_process.py), the worker's call path called directly, which the gRPC servicer serves too.
+So the brain's loop also runs without gRPC or a second process; one contract test holds both.
 """
 
 from __future__ import annotations
