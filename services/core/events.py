@@ -115,7 +115,10 @@ async def append(conn: AsyncConnection, request: Append) -> list[Event]:
         raise ValueError("an append needs at least one event")
     shape = tuple((name, _change_kind(value)) for name, value in sorted(request.run_changes.items()))
     # What is stored is what the caller gets back, so a brain's folded state matches a rebuild from the log.
-    dumped, stored = jsonb_text([{"type": e.type, "data": e.data} for e in request.events])
+    try:
+        dumped, stored = jsonb_text([{"type": e.type, "data": e.data} for e in request.events])
+    except ValueError as error:  # e.g. an integer too long to write as JSON
+        raise Unstorable(f"the events for run {request.run_id} cannot be written as JSON: {error}") from None
     params: dict[str, Any] = {
         "run_id": request.run_id,
         "count": count,
