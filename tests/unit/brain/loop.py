@@ -180,8 +180,9 @@ class Loop:
             worker.registration = await self._exit.enter_async_context(
                 Registration(self.bus, worker.info, every=self.settings.hands_heartbeat_seconds, ttl=60.0)
             )
+        self.brain: BrainWorker | None = None
         if self._with_brain:
-            await self._exit.enter_async_context(
+            self.brain = await self._exit.enter_async_context(
                 BrainWorker(self.settings, self.engine, self.bus, self.artifacts, connect=self.connect)
             )
         app = create_app(self.settings, bus=self.bus)

@@ -1,14 +1,32 @@
-"""The brain worker's sweeper: runs whose wake-up was lost are woken again, and children that finished
-while no brain delivered them reach their waiting parent. Each test has a database of its own, since
-the sweeper looks at every run in it."""
+"""The brain worker: a stop lets the drives in flight finish, and its sweeper wakes runs whose wake-up
+was lost and hands children that finished undelivered to their waiting parent. A sweeper test has a
+database of its own, since the sweeper looks at every run in it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from harness.waiting import eventually
 from services.core import runs as run_store
 from services.core.db.migrate import upgrade
 from tests.unit.brain.loop import Loop, call, of_type, scripted
+
+
+async def test_a_stopping_worker_lets_the_drive_in_flight_finish(loop: Loop) -> None:
+    agent = scripted({"tool_calls": [call("bash", command="sleep 0.3")]}, {"text": "finished in time"})
+    run_id = await loop.start(agent)
+    driver = loop.hands["hands-1"].driver
+    await eventually(lambda: _true("sleep 0.3" in driver.commands))
+    assert loop.brain is not None
+
+    await loop.brain.stop()
+
+    run = await loop.run(run_id)
+    assert (run["status"], run["result"]) == ("completed", "finished in time")
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_run_whose_wake_up_was_lost_is_woken_by_the_sweeper(
