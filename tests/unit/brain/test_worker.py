@@ -1,6 +1,6 @@
 """The brain worker: a stop lets the drives in flight finish, and its sweeper wakes runs whose wake-up
-was lost and hands children that finished undelivered to their waiting parent. A sweeper test has a
-database of its own, since the sweeper looks at every run in it."""
+was lost and hands children that finished undelivered to their waiting parent. The sweeper's tests
+share a database of their own, since the sweeper looks at every run in it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 from harness.waiting import eventually
 from services.core import runs as run_store
-from services.core.db.migrate import upgrade
 from tests.unit.brain.loop import Loop, call, of_type, scripted
 
 
@@ -30,26 +29,24 @@ async def _true(value: bool) -> bool:
 
 
 async def test_a_run_whose_wake_up_was_lost_is_woken_by_the_sweeper(
-    fresh_database_url: str, tmp_path: Path
+    module_database_url: str, tmp_path: Path
 ) -> None:
-    upgrade(fresh_database_url)
-    async with Loop(fresh_database_url, tmp_path, sweep_interval_seconds=0.2) as loop:
+    async with Loop(module_database_url, tmp_path, sweep_interval_seconds=0.2) as loop:
         run_id = await loop.create_unwoken(scripted({"text": "found it"}))
 
         assert (await loop.until(run_id, "completed"))["result"] == "found it"
 
 
 async def test_a_child_that_finished_undelivered_reaches_its_parent_through_the_sweeper(
-    fresh_database_url: str, tmp_path: Path
+    module_database_url: str, tmp_path: Path
 ) -> None:
-    upgrade(fresh_database_url)
     child = scripted({"tool_calls": [call("bash", command="echo hi")]}, permissions={"bash": "ask"})
     parent = scripted(
         {"tool_calls": [call("spawn_agent", agent=child, input="task")]},
         {"text": "parent done"},
         tools=["spawn_agent"],
     )
-    async with Loop(fresh_database_url, tmp_path, sweep_interval_seconds=0.2) as loop:
+    async with Loop(module_database_url, tmp_path, sweep_interval_seconds=0.2) as loop:
         run_id = await loop.start(parent)
         await loop.until(run_id, "waiting")
         [started] = of_type(await loop.events(run_id), "child.started")
