@@ -203,6 +203,7 @@ class ToolDispatcher:
             input=call.input,
             timeout_seconds=_timeout(call, spec, self.settings),
             base_snapshot=state.workspace_snapshot,
+            workspace_bytes=spec.limits.workspace_bytes,
         )
 
         async def stream_chunk(chunk: OutputChunk) -> None:

@@ -1,7 +1,8 @@
 """The brain worker: takes wake-ups from the bus, leases runs, steps them, and re-wakes stranded runs.
 
 A wake-up is acked only after the work it triggered is committed (or found unnecessary), and the
-sweeper re-wakes runs whose lease has lapsed, so a lost wake-up costs latency, never a run.
+sweeper re-wakes runs whose lease has lapsed, so a lost wake-up costs latency, never a run. In the
+background it also collects the artifact store's unreferenced blobs (garbage.py).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import os
 import secrets
 import socket
 import time
+from contextlib import AsyncExitStack
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.brain.admission import AdaptiveLimit
 from services.brain.children import Children
 from services.brain.dispatch import ToolDispatcher
+from services.brain.garbage import build_collector
 from services.brain.lease_keeper import LeaseKeeper
 from services.brain.providers import ProviderPool
 from services.brain.state_cache import StateCache
@@ -32,6 +35,7 @@ from services.core.events import Fence
 from services.core.journal import Journal
 from services.core.settings import Settings
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES
+from services.core.tasks import repeating
 from services.hands.contract import Connect
 
 logger = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ class BrainWorker:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
+        self._chores = AsyncExitStack()
+        self._collector = build_collector(settings, engine, artifacts)
         self._readings = metrics.Readings(self.brain_id)
 
     def _committed(self, seconds: float) -> None:
@@ -78,6 +84,11 @@ class BrainWorker:
         self._readings.add(metrics.RUNS_HELD, lambda: len(self._active))
         self._readings.add(metrics.ADMISSION_LIMIT, lambda: int(self.admission.limit))
         self._background = [asyncio.create_task(self._take_loop()), asyncio.create_task(self._sweep_loop())]
+        await self._chores.enter_async_context(
+            repeating(
+                self.settings.artifacts_gc_interval_seconds, self._collector.collect, name="artifacts-gc"
+            )
+        )
         logger.info("brain %s started", self.brain_id)
         return self
 
@@ -86,6 +97,7 @@ class BrainWorker:
 
     async def stop(self, drain_seconds: float = 20.0) -> None:
         self._stopping.set()
+        await self._chores.aclose()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -35,6 +35,13 @@ class Limits(BaseModel):
     max_cost_usd: float | None = Field(None, gt=0, le=USD_MAX)
     timeout_seconds: float = Field(3600.0, gt=0, le=SECONDS_MAX, description="the run's maximum wall time")
     tool_timeout_seconds: float | None = Field(None, gt=0, le=86_400)
+    workspace_bytes: int | None = Field(
+        None,
+        ge=16 * 1024**2,
+        le=2**40,
+        description="the size of the run's /workspace and its storage budget (default: the operator's); "
+        "hands give at most their ceiling",
+    )
 
 
 class ClientTool(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import func, literal, select
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
@@ -294,6 +294,19 @@ async def counters_upto(conn: AsyncConnection, run_id: str, at_seq: int) -> dict
         "output_tokens": output_tokens,
         "tool_calls": results or 0,
     }
+
+
+# Every string value anywhere in a payload that looks like a sha256: whatever field names a blob
+# (a snapshot, an output, an artifact, or one added later) keeps it from the collector.
+_BLOB_REFERENCES = text(
+    "SELECT DISTINCT found #>> '{}' FROM events, jsonb_path_query(events.data, "
+    '\'strict $.** ? (@.type() == "string" && @ like_regex "^[0-9a-f]{64}$")\') AS found'
+)
+
+
+async def blob_references(conn: AsyncConnection) -> set[str]:
+    """Every artifact-store blob some event of any run names."""
+    return {str(value) for value in (await conn.execute(_BLOB_REFERENCES)).scalars()}
 
 
 async def copy_prefix(conn: AsyncConnection, source_run_id: str, target_run_id: str, at_seq: int) -> None:

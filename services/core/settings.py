@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ByteSize, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +50,14 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Path(".loopd/artifacts")
     inline_output_limit: int = Field(
         default=64 * 1024, description="tool output above this goes to the artifact store"
+    )
+    artifacts_gc_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="how often a brain removes blobs nothing references"
+    )
+    artifacts_gc_grace_seconds: float = Field(
+        default=6 * 3600.0,
+        ge=60,
+        description="a blob written or used this recently is kept even when nothing references it yet",
     )
 
     # Gateway.
@@ -105,6 +114,28 @@ class Settings(BaseSettings):
         default=None,
         description="host folder for the sandboxes' executor sockets (default /run/loopd-hands or a tempdir)",
     )
+    sandbox_workspace_storage: Literal["auto", "loop", "volume"] = Field(
+        default="auto",
+        description="loop: a filesystem image per sandbox, so its size is enforced (hands must be root "
+        "beside the engine); volume: an engine volume, unbounded; auto: loop where it can work",
+    )
+    sandbox_workspace_dir: Path | None = Field(
+        default=None, description="host folder of the workspace images (default data_dir/workspaces)"
+    )
+    sandbox_workspace_size: ByteSize = Field(
+        default=ByteSize(1024**3), ge=16 * 1024**2, description="each sandbox's /workspace, e.g. 1GiB"
+    )
+    sandbox_workspace_max_size: ByteSize = Field(
+        default=ByteSize(16 * 1024**3),
+        ge=16 * 1024**2,
+        description="the most an agent's limits.workspace_bytes gets (larger asks get this)",
+    )
+    snapshot_file_max_size: ByteSize = Field(
+        default=ByteSize(4 * 1024**3),
+        ge=1,
+        description="a workspace file larger than this (sparse ones count their full size) fails the "
+        "snapshot as a tool error",
+    )
 
     # People in the loop and sub-agents.
     max_agent_depth: int = 3
@@ -135,3 +166,7 @@ class Settings(BaseSettings):
     @property
     def artifacts_path(self) -> Path:
         return self.artifacts_dir.resolve()
+
+    @property
+    def workspace_images_path(self) -> Path:
+        return (self.sandbox_workspace_dir or self.data_dir / "workspaces").resolve()

@@ -41,7 +41,7 @@ from services.hands.fleet.reaper import Reaper
 from services.hands.fleet.registry import Registration
 from services.hands.fleet.warm import WarmSandboxes
 from services.hands.sandbox import SandboxDriver, build_driver
-from services.hands.workspace.ledger import CallLedger, build_ledger
+from services.hands.workspace.ledger import CallLedger, build_ledger, ledger_root
 from services.hands.workspace.snapshots import Snapshots
 
 HANDS_LABEL = "loopd.hands_id"
@@ -86,7 +86,7 @@ class HandsWorker:
         }
         self._driver = driver
         self._owns_driver = driver is None
-        self._ledger = ledger or build_ledger(settings.artifacts_path / "ledger")
+        self._ledger = ledger or build_ledger(ledger_root(settings.artifacts_path))
         self._slots = Slots(settings.hands_slots)
         self._pool: SandboxPool | None = None
         self._warm: WarmSandboxes | None = None
@@ -154,10 +154,17 @@ class HandsWorker:
             self._driver,
             pool,
             self._slots,
-            Snapshots(self._driver, self._artifacts, owner=settings.sandbox_user),
+            Snapshots(
+                self._driver,
+                self._artifacts,
+                owner=settings.sandbox_user,
+                file_limit=settings.snapshot_file_max_size,
+            ),
             self._ledger,
             default_timeout=settings.tool_timeout_seconds,
             output_cap=settings.tool_output_cap,
+            workspace_size=settings.sandbox_workspace_size,
+            workspace_max_size=settings.sandbox_workspace_max_size,
         )
         servicer = HandsServicer(InProcessHands(calls, pool, self.status))
         self._server = server = grpc.aio.server(

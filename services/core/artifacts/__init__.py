@@ -1,12 +1,13 @@
 """The artifact store boundary: a content-addressed (sha256) blob store.
 
-Large tool outputs and workspace files live here; events only hold `BlobRef`s.
-Backends: filesystem.py.
+Large tool outputs and workspace files live here; events only hold `BlobRef`s. Blobs that nothing
+references are removed by the collector (gc.py) once they are older than its grace period; writing or
+touching a blob makes it young again. Backends: filesystem.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,9 +19,18 @@ class BlobRef:
     size: int
 
 
+@dataclass(frozen=True)
+class Swept:
+    """What one collection removed: blobs nothing referenced, and leftovers of interrupted writes."""
+
+    blobs: int = 0
+    bytes: int = 0
+    leftovers: int = 0
+
+
 class ArtifactStore(Protocol):
     async def put(self, data: bytes) -> BlobRef:
-        """Store bytes; storing the same bytes twice costs nothing the second time."""
+        """Store bytes; storing the same bytes twice costs nothing the second time (but makes them young)."""
         ...
 
     async def put_file(self, path: Path) -> BlobRef:
@@ -35,6 +45,18 @@ class ArtifactStore(Protocol):
 
     def stream(self, sha256: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """Stream a blob back in chunks. Raises NotFound."""
+        ...
+
+    async def touch(self, sha256s: Iterable[str]) -> set[str]:
+        """Make these blobs young, as a reference to them is about to be written; returns those missing.
+
+        A writer that refers to a blob it did not put itself (a snapshot naming contents an earlier one
+        stored) touches it first, so a collection running meanwhile keeps it.
+        """
+        ...
+
+    async def sweep(self, live: Collection[str], older_than: float) -> Swept:
+        """Remove every blob not in `live` last written or touched before `older_than` (epoch seconds)."""
         ...
 
 

@@ -1,23 +1,30 @@
 """Filesystem artifact store: blobs live at ROOT/ab/abcdef... named by their sha256.
 
 Writes go to a temporary file and are renamed into place, so a crash never leaves a partial blob
-under a valid name, and concurrent writers of the same content are harmless.
+under a valid name, and concurrent writers of the same content are harmless. A blob's mtime is when it
+was last written or touched: the sweep removes only blobs older than its cutoff, and it renames one
+aside before its last look at that time, so a touch that comes in between either lands (and the blob
+is put back) or finds the blob gone (and the toucher writes it again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from pathlib import Path
 
-from services.core.artifacts import BlobRef
+from services.core.artifacts import BlobRef, Swept
 from services.core.errors import NotFound
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FANOUT = re.compile(r"^[0-9a-f]{2}$")
+_INCOMING = ".incoming-"
+_DOOMED = ".doomed-"
 
 
 class FilesystemArtifactStore:
@@ -57,10 +64,23 @@ class FilesystemArtifactStore:
         finally:
             handle.close()
 
+    async def touch(self, sha256s: Iterable[str]) -> set[str]:
+        return await asyncio.to_thread(self._touch_all, list(sha256s))
+
+    async def sweep(self, live: Collection[str], older_than: float) -> Swept:
+        return await asyncio.to_thread(self._sweep, live, older_than)
+
+    def _touch_all(self, sha256s: list[str]) -> set[str]:
+        missing = set()
+        for sha256 in sha256s:
+            if not _SHA256.match(sha256) or not _touch(self.path_of(sha256)):
+                missing.add(sha256)
+        return missing
+
     def _put_bytes(self, data: bytes) -> BlobRef:
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_of(digest)
-        if not target.exists():
+        if not _touch(target):
             self._write_atomically(target, [data])
         return BlobRef(sha256=digest, size=len(data))
 
@@ -73,14 +93,14 @@ class FilesystemArtifactStore:
                 size += len(chunk)
         digest = hasher.hexdigest()
         target = self.path_of(digest)
-        if not target.exists():
+        if not _touch(target):
             with source.open("rb") as handle:
                 self._write_atomically(target, iter(lambda: handle.read(1024 * 1024), b""))
         return BlobRef(sha256=digest, size=size)
 
     def _write_atomically(self, target: Path, chunks: Iterable[bytes]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=_INCOMING)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -91,3 +111,63 @@ class FilesystemArtifactStore:
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+
+    def _sweep(self, live: Collection[str], older_than: float) -> Swept:
+        blobs = size = leftovers = 0
+        fanouts = [
+            d for d in _listing(self._root) if _FANOUT.match(d.name) and d.is_dir(follow_symlinks=False)
+        ]
+        for fanout in fanouts:
+            for entry in _listing(Path(fanout.path)):
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.st_mtime >= older_than:
+                    continue
+                if entry.name.startswith((_INCOMING, _DOOMED)):
+                    # Left by a write or a sweep that was interrupted.
+                    Path(entry.path).unlink(missing_ok=True)
+                    leftovers += 1
+                elif (
+                    _SHA256.match(entry.name)
+                    and entry.name not in live
+                    and _condemn(Path(entry.path), older_than)
+                ):
+                    blobs += 1
+                    size += stat.st_size
+        return Swept(blobs=blobs, bytes=size, leftovers=leftovers)
+
+
+def _touch(path: Path) -> bool:
+    """Make the blob at `path` young; False if there is none."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _condemn(path: Path, older_than: float) -> bool:
+    """Remove an old blob unless it is touched meanwhile; True if it was removed."""
+    doomed = path.with_name(_DOOMED + path.name)
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        return False
+    if os.stat(doomed).st_mtime < older_than:
+        doomed.unlink()
+        return True
+    # Touched between the listing and the rename: put it back, unless a writer already has.
+    with contextlib.suppress(FileExistsError):
+        os.link(doomed, path)
+    doomed.unlink()
+    return False
+
+
+def _listing(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []

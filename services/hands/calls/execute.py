@@ -1,8 +1,10 @@
 """Executes one ExecuteRequest end to end, with its effect on /workspace applied once.
 
 Under the run's lock: a call already in the ledger is replayed without running. Otherwise, with a
-slot: the run's sandbox (created lazily) is brought to the call's base snapshot, the tool runs, a
-mutating tool's workspace is snapshotted (whatever the tool's outcome), and the result is recorded.
+slot: the run's sandbox (created lazily, with the workspace size the run asks for, up to the worker's
+ceiling) is brought to the call's base snapshot, the tool runs, a mutating tool's workspace is
+snapshotted (whatever the tool's outcome; a workspace above the run's storage budget makes the call a
+tool error and is undone), and the result is recorded.
 What the sandbox's /workspace holds is its Workspace's to know (workspace/state.py). A lost sandbox's
 call is not recorded: it runs again from its base on a fresh sandbox.
 """
@@ -20,7 +22,7 @@ from services.core import metrics
 from services.core.errors import InfrastructureError, InvalidRequest, SandboxLost
 from services.hands.calls.runner import call_timeout, run_tool
 from services.hands.calls.slots import Slots
-from services.hands.calls.toolcall import ToolCall, ToolOutcome, lost
+from services.hands.calls.toolcall import ToolCall, ToolOutcome, lost, unsaved
 from services.hands.contract.api import (
     SANDBOX_LOST,
     ExecuteRequest,
@@ -32,7 +34,7 @@ from services.hands.contract.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS
 from services.hands.fleet.pool import Assignment, SandboxPool
 from services.hands.sandbox import SandboxDriver
 from services.hands.workspace.ledger import CallLedger
-from services.hands.workspace.snapshots import Snapshots
+from services.hands.workspace.snapshots import SnapshotRefused, Snapshots
 
 
 class Calls:
@@ -48,7 +50,10 @@ class Calls:
         *,
         default_timeout: float,
         output_cap: int,
+        workspace_size: int = 1024**3,
+        workspace_max_size: int | None = None,
     ) -> None:
+        """A call gets the workspace size it asks for, up to `workspace_max_size`, else `workspace_size`."""
         self._driver = driver
         self._pool = pool
         self._slots = slots
@@ -56,6 +61,8 @@ class Calls:
         self._ledger = ledger
         self._default_timeout = default_timeout
         self._output_cap = output_cap
+        self._workspace_size = workspace_size
+        self._workspace_max_size = workspace_max_size or workspace_size
 
     async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
         """Stream the call's output chunks, then its ExecuteResult. Raises InvalidRequest before any work."""
@@ -85,7 +92,8 @@ class Calls:
                 return
             async with self._slots:
                 started = time.monotonic()
-                sandbox = await self._at_base(run_id, base)
+                size = self._size_of(request)
+                sandbox = await self._at_base(run_id, base, size)
                 mutating = request.tool not in READ_ONLY_TOOLS
                 if mutating:
                     sandbox.workspace.change()
@@ -104,7 +112,7 @@ class Calls:
                     raise RuntimeError("the tool run ended without an outcome")
                 after = base
                 if mutating and outcome.error != SANDBOX_LOST:
-                    after, outcome = await self._snapshot_after(sandbox, base, outcome)
+                    after, outcome = await self._snapshot_after(sandbox, base, outcome, size)
                 if outcome.error == SANDBOX_LOST:
                     await self._pool.discard(run_id)
                 result = _result(outcome, sandbox, after, int((time.monotonic() - started) * 1000))
@@ -113,9 +121,13 @@ class Calls:
                 result = result if kept == result else replace(kept, replayed=True)
             yield result
 
-    async def _at_base(self, run_id: str, base: str) -> Assignment:
+    def _size_of(self, request: ExecuteRequest) -> int:
+        """The run's workspace size, which is also its storage budget: what it asks, within the ceiling."""
+        return min(request.workspace_bytes or self._workspace_size, self._workspace_max_size)
+
+    async def _at_base(self, run_id: str, base: str, size: int) -> Assignment:
         """The run's sandbox, with /workspace restored to `base` unless it is known to be there."""
-        sandbox = await self._pool.ensure(run_id)
+        sandbox = await self._pool.ensure(run_id, None if size == self._workspace_size else size)
         try:
             await sandbox.workspace.restore(self._snapshots, base)
         except InfrastructureError:
@@ -125,12 +137,15 @@ class Calls:
         return sandbox
 
     async def _snapshot_after(
-        self, sandbox: Assignment, base: str, outcome: ToolOutcome
+        self, sandbox: Assignment, base: str, outcome: ToolOutcome, budget: int
     ) -> tuple[str, ToolOutcome]:
         try:
-            return await sandbox.workspace.snapshot(self._snapshots), outcome
+            return await sandbox.workspace.snapshot(self._snapshots, budget=budget), outcome
         except SandboxLost:
             return base, lost()
+        except SnapshotRefused as refused:
+            # The model learns why; the next call starts from the base again (the workspace is dirty).
+            return base, unsaved(outcome, refused.message)
 
 
 def _result(

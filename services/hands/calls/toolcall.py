@@ -131,6 +131,20 @@ def lost(collector: OutputCollector | None = None) -> ToolOutcome:
     )
 
 
+def unsaved(outcome: ToolOutcome, why: str) -> ToolOutcome:
+    """A call whose effect on /workspace could not be snapshotted: a tool error, its changes undone."""
+    message = f"the workspace could not be saved: {why}; /workspace is back as it was before this call"
+    return ToolOutcome(
+        ok=False,
+        output=_with_note(outcome.output, message),
+        exit_code=outcome.exit_code,
+        error=TOOL_ERROR,
+        error_message=message,
+        truncated=outcome.truncated,
+        output_bytes=outcome.output_bytes,
+    )
+
+
 def tool_error(message: str) -> ToolOutcome:
     return ToolOutcome(ok=False, output=f"error: {message}", error=TOOL_ERROR, error_message=message)
 

@@ -5,7 +5,8 @@
 - ``timeout``: the call outlived its timeout; every process it started was killed, the sandbox is kept.
 - ``nonzero_exit``: the bash command exited with a non-zero status (see ``exit_code``).
 - ``tool_error``: a file tool failed (no such file, ``old_string`` not found or not unique, a path
-  outside /workspace, ...); ``error_message`` says why and ``output`` repeats it for the model.
+  outside /workspace, ...), or the workspace a call left was too large to snapshot (its changes are
+  undone: ``snapshot_after`` is the base); ``error_message`` says why and ``output`` repeats it.
 - ``sandbox_lost``: the sandbox died during the call (killed, out of memory, removed). Its files are
   gone; the next call for the run gets a fresh sandbox (``sandbox_created=True``).
 
@@ -52,6 +53,9 @@ class ExecuteRequest:
     input: dict[str, Any]
     timeout_seconds: float
     base_snapshot: str | None = None
+    # The run's /workspace size and storage budget; None: the worker's default. A worker gives at
+    # most its ceiling.
+    workspace_bytes: int | None = None
 
 
 @dataclass(frozen=True)

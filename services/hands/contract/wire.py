@@ -96,6 +96,7 @@ def request_to_pb(request: ExecuteRequest) -> pb.ExecuteRequest:
         input_json=json.dumps(request.input),
         timeout_seconds=request.timeout_seconds,
         base_snapshot=request.base_snapshot,
+        workspace_bytes=request.workspace_bytes,
     )
 
 
@@ -113,6 +114,7 @@ def request_from_pb(message: pb.ExecuteRequest) -> ExecuteRequest:
         input=payload,
         timeout_seconds=message.timeout_seconds,
         base_snapshot=message.base_snapshot if message.HasField("base_snapshot") else None,
+        workspace_bytes=message.workspace_bytes if message.HasField("workspace_bytes") else None,
     )
 
 

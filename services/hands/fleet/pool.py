@@ -76,6 +76,7 @@ class SandboxPool:
         self._clock = clock
         self._sandboxes: dict[str, SandboxStatus] = {}
         self._workspaces: dict[str, Workspace] = {}
+        self._sizes: dict[str, int | None] = {}
         self._locks = _RunLocks()
 
     def __len__(self) -> int:
@@ -86,17 +87,21 @@ class SandboxPool:
         """Hold the run's lock; `ensure`, `discard` and `touch` expect it held."""
         return self._locks.hold(run_id)
 
-    async def ensure(self, run_id: str) -> Assignment:
-        """The run's live sandbox, or a fresh one if it has none or its sandbox died while idle."""
+    async def ensure(self, run_id: str, workspace_size: int | None = None) -> Assignment:
+        """The run's live sandbox, or a fresh one if it has none, its sandbox died while idle, or its
+        /workspace has another size (None: the driver's default, which warm sandboxes have)."""
         held = self._sandboxes.get(run_id)
         if held is not None:
-            if await self._driver.alive(held.sandbox_id):
+            if self._sizes.get(run_id) == workspace_size and await self._driver.alive(held.sandbox_id):
                 return Assignment(held.sandbox_id, created=False, workspace=self._workspaces[run_id])
             await self.discard(run_id)
         started, start = time.perf_counter(), "warm"
-        sandbox_id = await self._warm.claim() if self._warm is not None else None
+        warm = self._warm if workspace_size is None else None
+        sandbox_id = await warm.claim() if warm is not None else None
         if sandbox_id is None:
-            sandbox_id, start = await self._driver.create(CreateSandbox(labels={RUN_LABEL: run_id})), "cold"
+            create = CreateSandbox(labels={RUN_LABEL: run_id}, workspace_size=workspace_size)
+            sandbox_id, start = await self._driver.create(create), "cold"
+        self._sizes[run_id] = workspace_size
         SANDBOX_ACQUIRE_SECONDS.labels(start).observe(time.perf_counter() - started)
         now = self._clock()
         self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
@@ -121,6 +126,7 @@ class SandboxPool:
             await self._driver.destroy(held.sandbox_id)
             self._sandboxes.pop(run_id, None)
             self._workspaces.pop(run_id, None)
+            self._sizes.pop(run_id, None)
             log.info("destroyed sandbox %s of run %s", held.sandbox_id[:12], run_id)
 
     async def release(self, run_id: str) -> None:

@@ -2,11 +2,13 @@
 
 A driver is built for one `SandboxSpec` (the worker's policy) and knows nothing about tools or runs
 beyond the labels it is given. Backends: docker.py (Docker Engine API, with an executor process inside
-each sandbox that runs the commands: inside/executor.py, spoken to by executor_client.py).
+each sandbox that runs the commands: inside/executor.py, spoken to by executor_client.py, and a
+loop-mounted disk per sandbox that bounds its /workspace: disks.py).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ from services.hands.contract.manifest import Entry, FileEntry
 
 if TYPE_CHECKING:
     from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class SandboxRefused(InfrastructureError):
@@ -42,6 +46,11 @@ class SandboxSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     # Host directory holding each sandbox's channel directory (None: a default under /run or /tmp).
     runtime_dir: Path | None = None
+    # Bytes of /workspace a sandbox gets unless its CreateSandbox asks otherwise.
+    workspace_size: int = 1024**3
+    # Host directory of the loop-mounted workspace disks that enforce that size (disks.py); None: an
+    # engine volume, which the engine cannot bound.
+    workspace_disks: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, labels: Mapping[str, str]) -> SandboxSpec:
@@ -54,12 +63,33 @@ class SandboxSpec:
             tmp_size=settings.sandbox_tmp_size,
             labels=dict(labels),
             runtime_dir=settings.sandbox_runtime_dir,
+            workspace_size=int(settings.sandbox_workspace_size),
+            workspace_disks=settings.workspace_images_path if _loop_disks(settings) else None,
         )
+
+
+def _loop_disks(settings: Settings) -> bool:
+    """Whether workspaces are loop disks: asked for, or `auto` where this process can mount them
+    where the engine sees them (as root, on the engine's own host, outside a container)."""
+    from services.hands.sandbox.disks import loop_disks_work
+
+    if settings.sandbox_workspace_storage != "auto":
+        return settings.sandbox_workspace_storage == "loop"
+    local_engine = settings.sandbox_docker_host.startswith("unix://")
+    if loop_disks_work() and local_engine and not Path("/.dockerenv").exists():
+        return True
+    log.warning(
+        "sandbox workspaces are engine volumes, which nothing bounds: run hands as root beside the "
+        "engine for loop disks (sandbox_workspace_storage=loop); snapshots still keep to the size"
+    )
+    return False
 
 
 @dataclass(frozen=True)
 class CreateSandbox:
     labels: Mapping[str, str]
+    # Bytes of /workspace; None: the spec's workspace_size.
+    workspace_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,10 +180,10 @@ class SandboxDriver(Protocol):
         """
         ...
 
-    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
+    async def scan(self, sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
         """List the directory recursively, hashing only files changed since the last scan.
 
-        Raises SandboxLost.
+        Files larger than `limit` bytes are listed with an empty sha256, unread. Raises SandboxLost.
         """
         ...
 

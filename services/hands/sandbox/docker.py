@@ -1,8 +1,9 @@
 """Docker backend of the sandbox driver: containers from the Docker Engine, commands through an executor.
 
-A sandbox is a container with no network, no capabilities, a read-only root, a tmpfs /tmp, and an
-anonymous volume on /workspace (which the engine's archive API can write, which survives the restart
-used to recover from a runaway tree, and which is removed with the container). Its PID 1 is
+A sandbox is a container with no network, no capabilities, a read-only root, a tmpfs /tmp, and a
+/workspace of bounded size: a loop-mounted disk of its own (disks.py), or where those cannot be made
+an anonymous volume. Either one the engine's archive API can write, survives the restart used to
+recover from a runaway tree, and is removed with the container. Its PID 1 is
 the executor (inside/executor.py): it connects back to hands over a unix socket in a per-sandbox host
 directory (channel.py) and runs every command, kill and workspace scan, so a call costs a fork and
 an exec instead of a `docker exec`. The engine is only asked to create, restart, remove and to unpack
@@ -70,7 +71,8 @@ class DockerDriver:
         sandbox_id = ""
         try:
             labels = {**self._spec.labels, **request.labels}
-            sandbox_id = await self._call(self._engine.create, labels, channel.directory)
+            size = request.workspace_size or self._spec.workspace_size
+            sandbox_id = await self._call(self._engine.create, labels, channel.directory, size)
             if not await channel.wait_connected(_CONNECT_TIMEOUT):
                 raise InfrastructureError(
                     f"the executor of sandbox {sandbox_id[:12]} did not connect", code="sandbox_unavailable"
@@ -145,13 +147,15 @@ class DockerDriver:
         except (ChannelClosed, TimeoutError) as exc:
             raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
 
-    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
+    async def scan(self, sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
         session = self._session(sandbox_id)
         try:
-            entries, hashed = await executor_client.scan(session.channel, path)
+            entries, hashed = await executor_client.scan(session.channel, path, limit)
         except (ChannelClosed, TimeoutError) as exc:
             raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
-        unseen = [e for e in entries if isinstance(e, FileEntry) and e.sha256 not in session.seen]
+        unseen = [
+            e for e in entries if isinstance(e, FileEntry) and e.sha256 and e.sha256 not in session.seen
+        ]
         return WorkspaceScan(tuple(entries), tuple(unseen), hashed)
 
     async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:

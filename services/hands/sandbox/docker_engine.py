@@ -12,6 +12,7 @@ from docker.types import Mount
 
 from services.core.errors import SandboxLost
 from services.hands.sandbox import Labelled, SandboxSpec
+from services.hands.sandbox.disks import DISK_LABEL, LoopDisks
 from services.hands.sandbox.executor_client import MOUNT, command
 
 
@@ -22,6 +23,8 @@ class Engine:
         self._max_connections = max_connections
         self._client: docker.APIClient | None = None
         self._client_lock = threading.Lock()
+        self._disks = LoopDisks(spec.workspace_disks, spec.user) if spec.workspace_disks else None
+        self._swept = False
 
     def api(self) -> docker.APIClient:
         # Built on first use, in a worker thread: the client asks the engine for its API version.
@@ -34,8 +37,22 @@ class Engine:
         if self._client is not None:
             self._client.close()
 
-    def create(self, labels: dict[str, str], channel_dir: Path) -> str:
+    def create(self, labels: dict[str, str], channel_dir: Path, workspace_size: int) -> str:
         """Create and start a locked-down container whose PID 1 is the executor, dialling `channel_dir`."""
+        if self._disks is None:
+            return self._create(
+                labels, channel_dir, Mount(self._spec.workdir, None, type="volume", labels=labels)
+            )
+        self._sweep_disks()
+        disk, mount_point = self._disks.create(workspace_size)
+        try:
+            workspace = Mount(self._spec.workdir, str(mount_point), type="bind")
+            return self._create({**labels, DISK_LABEL: disk}, channel_dir, workspace)
+        except BaseException:
+            self._disks.remove(disk)
+            raise
+
+    def _create(self, labels: dict[str, str], channel_dir: Path, workspace: Mount) -> str:
         api, spec = self.api(), self._spec
         host_config = api.create_host_config(
             network_mode=spec.network_mode,
@@ -43,10 +60,7 @@ class Engine:
             security_opt=["no-new-privileges"],
             read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={spec.tmp_size}"},
-            mounts=[
-                Mount(spec.workdir, None, type="volume", labels=labels),
-                Mount(MOUNT, str(channel_dir), type="bind", read_only=True),
-            ],
+            mounts=[workspace, Mount(MOUNT, str(channel_dir), type="bind", read_only=True)],
             mem_limit=spec.memory,
             memswap_limit=spec.memory,
             nano_cpus=int(spec.cpus * 1e9),
@@ -69,6 +83,7 @@ class Engine:
         return str(container["Id"])
 
     def destroy(self, sandbox_id: str) -> None:
+        disk = self._disk_of(sandbox_id) if self._disks is not None else None
         try:
             self.api().remove_container(sandbox_id, v=True, force=True)
         except NotFound:
@@ -76,6 +91,26 @@ class Engine:
         except APIError as exc:
             if exc.status_code != 409:  # removal already in progress
                 raise
+        if disk is not None and self._disks is not None:
+            self._disks.remove(disk)
+
+    def _disk_of(self, sandbox_id: str) -> str | None:
+        try:
+            labels = self.api().inspect_container(sandbox_id)["Config"].get("Labels") or {}
+        except NotFound:
+            return None
+        return labels.get(DISK_LABEL)
+
+    def _sweep_disks(self) -> None:
+        """Once per process: remove the disks no container on this engine names (left by a crash)."""
+        if self._swept or self._disks is None:
+            return
+        self._swept = True
+        in_use = {
+            str((c.get("Labels") or {}).get(DISK_LABEL))
+            for c in self.api().containers(all=True, filters={"label": DISK_LABEL})
+        }
+        self._disks.sweep(in_use)
 
     def alive(self, sandbox_id: str) -> bool:
         try:

@@ -10,6 +10,7 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 
 from services.core.errors import InfrastructureError
 from services.core.errors import NotFound as MissingError
+from services.hands.sandbox.disks import DiskError
 
 
 @contextmanager
@@ -25,5 +26,7 @@ def engine_errors() -> Iterator[None]:
         ) from exc
     except NotFound as exc:
         raise MissingError(str(exc.explanation or exc)) from exc
+    except DiskError as exc:
+        raise InfrastructureError(f"workspace disk: {exc}", code="sandbox_disk_failed") from exc
     except (DockerException, requests.RequestException, OSError) as exc:
         raise InfrastructureError(f"docker engine failed: {exc}", code="sandbox_unavailable") from exc

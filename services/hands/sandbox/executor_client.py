@@ -73,9 +73,12 @@ async def write(channel: ExecutorChannel, path: str, data: bytes, mode: int) -> 
     await checked(channel, {"op": "write", "path": path, "mode": mode}, data)
 
 
-async def scan(channel: ExecutorChannel, path: str) -> tuple[list[Entry], int]:
-    """The manifest entries of the directory and how many files were hashed anew (not from the cache)."""
-    head = await checked(channel, {"op": "scan", "path": path}, timeout=600.0)
+async def scan(channel: ExecutorChannel, path: str, limit: int | None = None) -> tuple[list[Entry], int]:
+    """The manifest entries of the directory and how many files were hashed anew (not from the cache).
+
+    Files larger than `limit` are listed unhashed, with an empty sha256.
+    """
+    head = await checked(channel, {"op": "scan", "path": path, "limit": limit}, timeout=600.0)
     return [_entry(item) for item in head["entries"]], int(head["hashed"])
 
 

@@ -6,6 +6,11 @@ to scan /workspace (the sandbox hashes only files whose stat changed) and copies
 host has not yet seen in that sandbox, checking each one's sha256, so its cost follows what changed.
 Restoring builds an archive from the store, then clears /workspace and unpacks it. The empty workspace is
 EMPTY_SNAPSHOT and needs no blob at all.
+
+A workspace whose files add up to more than the run's storage budget, or that holds a file above the
+worker's file limit, is refused from its listing alone (SnapshotRefused), before anything is read:
+a sparse file counts its full size, as its restore would write it whole. Contents a snapshot names
+without copying them (seen before) are touched in the store, so its collector keeps them.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from pathlib import Path
 from typing import IO
 
 from services.core.artifacts import ArtifactStore
-from services.core.errors import InfrastructureError, NotFound
+from services.core.errors import InfrastructureError, LoopdError, NotFound
 from services.core.metrics import SNAPSHOT_BYTES
+from services.core.text import escape_name
 from services.hands.contract.api import SnapshotMissing
-from services.hands.contract.manifest import EMPTY_SNAPSHOT, FileEntry, Manifest, decode
+from services.hands.contract.manifest import EMPTY_SNAPSHOT, Entry, FileEntry, Manifest, decode
 from services.hands.contract.tools import WORKSPACE
 from services.hands.sandbox import SandboxDriver
 from services.hands.workspace.archive import END_OF_ARCHIVE, header, padding
@@ -34,30 +40,53 @@ _CHUNK = 1024 * 1024
 _ATTEMPTS = 3
 
 
+class SnapshotRefused(LoopdError):
+    """The workspace is too large to snapshot; the message says why, for the model to act on."""
+
+    code = "snapshot_refused"
+    retryable = False
+
+
 class Snapshots:
-    def __init__(self, driver: SandboxDriver, artifacts: ArtifactStore, *, owner: str) -> None:
-        """`owner` ("uid:gid") owns every restored entry: the sandbox user."""
+    def __init__(
+        self, driver: SandboxDriver, artifacts: ArtifactStore, *, owner: str, file_limit: int | None = None
+    ) -> None:
+        """`owner` ("uid:gid") owns every restored entry: the sandbox user. `file_limit`: the largest
+        file a snapshot takes, in bytes."""
         self._driver = driver
         self._artifacts = artifacts
         self._owner = owner
+        self._file_limit = file_limit
 
-    async def take(self, sandbox_id: str) -> str:
-        """Snapshot the sandbox's /workspace and return the snapshot id. Raises SandboxLost."""
+    async def take(self, sandbox_id: str, *, budget: int | None = None) -> str:
+        """Snapshot the sandbox's /workspace and return the snapshot id.
+
+        `budget` is the most bytes its files may add up to. Raises SnapshotRefused, SandboxLost.
+        """
+        limits = [limit for limit in (self._file_limit, budget) if limit is not None]
         for _ in range(_ATTEMPTS):
-            scanned = await self._driver.scan(sandbox_id, WORKSPACE)
+            scanned = await self._driver.scan(sandbox_id, WORKSPACE, limit=min(limits, default=None))
+            _check_size(scanned.entries, budget, self._file_limit)
             try:
                 manifest = Manifest.of(list(scanned.entries))
             except ValueError as exc:
                 raise InfrastructureError(f"the sandbox reported a bad workspace listing: {exc}") from None
-            if not await self._store_unseen(sandbox_id, scanned.unseen):
+            if not await self._store_unseen(sandbox_id, await self._unstored(manifest, scanned.unseen)):
                 continue
             snapshot_id = manifest.snapshot_id()
-            if not await self._artifacts.exists(snapshot_id):
+            if await self._artifacts.touch([snapshot_id]):
                 encoded = manifest.encode()
                 await self._artifacts.put(encoded)
                 SNAPSHOT_BYTES.inc(len(encoded))
             return snapshot_id
         raise InfrastructureError("the workspace kept changing while its snapshot was taken")
+
+    async def _unstored(self, manifest: Manifest, unseen: tuple[FileEntry, ...]) -> tuple[FileEntry, ...]:
+        """The files to copy: those not seen yet, and seen ones whose blob the store no longer has."""
+        copying = {entry.sha256 for entry in unseen}
+        seen = {entry.sha256: entry for entry in manifest.files() if entry.sha256 not in copying}
+        missing = await self._artifacts.touch(seen)
+        return unseen + tuple(seen[sha256] for sha256 in missing)
 
     async def load(self, snapshot_id: str) -> Manifest:
         """The manifest of a snapshot. Raises SnapshotMissing."""
@@ -187,6 +216,31 @@ class _Batch:
         parts, self._parts, self.size = self._parts, [], 0
         if parts:
             await asyncio.to_thread(self._out.writelines, parts)
+
+
+def _check_size(entries: tuple[Entry, ...], budget: int | None, file_limit: int | None) -> None:
+    files = [entry for entry in entries if isinstance(entry, FileEntry)]
+    largest = max(files, key=lambda entry: entry.size, default=None)
+    if largest is not None and file_limit is not None and largest.size > file_limit:
+        raise SnapshotRefused(
+            f"/workspace/{escape_name(largest.path)} is {_size(largest.size)} (a sparse file counts its "
+            f"full size), above the {_size(file_limit)} a snapshot takes of one file"
+        )
+    total = sum(entry.size for entry in files)
+    if budget is not None and total > budget:
+        raise SnapshotRefused(
+            f"the files in /workspace add up to {_size(total)} (sparse files count their full size), "
+            f"above the run's storage budget of {_size(budget)}"
+        )
+    if any(not entry.sha256 for entry in files):
+        raise InfrastructureError("the sandbox listed a file without its sha256")
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _missing(entry: FileEntry) -> SnapshotMissing:

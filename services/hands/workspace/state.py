@@ -40,8 +40,11 @@ class Workspace:
         """A mutating call starts: what /workspace holds is unknown until its snapshot is taken."""
         self._dirty = True
 
-    async def snapshot(self, snapshots: Snapshots) -> str:
-        """Snapshot /workspace, which from then on is known to equal it. Raises SandboxLost."""
-        snapshot_id = await snapshots.take(self.sandbox_id)
+    async def snapshot(self, snapshots: Snapshots, *, budget: int | None = None) -> str:
+        """Snapshot /workspace, which from then on is known to equal it. Raises SnapshotRefused, SandboxLost.
+
+        A refused snapshot leaves the workspace dirty: the next call restores its base.
+        """
+        snapshot_id = await snapshots.take(self.sandbox_id, budget=budget)
         self._snapshot, self._dirty = snapshot_id, False
         return snapshot_id

@@ -31,8 +31,8 @@ class CountingDriver(DockerDriver):
         self.reads: list[str] = []
         self.hashed: list[int] = []
 
-    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
-        scanned = await super().scan(sandbox_id, path)
+    async def scan(self, sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
+        scanned = await super().scan(sandbox_id, path, limit=limit)
         self.hashed.append(scanned.hashed)
         return scanned
 

@@ -67,11 +67,11 @@ class FakeDriver:
         """The tar of the sandbox's /workspace."""
         raise NotImplementedError
 
-    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
+    async def scan(self, sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
         self._tars[sandbox_id] = archive = await self.tar_of(sandbox_id)
-        entries = Manifest.of(_entries(archive)).entries
+        entries = tuple(_unhashed_above(limit, Manifest.of(_entries(archive)).entries))
         seen = self.trusted.get(sandbox_id, set())
-        unseen = tuple(e for e in entries if isinstance(e, FileEntry) and e.sha256 not in seen)
+        unseen = tuple(e for e in entries if isinstance(e, FileEntry) and e.sha256 and e.sha256 not in seen)
         return WorkspaceScan(entries, unseen, hashed=len(unseen))
 
     async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
@@ -118,3 +118,12 @@ def _entries(archive: bytes) -> list[Entry]:
                     FileEntry(relative, member.mode & 0o7777, len(data), hashlib.sha256(data).hexdigest())
                 )
     return entries
+
+
+def _unhashed_above(limit: int | None, entries: Iterable[Entry]) -> Iterable[Entry]:
+    """As the executor lists them: files above the limit without their sha256."""
+    for entry in entries:
+        if isinstance(entry, FileEntry) and limit is not None and entry.size > limit:
+            yield FileEntry(entry.path, entry.mode, entry.size, "")
+        else:
+            yield entry

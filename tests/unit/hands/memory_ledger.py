@@ -14,3 +14,6 @@ class MemoryLedger:
 
     async def put(self, run_id: str, call_id: str, result: ExecuteResult) -> ExecuteResult:
         return self._results.setdefault((run_id, call_id), result)
+
+    async def snapshots(self) -> set[str]:
+        return {r.snapshot_after for r in self._results.values() if r.snapshot_after}

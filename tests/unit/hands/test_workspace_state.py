@@ -27,7 +27,7 @@ class RecordingSnapshots(Snapshots):
             raise self.fail
         self.restores.append((snapshot_id, clear))
 
-    async def take(self, sandbox_id: str) -> str:
+    async def take(self, sandbox_id: str, *, budget: int | None = None) -> str:
         if self.fail is not None:
             raise self.fail
         return self.taken

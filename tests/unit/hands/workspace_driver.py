@@ -132,10 +132,10 @@ class WorkspaceDriver(FakeDriver):
             raise SandboxLost(f"sandbox {sandbox_id} is gone")
         return _archive(self.workspaces.setdefault(sandbox_id, Workspace()))
 
-    async def scan(self, sandbox_id: str, path: str) -> WorkspaceScan:
+    async def scan(self, sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
         if not await super().alive(sandbox_id):
             raise SandboxLost(f"sandbox {sandbox_id} is gone")
-        return await super().scan(sandbox_id, path)
+        return await super().scan(sandbox_id, path, limit=limit)
 
     async def import_archive(self, sandbox_id: str, path: str, source: Path) -> None:
         workspace = self.workspaces.setdefault(sandbox_id, Workspace())

@@ -282,6 +282,9 @@ def walk(root, prefix, entries, seen, started):
                 walk(path, rel + "/", entries, seen, started)
         elif stat.S_ISLNK(st.st_mode):
             entries.append(["l", rel, os.readlink(path)])
+        elif stat.S_ISREG(st.st_mode) and st.st_size > seen["limit"]:
+            # Too large to snapshot (hands refuses it): reading it through, sparse or not, is wasted.
+            entries.append(["f", rel, mode, st.st_size, ""])
         elif stat.S_ISREG(st.st_mode):
             sha, size, hashed = file_hash(path, st, started)
             seen["hashed"] += hashed
@@ -293,7 +296,7 @@ def scan(sock, request):
     root = request["path"]
     entries: list[list[object]] = []
     paths: set[str] = set()
-    seen = {"hashed": 0, "paths": paths}
+    seen = {"hashed": 0, "paths": paths, "limit": request.get("limit") or (1 << 62)}
     with Opened(root, os.lstat(root), stat.S_IRUSR | stat.S_IXUSR):
         walk(root, "", entries, seen, time.time_ns())
     for gone in set(hashes) - paths:

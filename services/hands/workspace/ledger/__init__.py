@@ -31,6 +31,10 @@ class CallLedger(Protocol):
         """
         ...
 
+    async def snapshots(self) -> set[str]:
+        """Every snapshot a recorded result ends at: the artifact store's collector keeps them."""
+        ...
+
 
 def encode(result: ExecuteResult) -> bytes:
     fields = dataclasses.asdict(result)
@@ -50,6 +54,11 @@ def decode(data: bytes) -> ExecuteResult:
     if fields.get("output_bytes") is not None:
         fields["output_bytes"] = base64.b64decode(fields["output_bytes"])
     return ExecuteResult(**fields)
+
+
+def ledger_root(artifacts_root: Path) -> Path:
+    """Where the ledger lives: beside the blobs, shared by every worker that shares them."""
+    return artifacts_root / "ledger"
 
 
 def build_ledger(root: Path) -> CallLedger:

@@ -39,6 +39,20 @@ class FilesystemLedger:
     async def put(self, run_id: str, call_id: str, result: ExecuteResult) -> ExecuteResult:
         return await asyncio.to_thread(self._put, self.path_of(run_id, call_id), result)
 
+    async def snapshots(self) -> set[str]:
+        return await asyncio.to_thread(self._snapshots)
+
+    def _snapshots(self) -> set[str]:
+        found = set()
+        for path in self._root.glob("*/*.json"):
+            try:
+                recorded = self._read(path)
+            except ValueError:
+                continue  # not a result this version can read: it names nothing it knows of
+            if recorded is not None and recorded.snapshot_after:
+                found.add(recorded.snapshot_after)
+        return found
+
     def _read(self, path: Path) -> ExecuteResult | None:
         try:
             return decode(path.read_bytes())
