@@ -80,12 +80,12 @@ class LoopDisks:
             _run("umount", "--lazy", str(mount_point))
         shutil.rmtree(folder, ignore_errors=True)
 
-    def sweep(self, in_use: set[str]) -> int:
-        """Remove the disks older than a while that no container names; returns how many."""
+    def sweep(self, in_use: set[str], grace_seconds: float = _SWEEP_GRACE) -> int:
+        """Remove the disks older than `grace_seconds` that no container names; returns how many."""
         removed = 0
-        cutoff = time.time() - _SWEEP_GRACE
+        cutoff = time.time() - grace_seconds
         for folder in self.root.glob("disk-*") if self.root.is_dir() else ():
-            if folder.name in in_use or folder.stat().st_mtime > cutoff:
+            if folder.name in in_use or folder.stat().st_mtime >= cutoff:
                 continue
             try:
                 self.remove(folder.name)

@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,7 +72,7 @@ class DockerDriver:
         try:
             labels = {**self._spec.labels, **request.labels}
             size = request.workspace_size or self._spec.workspace_size
-            sandbox_id = await self._call(self._engine.create, labels, channel.directory, size)
+            sandbox_id = await self._made(self._call(self._engine.create, labels, channel.directory, size))
             if not await channel.wait_connected(_CONNECT_TIMEOUT):
                 raise InfrastructureError(
                     f"the executor of sandbox {sandbox_id[:12]} did not connect", code="sandbox_unavailable"
@@ -85,6 +85,19 @@ class DockerDriver:
             raise
         self._sessions[sandbox_id] = _Session(channel)
         return sandbox_id
+
+    async def _made(self, creating: Awaitable[str]) -> str:
+        """The id of the sandbox being made; cancelled meanwhile, remove it once the engine has made it.
+
+        The engine's thread cannot be stopped: without this, what it makes (and its disk) would be left.
+        """
+        task = asyncio.ensure_future(creating)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._call(self._engine.destroy, await task)
+            raise
 
     async def destroy(self, sandbox_id: str) -> None:
         await self._call(self._engine.destroy, sandbox_id)

@@ -176,3 +176,22 @@ async def test_connections_the_server_closed_are_replaced_before_use(
     assert [e.seq for e in await append_one(engine, run_id, 1)] == [3]
     async with autocommit(engine).connect() as conn:
         assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+
+
+async def test_blob_references_name_every_sha256_any_payload_holds(engine: AsyncEngine) -> None:
+    snapshot, output, artifact, nested = (c * 64 for c in "abcd")
+    run_id = await new_run(engine)
+    payloads = [
+        ("tool.result", {"call_id": "c1", "snapshot": snapshot, "output_ref": {"sha256": output, "size": 3}}),
+        ("artifact.created", {"path": "out.txt", "size": 1, "sha256": artifact}),
+        ("test.note", {"deep": [{"ref": nested}], "not_a_sha": "A" * 64, "short": "e" * 63}),
+    ]
+    async with engine.begin() as conn:
+        await event_log.append(
+            conn, event_log.Append(run_id, tuple(event_log.NewEvent(t, d) for t, d in payloads))
+        )
+    async with autocommit(engine).connect() as conn:
+        found = await event_log.blob_references(conn)
+
+    assert {snapshot, output, artifact, nested} <= found
+    assert "A" * 64 not in found and "e" * 63 not in found

@@ -19,6 +19,7 @@ from services.core.artifacts import ArtifactStore, build_artifact_store
 from services.core.bus import Bus, build_bus
 from services.core.settings import Settings
 from services.hands.contract.client import HandsClient
+from services.hands.sandbox.disks import LoopDisks
 from services.hands.server import HANDS_LABEL, HandsWorker
 from tests.integration.hands.calls import HANDS_SECRET
 
@@ -51,6 +52,18 @@ def remove_labelled(api: docker.APIClient, hands_id: str) -> None:
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # already being removed
                 raise
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_disk_left_mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Unmount whatever workspace disk a test left under this session's temporary folders (a container
+    removed behind its driver's back leaves its disk mounted)."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        mount_point = line.split()[1]
+        if mount_point.startswith(base) and "/workspaces/disk-" in mount_point:
+            subprocess.run(["umount", "--lazy", mount_point], check=False)
 
 
 @pytest.fixture
@@ -100,15 +113,21 @@ async def start_worker(
     async def start(**overrides: Any) -> HandsWorker:
         settings = make_settings(**overrides)
         worker = HandsWorker(settings, bus, artifacts)
-        started.append((worker, worker.hands_id))
+        started.append((worker, settings))
         return await worker.__aenter__()
 
     yield start
-    for worker, hands_id in reversed(started):
+    for worker, settings in reversed(started):
         try:
             await worker.__aexit__(None, None, None)
         finally:
-            remove_labelled(docker_api, hands_id)
+            remove_labelled(docker_api, worker.hands_id)
+            remove_disks(settings)
+
+
+def remove_disks(settings: Settings) -> None:
+    """Unmount the workspace disks of a test's workers (their containers are gone by now)."""
+    LoopDisks(settings.workspace_images_path, settings.sandbox_user).sweep(set(), grace_seconds=0)
 
 
 @pytest.fixture

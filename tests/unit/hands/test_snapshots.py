@@ -19,7 +19,7 @@ from services.core.artifacts.filesystem import FilesystemArtifactStore
 from services.core.metrics import REGISTRY
 from services.hands.contract.api import SnapshotMissing
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, FileEntry
-from services.hands.workspace.snapshots import Snapshots
+from services.hands.workspace.snapshots import SnapshotRefused, Snapshots
 from tests.unit.hands.fake_driver import FakeDriver
 
 Tree = Mapping[str, bytes | str | None]  # bytes: a file, str: a symlink's target, None: a directory
@@ -271,3 +271,46 @@ async def test_the_bytes_a_snapshot_copies_are_counted(driver: ArchiveDriver, st
     contents = {content for content in TREE.values() if isinstance(content, bytes)}
     assert first - before > sum(len(content) for content in contents)  # the manifest too
     assert REGISTRY.get_sample_value("loopd_hands_snapshot_bytes_total") == first
+
+
+async def test_a_file_above_the_file_limit_is_refused_unread(
+    driver: ArchiveDriver, store: CountingStore, tmp_path: Path
+) -> None:
+    driver.archive = workspace_tar({**TREE, "big.bin": b"\0" * 5000})
+    limited = Snapshots(driver, store, owner=OWNER, file_limit=4096)  # type: ignore[arg-type]
+
+    with pytest.raises(SnapshotRefused, match=r"/workspace/big\.bin is 4\.9 KiB .* above the 4\.0 KiB"):
+        await limited.take("sb")
+
+    assert driver.reads == [] and count_blobs(tmp_path / "blobs") == 0
+
+
+async def test_a_workspace_above_the_runs_storage_budget_is_refused_unread(
+    driver: ArchiveDriver, store: CountingStore, tmp_path: Path
+) -> None:
+    driver.archive = workspace_tar({"a.bin": b"a" * 600, "b.bin": b"b" * 600})
+
+    with pytest.raises(SnapshotRefused, match=r"add up to 1\.2 KiB .* storage budget of 1000 bytes"):
+        await snapshots(driver, store).take("sb", budget=1000)
+
+    assert driver.reads == [] and count_blobs(tmp_path / "blobs") == 0
+    assert await snapshots(driver, store).take("sb", budget=1200) != EMPTY_SNAPSHOT
+
+
+async def test_a_seen_content_the_store_lost_is_copied_again(
+    driver: ArchiveDriver, store: CountingStore, tmp_path: Path
+) -> None:
+    driver.archive = workspace_tar(TREE)
+    taken = snapshots(driver, store)
+    first = await taken.load(await taken.take("sb"))
+    util = next(entry for entry in first.files() if entry.path == "src/lib/util.py")
+    FilesystemArtifactStore(tmp_path / "blobs").path_of(util.sha256).unlink()  # collected meanwhile
+    driver.reads.clear()
+
+    driver.archive = workspace_tar({**TREE, "new.txt": b"new\n"})
+    await taken.take("sb")
+
+    # util.py's content (which copy.py shares) is read once more, from either file, and new.txt once.
+    new, again = sorted(driver.reads)
+    assert new == "/workspace/new.txt" and again in ("/workspace/src/copy.py", "/workspace/src/lib/util.py")
+    assert await store.exists(util.sha256)
