@@ -19,6 +19,9 @@ check() {
     compose) command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 ;;
     procps) command -v ps >/dev/null 2>&1 && command -v pgrep >/dev/null 2>&1 ;;
     certificates) [ -s /etc/ssl/certs/ca-certificates.crt ] ;;
+    # Workspace disks (loop-mounted ext4 images) are made by hands running as root; others do without.
+    e2fsprogs) [ "$(id -u)" != 0 ] || command -v mkfs.ext4 >/dev/null 2>&1 ;;
+    mount) [ "$(id -u)" != 0 ] || { command -v mount >/dev/null 2>&1 && command -v umount >/dev/null 2>&1; } ;;
     *) die "unknown requirement: $1" ;;
   esac
 }
@@ -32,6 +35,8 @@ package() {
     compose) echo docker-compose ;;
     procps) echo procps ;;
     certificates) echo ca-certificates ;;
+    e2fsprogs) echo e2fsprogs ;;
+    mount) echo mount ;;
   esac
 }
 
@@ -41,9 +46,9 @@ needs() {
     lint) echo "venv" ;;
     docker) echo "docker engine" ;;
     image) echo "docker engine debootstrap image" ;;
-    run | up) echo "venv certificates docker engine debootstrap image" ;;
-    test) echo "venv certificates procps redis compose docker engine debootstrap image" ;;
-    bench) echo "venv certificates procps redis docker engine debootstrap image" ;;
+    run | up) echo "venv certificates e2fsprogs mount docker engine debootstrap image" ;;
+    test) echo "venv certificates procps redis compose e2fsprogs mount docker engine debootstrap image" ;;
+    bench) echo "venv certificates procps redis e2fsprogs mount docker engine debootstrap image" ;;
     *) die "unknown target: $1 (one of: lint docker image run up test bench)" ;;
   esac
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 import pytest
@@ -181,7 +182,7 @@ async def test_connections_the_server_closed_are_replaced_before_use(
 async def test_blob_references_name_every_sha256_any_payload_holds(engine: AsyncEngine) -> None:
     snapshot, output, artifact, nested = (c * 64 for c in "abcd")
     run_id = await new_run(engine)
-    payloads = [
+    payloads: list[tuple[str, dict[str, Any]]] = [
         ("tool.result", {"call_id": "c1", "snapshot": snapshot, "output_ref": {"sha256": output, "size": 3}}),
         ("artifact.created", {"path": "out.txt", "size": 1, "sha256": artifact}),
         ("test.note", {"deep": [{"ref": nested}], "not_a_sha": "A" * 64, "short": "e" * 63}),

@@ -108,7 +108,7 @@ async def start_worker(
     bus: Bus, artifacts: ArtifactStore, docker_api: docker.APIClient, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[Callable[..., Any]]:
     """Start a HandsWorker with settings overrides; every worker started is stopped and cleaned up."""
-    started: list[tuple[HandsWorker, str]] = []
+    started: list[tuple[HandsWorker, Settings]] = []
 
     async def start(**overrides: Any) -> HandsWorker:
         settings = make_settings(**overrides)

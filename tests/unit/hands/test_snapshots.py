@@ -313,4 +313,4 @@ async def test_a_seen_content_the_store_lost_is_copied_again(
     # util.py's content (which copy.py shares) is read once more, from either file, and new.txt once.
     new, again = sorted(driver.reads)
     assert new == "/workspace/new.txt" and again in ("/workspace/src/copy.py", "/workspace/src/lib/util.py")
-    assert await store.exists(util.sha256)
+    assert await store.inner.exists(util.sha256)
