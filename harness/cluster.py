@@ -99,6 +99,8 @@ def running_cluster(
         "LOOPD_DATABASE_URL": database_url,
         "LOOPD_BUS_URL": bus_url,
         "LOOPD_ARTIFACTS_DIR": str(root / "artifacts"),
+        # Workspace disks too live under the test's folder, where the session's end unmounts leftovers.
+        "LOOPD_DATA_DIR": str(root / "data"),
         "LOOPD_TENANT": f"t-{secrets.token_hex(4)}",
         "LOOPD_PORT": str(port),
         "LOOPD_LEASE_SECONDS": "5",

@@ -1,13 +1,15 @@
 """Session-wide real servers: one embedded PostgreSQL and one Redis, on free loopback ports.
 
 Tests isolate themselves with random ids rather than fresh servers; tests that need a pristine
-database create their own.
+database create their own. Workspace disks that tests leave mounted are unmounted at the end.
 """
 
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -60,3 +62,15 @@ async def engine(database_url: str) -> AsyncIterator[object]:
     built = create_engine(Settings(database_url=database_url), pool_size=5)
     yield built
     await built.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_disk_left_mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Unmount whatever workspace disk a test left under this session's temporary folders (a container
+    removed behind its driver's back leaves its disk mounted)."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        mount_point = line.split()[1]
+        if mount_point.startswith(base) and "/workspaces/disk-" in mount_point:
+            subprocess.run(["umount", "--lazy", mount_point], check=False)

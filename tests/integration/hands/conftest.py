@@ -54,18 +54,6 @@ def remove_labelled(api: docker.APIClient, hands_id: str) -> None:
                 raise
 
 
-@pytest.fixture(scope="session", autouse=True)
-def no_disk_left_mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Unmount whatever workspace disk a test left under this session's temporary folders (a container
-    removed behind its driver's back leaves its disk mounted)."""
-    yield
-    base = str(tmp_path_factory.getbasetemp())
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        mount_point = line.split()[1]
-        if mount_point.startswith(base) and "/workspaces/disk-" in mount_point:
-            subprocess.run(["umount", "--lazy", mount_point], check=False)
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path, sandbox_image: str) -> Callable[..., Settings]:
     """Settings for a test worker: a fresh hands_id, loopback, fast heartbeats, small limits."""
