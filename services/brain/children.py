@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.brain.models import ToolCall
 from services.brain.triage import refusal
-from services.core import agent_store
+from services.core import agent_store, payloads
 from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
@@ -37,16 +37,15 @@ class Children:
         """Start a child per call (or settle the call with a refusal) and make the parent wait for them."""
         parent_events: list[event_log.NewEvent] = []
         appended: list[event_log.Event] = []
-        children: list[dict[str, str]] = []
+        children: list[payloads.ChildRef] = []
         async with self.journal.engine.begin() as conn:
             parent = await run_store.find_run(conn, run_id)
             assert parent is not None, f"the stepped run {run_id} has a row"
             for call in calls:
                 problem = await self._refuse(conn, parent, call)
                 if isinstance(problem, str):
-                    parent_events.append(
-                        event_log.NewEvent(event_log.TOOL_RESULT, refusal(call, "spawn_refused", problem))
-                    )
+                    refused = payloads.ToolResult.model_validate(refusal(call, "spawn_refused", problem))
+                    parent_events.append(event_log.NewEvent.of(refused))
                     continue
                 child_id = child_run_id(run_id, call.id)
                 spec, agent_id, version = problem
@@ -60,26 +59,23 @@ class Children:
                     user_input=call.input["input"],
                 )
                 parent_events.append(
-                    event_log.NewEvent(
-                        event_log.CHILD_STARTED, {"call_id": call.id, "child_run_id": child_id}
-                    )
+                    event_log.NewEvent.of(payloads.ChildStarted(call_id=call.id, child_run_id=child_id))
                 )
-                children.append({"call_id": call.id, "child_run_id": child_id})
+                children.append(payloads.ChildRef(call_id=call.id, child_run_id=child_id))
             changes: dict[str, Any] = {}
             if children:
-                waiting_for = {
-                    "type": "child",
-                    "call_ids": [c["call_id"] for c in children],
-                    "children": children,
-                }
-                parent_events.append(event_log.NewEvent(event_log.RUN_WAITING, {"waiting_for": waiting_for}))
-                changes = {"status": RunStatus.WAITING, "waiting_for": waiting_for}
+                waiting_for = payloads.WaitingForChild(
+                    call_ids=[c.call_id for c in children], children=children
+                )
+                waiting = event_log.NewEvent.of(payloads.RunWaiting(waiting_for=waiting_for))
+                parent_events.append(waiting)
+                changes = {"status": RunStatus.WAITING, "waiting_for": waiting.data["waiting_for"]}
             appended += await event_log.append(
                 conn, event_log.Append(run_id, tuple(parent_events), changes, fence=fence)
             )
         await self.journal.publish(appended)
         for child in children:
-            await self.journal.bus.wake(child["child_run_id"])
+            await self.journal.bus.wake(child.child_run_id)
 
     async def deliver_to_parent(self, child_id: str) -> None:
         """If a parent waits on this finished child, give it the child's outcome (and wake it when done)."""
@@ -99,16 +95,16 @@ class Children:
                 if ok
                 else f"the sub-agent {child.status}: {(child.error or {}).get('message', '')}"
             )
-            result = {
-                "call_id": entry["call_id"],
-                "name": str(Tool.SPAWN_AGENT),
-                "ok": ok,
-                "output": output or "",
-                "error": None if ok else f"child_{child.status}",
-                "child_run_id": child_id,
-            }
+            result = payloads.ToolResult(
+                call_id=entry["call_id"],
+                name=str(Tool.SPAWN_AGENT),
+                ok=ok,
+                output=output or "",
+                error=None if ok else f"child_{child.status}",
+                child_run_id=child_id,
+            )
             left = [c for c in waiting["children"] if c["child_run_id"] != child_id]
-            new_events = [event_log.NewEvent(event_log.TOOL_RESULT, result)]
+            new_events = [event_log.NewEvent.of(result)]
             changes: dict[str, Any] = {"tool_calls": event_log.Increment(1)}
             if left:
                 changes["waiting_for"] = {
@@ -117,7 +113,7 @@ class Children:
                     "children": left,
                 }
             else:
-                new_events.append(event_log.NewEvent(event_log.RUN_STATUS, {"status": RunStatus.QUEUED}))
+                new_events.append(event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED)))
                 changes.update(status=RunStatus.QUEUED, waiting_for=None)
             appended = await event_log.append(conn, event_log.Append(parent.id, tuple(new_events), changes))
         await self.journal.publish(appended)

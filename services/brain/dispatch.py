@@ -25,7 +25,7 @@ from services.brain.models import ToolCall
 from services.brain.models.openai import RAW_ARGUMENTS_KEY
 from services.brain.stop_signal import wait_for_stop
 from services.core import events as event_log
-from services.core import metrics
+from services.core import metrics, payloads
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
@@ -212,7 +212,7 @@ class ToolDispatcher:
                 {
                     "type": event_log.TOOL_OUTPUT,
                     "at": datetime.now(UTC).isoformat(),
-                    "data": {"call_id": call.id, "stream": chunk.stream, "data": chunk.data},
+                    "data": payloads.ToolOutput(call_id=call.id, stream=chunk.stream, data=chunk.data).dump(),
                 },
             )
 
@@ -260,16 +260,10 @@ class ToolDispatcher:
         if result.sandbox_created:
             if state.sandbox is not None and state.sandbox.sandbox_id != result.sandbox_id:
                 changes.append(_lost(state.sandbox.sandbox_id, "replaced by a fresh sandbox"))
-            changes.append(
-                event_log.NewEvent(
-                    event_log.SANDBOX_PROVISIONED,
-                    {
-                        "sandbox_id": result.sandbox_id,
-                        "hands_id": location[0],
-                        "address": location[1],
-                    },
-                )
+            provisioned = payloads.SandboxProvisioned(
+                sandbox_id=result.sandbox_id, hands_id=location[0], address=location[1]
             )
+            changes.append(event_log.NewEvent.of(provisioned))
             state.sandbox = SandboxLocation(location[0], location[1], result.sandbox_id)
         if result.error == "sandbox_lost":
             changes.append(_lost(result.sandbox_id, result.error_message or "sandbox died during the call"))
@@ -347,7 +341,7 @@ def _stopped(state: RunState, why: str) -> ExecuteResult:
 
 
 def _lost(sandbox_id: str, reason: str) -> event_log.NewEvent:
-    return event_log.NewEvent(event_log.SANDBOX_LOST, {"sandbox_id": sandbox_id, "reason": reason})
+    return event_log.NewEvent.of(payloads.SandboxLost(sandbox_id=sandbox_id, reason=reason))
 
 
 def _result(call: ToolCall, *, ok: bool, output: str, **fields: Any) -> dict[str, Any]:

@@ -19,36 +19,43 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
+from services.core import payloads
 from services.core.db.schema import events, runs
 from services.core.errors import Conflict, LeaseLost, NotFound, Unstorable
 from services.core.status import TERMINAL_STATUSES
 from services.core.text import jsonb_dumps, jsonb_text, storable
 
-RUN_CREATED = "run.created"
-RUN_STATUS = "run.status"
-USER_MESSAGE = "user.message"
-MODEL_RESPONSE = "model.response"
-TOOL_CALL = "tool.call"
-TOOL_OUTPUT = "tool.output"
-TOOL_RESULT = "tool.result"
-SANDBOX_PROVISIONED = "sandbox.provisioned"
-SANDBOX_LOST = "sandbox.lost"
-ARTIFACT_CREATED = "artifact.created"
-RUN_COMPLETED = "run.completed"
-RUN_FAILED = "run.failed"
-RUN_CANCELLED = "run.cancelled"
-RUN_WAITING = "run.waiting"
-RUN_FORKED = "run.forked"
-TOOL_APPROVAL = "tool.approval"
-USER_INTERRUPT = "user.interrupt"
-BUDGET_RAISED = "budget.raised"
-CHILD_STARTED = "child.started"
+# Event types; each one's payload is the model of that name in services.core.payloads.
+RUN_CREATED = payloads.RunCreated.TYPE
+RUN_STATUS = payloads.RunStatusChanged.TYPE
+USER_MESSAGE = payloads.UserMessage.TYPE
+MODEL_RESPONSE = payloads.ModelResponse.TYPE
+TOOL_CALL = payloads.ToolCall.TYPE
+TOOL_OUTPUT = payloads.ToolOutput.TYPE
+TOOL_RESULT = payloads.ToolResult.TYPE
+SANDBOX_PROVISIONED = payloads.SandboxProvisioned.TYPE
+SANDBOX_LOST = payloads.SandboxLost.TYPE
+ARTIFACT_CREATED = payloads.ArtifactCreated.TYPE
+RUN_COMPLETED = payloads.RunCompleted.TYPE
+RUN_FAILED = payloads.RunFailed.TYPE
+RUN_CANCELLED = payloads.RunCancelled.TYPE
+RUN_WAITING = payloads.RunWaiting.TYPE
+RUN_FORKED = payloads.RunForked.TYPE
+TOOL_APPROVAL = payloads.ToolApproval.TYPE
+USER_INTERRUPT = payloads.UserInterrupt.TYPE
+BUDGET_RAISED = payloads.BudgetRaised.TYPE
+CHILD_STARTED = payloads.ChildStarted.TYPE
 
 
 @dataclass(frozen=True)
 class NewEvent:
     type: str
     data: dict[str, Any]
+
+    @classmethod
+    def of(cls, payload: payloads.Payload) -> NewEvent:
+        """The event that stores a typed payload."""
+        return cls(payload.TYPE, payload.dump())
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as event_log
+from services.core import payloads
 from services.core.agents import AgentSpec
 from services.core.db.schema import run_leases, runs
 from services.core.errors import IdempotencyKeyTaken, InvalidRequest, NotFound
@@ -147,11 +148,12 @@ async def fork_run(
         },
     )
     await event_log.copy_prefix(conn, parent.id, fork_id, at_seq)
-    new_events = [event_log.NewEvent(event_log.RUN_FORKED, {"from": origin, "overrides": overrides})]
+    forked = payloads.RunForked.model_validate({"from": origin, "overrides": overrides})
+    new_events = [event_log.NewEvent.of(forked)]
     if tool_result is not None:
         call_id, output = tool_result
-        answer = {"call_id": call_id, "ok": True, "output": output, "overridden": True}
-        new_events.append(event_log.NewEvent(event_log.TOOL_RESULT, answer))
+        answer = payloads.ToolResult(call_id=call_id, ok=True, output=output, overridden=True)
+        new_events.append(event_log.NewEvent.of(answer))
     appended = await event_log.append(conn, event_log.Append(fork_id, tuple(new_events), allow_terminal=True))
     return await get_run(conn, parent.tenant_id, fork_id), appended
 
@@ -173,14 +175,15 @@ def run_created(
     *,
     metadata: dict[str, Any] | None = None,
     parent_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> payloads.RunCreated:
     """The run.created payload: a run started by a caller carries its metadata, a child its parent."""
-    created: dict[str, Any] = {"input": user_input, "agent_id": agent_id, "agent_version": agent_version}
     if parent_run_id is None:
-        created["metadata"] = metadata or {}
-    else:
-        created["parent_run_id"] = parent_run_id
-    return created
+        return payloads.RunCreated(
+            input=user_input, agent_id=agent_id, agent_version=agent_version, metadata=metadata or {}
+        )
+    return payloads.RunCreated(
+        input=user_input, agent_id=agent_id, agent_version=agent_version, parent_run_id=parent_run_id
+    )
 
 
 async def _insert_run(conn: AsyncConnection, values: dict[str, Any], *, if_absent: bool = False) -> bool:
@@ -192,17 +195,11 @@ async def _insert_run(conn: AsyncConnection, values: dict[str, Any], *, if_absen
 
 
 async def _open_log(
-    conn: AsyncConnection, run_id: str, created: dict[str, Any], user_input: str
+    conn: AsyncConnection, run_id: str, created: payloads.RunCreated, user_input: str
 ) -> list[event_log.Event]:
+    message = payloads.UserMessage(content=user_input)
     return await event_log.append(
-        conn,
-        event_log.Append(
-            run_id,
-            (
-                event_log.NewEvent(event_log.RUN_CREATED, created),
-                event_log.NewEvent(event_log.USER_MESSAGE, {"content": user_input}),
-            ),
-        ),
+        conn, event_log.Append(run_id, (event_log.NewEvent.of(created), event_log.NewEvent.of(message)))
     )
 
 
@@ -293,9 +290,10 @@ async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[s
             event_log.Append(
                 target,
                 (
-                    event_log.NewEvent(
-                        event_log.RUN_CANCELLED,
-                        {"reason": reason if target == run_id else "the parent run was cancelled"},
+                    event_log.NewEvent.of(
+                        payloads.RunCancelled(
+                            reason=reason if target == run_id else "the parent run was cancelled"
+                        )
                     ),
                 ),
                 {"status": RunStatus.CANCELLED, "waiting_for": None, "ended_at": event_log.NOW},

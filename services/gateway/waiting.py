@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as event_log
-from services.core import schemas
+from services.core import payloads, schemas
 from services.core.agents import SECONDS_MAX, STEPS_MAX, TOKENS_MAX, USD_MAX
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.status import RunStatus
@@ -52,7 +52,7 @@ async def settle(
 ) -> list[event_log.Event]:
     """Append what settles part of a wait; with nothing `remaining`, queue the run again."""
     if remaining is None:
-        new_events = [*new_events, event_log.NewEvent(event_log.RUN_STATUS, {"status": RunStatus.QUEUED})]
+        new_events = [*new_events, event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED))]
         changes.update(status=RunStatus.QUEUED, waiting_for=None)
     else:
         changes.update(waiting_for=remaining)
@@ -70,17 +70,7 @@ async def answer_question(
     elif not isinstance(content, str) or not content.strip():
         raise InvalidRequest("the answer must be a non-empty string", code="answer_invalid")
     output = content if isinstance(content, str) else json.dumps(content)
-    result = {
-        "call_id": waiting["call_id"],
-        "name": str(Tool.ASK_USER),
-        "ok": True,
-        "output": output,
-        "answer": content,
-    }
-    return await settle(
-        conn,
-        run,
-        [event_log.NewEvent(event_log.TOOL_RESULT, result)],
-        None,
-        tool_calls=event_log.Increment(1),
+    result = payloads.ToolResult(
+        call_id=waiting["call_id"], name=str(Tool.ASK_USER), ok=True, output=output, answer=content
     )
+    return await settle(conn, run, [event_log.NewEvent.of(result)], None, tool_calls=event_log.Increment(1))

@@ -12,6 +12,7 @@ from services.core.db.engine import autocommit
 from services.core.runs import new_id
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, AgentId, IdField, VersionQuery, errors
+from services.gateway.schemas import Agent, AgentPage
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -20,7 +21,7 @@ class CreateAgent(AgentSpec):
     id: IdField | None = None
 
 
-@router.post("", status_code=201, responses=errors(*BODY_ERRORS, 409))
+@router.post("", status_code=201, response_model=Agent, responses=errors(*BODY_ERRORS, 409))
 async def create_agent(body: CreateAgent, services: ServicesDep) -> dict[str, Any]:
     agent_id = body.id or new_id("agt")
     spec = body.model_dump(mode="json", exclude={"id"})
@@ -29,7 +30,7 @@ async def create_agent(body: CreateAgent, services: ServicesDep) -> dict[str, An
     return agent_store.agent_to_wire(row)
 
 
-@router.put("/{agent_id}", status_code=201, responses=errors(*BODY_ERRORS))
+@router.put("/{agent_id}", status_code=201, response_model=Agent, responses=errors(*BODY_ERRORS))
 async def new_agent_version(agent_id: AgentId, body: AgentSpec, services: ServicesDep) -> dict[str, Any]:
     spec = body.model_dump(mode="json")
     async with services.engine.begin() as conn:
@@ -37,14 +38,14 @@ async def new_agent_version(agent_id: AgentId, body: AgentSpec, services: Servic
     return agent_store.agent_to_wire(row)
 
 
-@router.get("", responses=errors(422))
+@router.get("", response_model=AgentPage, responses=errors(422))
 async def list_agents(services: ServicesDep, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         rows = await agent_store.list_latest(conn, services.settings.tenant, limit=limit)
     return {"data": [agent_store.agent_to_wire(row) for row in rows], "next_cursor": None}
 
 
-@router.get("/{agent_id}", responses=errors(404, 422))
+@router.get("/{agent_id}", response_model=Agent, responses=errors(404, 422))
 async def get_agent(agent_id: AgentId, services: ServicesDep, version: VersionQuery = None) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         row = await agent_store.get_agent(conn, services.settings.tenant, agent_id, version)

@@ -18,6 +18,7 @@ from services.core.db.engine import autocommit
 from services.core.errors import BadRequest, NotFound
 from services.gateway.deps import ServicesDep
 from services.gateway.params import RunId, errors
+from services.gateway.schemas import ArtifactList
 
 
 class _AnyPath(PathConvertor):
@@ -39,7 +40,7 @@ async def _artifacts(services: ServicesDep, run_id: str) -> dict[str, dict[str, 
     return {artifact["path"]: artifact for artifact in found}
 
 
-@router.get("", responses=errors(404, 422))
+@router.get("", response_model=ArtifactList, responses=errors(404, 422))
 async def list_artifacts(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
     found = await _artifacts(services, run_id)
     return {"data": [{"path": a["path"], "size": a["size"], "sha256": a["sha256"]} for a in found.values()]}
@@ -49,7 +50,10 @@ async def list_artifacts(run_id: RunId, services: ServicesDep) -> dict[str, Any]
     "/{path:anything}",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
+        200: {
+            "description": "The file's bytes; ETag and X-Content-SHA256 carry its sha256",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        },
         **errors(400, 404, 422),
     },
 )

@@ -8,11 +8,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.core import events as event_log
+from services.core import payloads
 from services.core import runs as run_store
 from services.core.errors import Conflict
 from services.core.status import RUNNABLE_STATUSES
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, CallId, RunId, errors
+from services.gateway.schemas import Run
 from services.gateway.waiting import BudgetLimits, ensure_call, settle, waiting_for
 
 router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])
@@ -59,61 +61,65 @@ def _settle_call(run: Any, call_id: str, kind: str, code: str) -> dict[str, Any]
     return {**waiting, "call_ids": left, "calls": calls} if left else None
 
 
-@router.post("/approvals/{call_id}", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+@router.post(
+    "/approvals/{call_id}", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409)
+)
 async def decide(run_id: RunId, call_id: CallId, body: Approval, services: ServicesDep) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         await ensure_call(conn, run.id, call_id)
         remaining = _settle_call(run, call_id, "approval", "not_waiting_for_approval")
-        decision = event_log.NewEvent(event_log.TOOL_APPROVAL, {"call_id": call_id, **body.model_dump()})
+        decision = event_log.NewEvent.of(payloads.ToolApproval(call_id=call_id, **body.model_dump()))
         return await settle(conn, run, [decision], remaining)
 
     return await _apply(services, run_id, change)
 
 
-@router.post("/interrupt", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+@router.post("/interrupt", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409))
 async def interrupt(run_id: RunId, services: ServicesDep, body: Interrupt | None = None) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         if run.status not in RUNNABLE_STATUSES:
             raise Conflict(
                 f"run {run.id} is {run.status}; only a running run can be interrupted", code="not_running"
             )
-        event = event_log.NewEvent(event_log.USER_INTERRUPT, {"message": (body or Interrupt()).message})
+        event = event_log.NewEvent.of(payloads.UserInterrupt(message=(body or Interrupt()).message))
         return await event_log.append(conn, event_log.Append(run.id, (event,)))
 
     return await _apply(services, run_id, change)
 
 
-@router.post("/budget", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+@router.post("/budget", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409))
 async def raise_budget(run_id: RunId, body: BudgetLimits, services: ServicesDep) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         waiting_for(run, "budget", "not_waiting_for_budget")
-        limits = body.model_dump(exclude_none=True)
-        budget = {**(run.budget or {}), **limits}
-        return await settle(
-            conn, run, [event_log.NewEvent(event_log.BUDGET_RAISED, limits)], None, budget=budget
+        raised = event_log.NewEvent.of(
+            payloads.BudgetRaised.model_validate(body.model_dump(exclude_none=True))
         )
+        budget = {**(run.budget or {}), **raised.data}
+        return await settle(conn, run, [raised], None, budget=budget)
 
     return await _apply(services, run_id, change)
 
 
-@router.post("/tool_results/{call_id}", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+@router.post(
+    "/tool_results/{call_id}", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409)
+)
 async def submit_tool_result(
     run_id: RunId, call_id: CallId, body: ClientToolResult, services: ServicesDep
 ) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         call = await ensure_call(conn, run.id, call_id)
         remaining = _settle_call(run, call_id, "tool_result", "not_waiting_for_tool_result")
-        result = {
-            "call_id": call_id,
-            "name": call["name"],
-            "ok": body.ok,
-            "output": body.output,
-            "error": None if body.ok else "client_tool_error",
-        }
+        result = payloads.ToolResult(
+            call_id=call_id,
+            name=call["name"],
+            ok=body.ok,
+            output=body.output,
+            error=None if body.ok else "client_tool_error",
+        )
         return await settle(
             conn,
             run,
-            [event_log.NewEvent(event_log.TOOL_RESULT, result)],
+            [event_log.NewEvent.of(result)],
             remaining,
             tool_calls=event_log.Increment(1),
         )

@@ -17,6 +17,7 @@ from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest
 from services.gateway.deps import GatewayServices, ServicesDep
 from services.gateway.params import AfterSeq, RunId, errors, seq_of
+from services.gateway.schemas import EventPage
 
 router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
 
@@ -25,7 +26,8 @@ router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
 CATCH_UP_SECONDS = 2.0
 
 
-@router.get("", responses=errors(404, 422))
+# Payload fields their writer left out stay out, as they are stored.
+@router.get("", response_model=EventPage, response_model_exclude_unset=True, responses=errors(404, 422))
 async def list_events(
     run_id: RunId,
     services: ServicesDep,
@@ -41,8 +43,13 @@ async def list_events(
 
 @router.get(
     "/stream",
+    response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "the run's events as server-sent events"},
+        200: {
+            "description": "Server-sent events: each event of the log as JSON (`id` is its seq), live"
+            " tool.output deltas without an id, and pings",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
         **errors(404, 422),
     },
 )

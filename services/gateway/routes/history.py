@@ -13,6 +13,7 @@ from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BIGINT_MAX, BODY_ERRORS, IdField, RunId, errors
+from services.gateway.schemas import Diff, Run
 
 router = APIRouter(prefix="/v1/runs", tags=["history"])
 
@@ -39,7 +40,7 @@ class Fork(BaseModel):
     overrides: ForkOverrides = Field(default_factory=ForkOverrides)
 
 
-@router.post("/{run_id}/fork", status_code=201, responses=errors(*BODY_ERRORS, 404, 409))
+@router.post("/{run_id}/fork", status_code=201, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409))
 async def fork_run(run_id: RunId, body: Fork, services: ServicesDep) -> dict[str, Any]:
     override = body.overrides.tool_result
     async with services.engine.begin() as conn:
@@ -56,7 +57,13 @@ async def fork_run(run_id: RunId, body: Fork, services: ServicesDep) -> dict[str
     return run_store.run_to_wire(row)
 
 
-@router.get("/{run_a}/diff/{run_b}", responses=errors(404, 422))
+# Payload fields their writer left out stay out, as they are stored.
+@router.get(
+    "/{run_a}/diff/{run_b}",
+    response_model=Diff,
+    response_model_exclude_unset=True,
+    responses=errors(404, 422),
+)
 async def diff_runs(
     run_a: RunId, run_b: RunId, services: ServicesDep, limit: int = Query(200, ge=1, le=5000)
 ) -> dict[str, Any]:

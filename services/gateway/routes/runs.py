@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.core import agent_store
+from services.core import agent_store, payloads
 from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec
@@ -19,6 +19,7 @@ from services.core.schemas import SchemaLimits
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
+from services.gateway.schemas import Run, RunPage
 from services.gateway.waiting import BudgetLimits, answer_question
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -43,7 +44,7 @@ class CreateRun(BaseModel):
         return self
 
 
-class UserMessage(BaseModel):
+class SendMessage(BaseModel):
     """A user message; for a run waiting on `ask_user`, the answer (any JSON, checked against its schema)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -57,7 +58,7 @@ class CancelRun(BaseModel):
     reason: str = Field("cancelled by user", max_length=2000)
 
 
-@router.post("", status_code=201, responses=errors(*BODY_ERRORS, 404, 409))
+@router.post("", status_code=201, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409))
 async def create_run(
     body: CreateRun,
     services: ServicesDep,
@@ -119,7 +120,7 @@ async def _resolve_agent(
     return row.spec, row.id, row.version
 
 
-@router.get("", responses=errors(422))
+@router.get("", response_model=RunPage, responses=errors(422))
 async def list_runs(
     services: ServicesDep,
     status: RunStatus | None = None,
@@ -133,14 +134,16 @@ async def list_runs(
     return {"data": [run_store.run_to_wire(row) for row in rows], "next_cursor": next_cursor}
 
 
-@router.get("/{run_id}", responses=errors(404, 422))
+@router.get("/{run_id}", response_model=Run, responses=errors(404, 422))
 async def get_run(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         return run_store.run_to_wire(await run_store.get_run(conn, services.settings.tenant, run_id))
 
 
-@router.post("/{run_id}/messages", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
-async def send_message(run_id: RunId, body: UserMessage, services: ServicesDep) -> dict[str, Any]:
+@router.post(
+    "/{run_id}/messages", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409)
+)
+async def send_message(run_id: RunId, body: SendMessage, services: ServicesDep) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
         if run.status == RunStatus.CANCELLED:
@@ -164,11 +167,11 @@ def _message_text(content: Any) -> str:
 
 
 async def _user_message(conn: Any, run: Any, content: str) -> list[event_log.Event]:
-    message = event_log.NewEvent(event_log.USER_MESSAGE, {"content": content})
+    message = event_log.NewEvent.of(payloads.UserMessage(content=content))
     if run.status in RUNNABLE_STATUSES:
         return await event_log.append(conn, event_log.Append(run.id, (message,)))
     # A finished run takes the message as a new turn; a paused or waiting one resumes with it.
-    resumed = (message, event_log.NewEvent(event_log.RUN_STATUS, {"status": RunStatus.QUEUED}))
+    resumed = (message, event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED)))
     changes = {
         "status": RunStatus.QUEUED,
         "waiting_for": None,
@@ -179,7 +182,9 @@ async def _user_message(conn: Any, run: Any, content: str) -> list[event_log.Eve
     return await event_log.append(conn, event_log.Append(run.id, resumed, changes, allow_terminal=True))
 
 
-@router.post("/{run_id}/cancel", status_code=202, responses=errors(*BODY_ERRORS, 404, 409))
+@router.post(
+    "/{run_id}/cancel", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409)
+)
 async def cancel_run(run_id: RunId, services: ServicesDep, body: CancelRun | None = None) -> dict[str, Any]:
     reason = (body or CancelRun()).reason
     async with services.engine.begin() as conn:

@@ -12,16 +12,17 @@ from services.core.metrics import exposition
 from services.gateway.deps import ServicesDep
 from services.gateway.errors import error_response
 from services.gateway.params import errors
+from services.gateway.schemas import HandsList, Health, Readiness
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None, responses=errors(503))
+@router.get("/readyz", response_model=Readiness, responses=errors(503))
 async def readyz(services: ServicesDep) -> Any:
     checks: dict[str, str] = {}
     try:
@@ -43,7 +44,7 @@ async def readyz(services: ServicesDep) -> Any:
     return response
 
 
-@router.get("/v1/hands")
+@router.get("/v1/hands", response_model=HandsList)
 async def list_hands(services: ServicesDep) -> dict[str, Any]:
     """The pool's capacity. Addresses and the runs each worker holds stay internal: an address is
     where sandboxes take orders, and run ids are other people's work."""
@@ -61,7 +62,11 @@ def _public(info: HandsInfo) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics() -> Response:
     body, content_type = exposition()
     return Response(body, media_type=content_type)

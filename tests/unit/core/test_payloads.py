@@ -1,0 +1,132 @@
+"""Each event payload has one model; it stores and serves exactly the fields its writer set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from services.core import events as log
+from services.core import payloads
+
+# The payloads each kind of writer produces, as the log has always stored them.
+STORED: list[tuple[str, dict[str, Any]]] = [
+    (log.RUN_CREATED, {"input": "hi", "agent_id": None, "agent_version": None, "metadata": {"k": "v"}}),
+    (log.RUN_CREATED, {"input": "sub", "agent_id": "a", "agent_version": 2, "parent_run_id": "run_1"}),
+    (log.RUN_STATUS, {"status": "queued"}),
+    (log.USER_MESSAGE, {"content": "hello"}),
+    (
+        log.MODEL_RESPONSE,
+        {
+            "text": "",
+            "tool_calls": [{"id": "c1", "name": "bash", "input": {"command": "ls"}}],
+            "usage": {"input_tokens": 10, "output_tokens": 3},
+            "stop_reason": "tool_use",
+            "model": "scripted",
+            "cost_usd": 0.0,
+            "context_seq": 2,
+        },
+    ),
+    (log.TOOL_CALL, {"call_id": "c1", "name": "bash", "input": {}, "starts_from": {"snapshot": None}}),
+    (log.TOOL_CALL, {"call_id": "c2", "name": "bash", "input": {}, "starts_from": {"after_call": "c1"}}),
+    (
+        log.TOOL_RESULT,
+        {
+            "call_id": "c1",
+            "name": "bash",
+            "ok": True,
+            "output": "a.txt\n",
+            "output_ref": None,
+            "exit_code": 0,
+            "error": None,
+            "error_message": None,
+            "truncated": False,
+            "duration_ms": 12,
+            "snapshot": "sha",
+            "replayed": False,
+        },
+    ),
+    (log.TOOL_RESULT, {"call_id": "c1", "ok": True, "output": "forced", "overridden": True}),
+    (log.TOOL_RESULT, {"call_id": "c3", "name": "ask_user", "ok": True, "output": "{}", "answer": {}}),
+    (
+        log.TOOL_RESULT,
+        {
+            "call_id": "c4",
+            "name": "spawn_agent",
+            "ok": False,
+            "output": "the sub-agent failed: boom",
+            "error": "child_failed",
+            "child_run_id": "run_2",
+        },
+    ),
+    (log.SANDBOX_PROVISIONED, {"sandbox_id": "s1", "hands_id": "h1", "address": "127.0.0.1:1"}),
+    (log.SANDBOX_LOST, {"sandbox_id": "s1", "reason": "hands worker left the pool"}),
+    (log.ARTIFACT_CREATED, {"path": "a.txt", "size": 3, "sha256": "abc"}),
+    (log.RUN_COMPLETED, {"result": "done"}),
+    (log.RUN_FAILED, {"error": {"code": "model_error", "message": "no"}}),
+    (log.RUN_CANCELLED, {"reason": "cancelled by user"}),
+    (
+        log.RUN_WAITING,
+        {"waiting_for": {"type": "budget", "limit": "max_steps", "used": 3, "allowed": 3}},
+    ),
+    (
+        log.RUN_WAITING,
+        {"waiting_for": {"type": "input", "call_id": "c3", "question": "which?", "schema": None}},
+    ),
+    (log.RUN_WAITING, {"waiting_for": {"type": "interrupt"}}),
+    (
+        log.RUN_FORKED,
+        {
+            "from": {"run_id": "run_1", "seq": 4},
+            "overrides": {"tool_result": {"call_id": "c1", "output": "x"}},
+        },
+    ),
+    (log.TOOL_APPROVAL, {"call_id": "c1", "decision": "deny", "message": ""}),
+    (log.USER_INTERRUPT, {"message": None}),
+    (log.BUDGET_RAISED, {"max_cost_usd": 6.0}),
+    (log.CHILD_STARTED, {"call_id": "c4", "child_run_id": "run_2"}),
+]
+
+BY_TYPE = {payload.TYPE: payload for payload in payloads.PAYLOADS}
+
+
+@pytest.mark.parametrize(("event_type", "data"), STORED, ids=[t for t, _ in STORED])
+def test_a_stored_payload_keeps_its_exact_shape(event_type: str, data: dict[str, Any]) -> None:
+    payload = BY_TYPE[event_type].model_validate(data)
+    assert log.NewEvent.of(payload) == log.NewEvent(event_type, data)
+
+
+def test_the_api_reads_every_event_through_the_union_tagged_by_type() -> None:
+    stored = [
+        {"seq": seq, "type": t, "at": "2026-01-01T00:00:00+00:00", "data": d}
+        for seq, (t, d) in enumerate(STORED)
+    ]
+    union = TypeAdapter(list[payloads.Event])
+    parsed = union.validate_python(stored)
+    assert [type(event.data) for event in parsed] == [BY_TYPE[t] for t, _ in STORED]
+    assert union.dump_python(parsed, mode="json", by_alias=True, exclude_unset=True) == stored
+
+
+def test_a_writer_cannot_store_a_field_the_model_does_not_know() -> None:
+    with pytest.raises(ValidationError):
+        payloads.ToolResult.model_validate({"call_id": "c1", "ok": True, "output": "", "outptu": "typo"})
+    with pytest.raises(ValidationError):
+        payloads.RunStatusChanged.model_validate({"status": "paused"})
+
+
+def test_a_waiting_kind_always_stores_its_type() -> None:
+    waiting = payloads.WaitingForChild(
+        call_ids=["c1"], children=[payloads.ChildRef(call_id="c1", child_run_id="run_2")]
+    )
+    assert payloads.RunWaiting(waiting_for=waiting).dump() == {
+        "waiting_for": {
+            "type": "child",
+            "call_ids": ["c1"],
+            "children": [{"call_id": "c1", "child_run_id": "run_2"}],
+        }
+    }
+
+
+def test_every_event_type_has_one_payload_model() -> None:
+    assert len(BY_TYPE) == len(payloads.PAYLOADS)
