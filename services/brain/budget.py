@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.brain.context import RunState
-from services.core.agents import AgentSpec
+from services.core.agents import AgentSpec, BudgetLimits
 
-LIMIT_KEYS = ("max_steps", "max_tokens", "max_cost_usd", "max_wall_time_seconds")
+LIMIT_KEYS = tuple(BudgetLimits.model_fields)
+# The wall-time limit's label in a budget wait, as run.waiting events have always carried it.
+WALL_TIME_LIMIT = "max_wall_time"
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,7 @@ class Budget:
     def effective(
         cls, spec: AgentSpec, overrides: Mapping[str, Any], raises: Mapping[str, float | None]
     ) -> Budget:
-        base: dict[str, Any] = {
-            "max_steps": spec.limits.max_steps,
-            "max_tokens": spec.limits.max_tokens,
-            "max_cost_usd": spec.limits.max_cost_usd,
-            "max_wall_time_seconds": spec.limits.timeout_seconds,
-        }
+        base: dict[str, Any] = {key: getattr(spec.limits, key) for key in LIMIT_KEYS}
         for source in (overrides, raises):
             base.update({k: v for k, v in source.items() if k in LIMIT_KEYS and v is not None})
         return cls(**base)
@@ -44,7 +41,7 @@ class Budget:
             ("max_steps", state.model_calls, self.max_steps),
             ("max_tokens", state.tokens, self.max_tokens),
             ("max_cost_usd", round(state.cost_usd, 6), self.max_cost_usd),
-            ("max_wall_time", round(elapsed, 3), self.max_wall_time_seconds),
+            (WALL_TIME_LIMIT, round(elapsed, 3), self.max_wall_time_seconds),
         ]
         for limit, used, allowed in checks:
             if allowed is not None and used >= allowed:

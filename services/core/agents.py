@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.core.tools import BRAIN_TOOLS, SANDBOX_TOOLS
 
@@ -33,7 +33,15 @@ class Limits(BaseModel):
     max_steps: int = Field(50, ge=1, le=100_000)
     max_tokens: int | None = Field(None, ge=1, le=TOKENS_MAX)
     max_cost_usd: float | None = Field(None, gt=0, le=USD_MAX)
-    timeout_seconds: float = Field(3600.0, gt=0, le=SECONDS_MAX, description="the run's maximum wall time")
+    # Named as in BudgetLimits; `timeout_seconds` is still read, as stored specs and older agent
+    # files say.
+    max_wall_time_seconds: float = Field(
+        3600.0,
+        gt=0,
+        le=SECONDS_MAX,
+        validation_alias=AliasChoices("max_wall_time_seconds", "timeout_seconds"),
+        description="the run's maximum wall time",
+    )
     tool_timeout_seconds: float | None = Field(None, gt=0, le=86_400)
     workspace_bytes: int | None = Field(
         None,
@@ -42,6 +50,18 @@ class Limits(BaseModel):
         description="the size of the run's /workspace and its storage budget (default: the operator's); "
         "hands give at most their ceiling",
     )
+
+
+class BudgetLimits(BaseModel):
+    """The limits a run is started with or a person raises, by the names of `Limits`; those not given
+    keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int | None = Field(None, ge=1, le=STEPS_MAX)
+    max_tokens: int | None = Field(None, ge=1, le=TOKENS_MAX)
+    max_cost_usd: float | None = Field(None, gt=0, le=USD_MAX)
+    max_wall_time_seconds: float | None = Field(None, gt=0, le=SECONDS_MAX)
 
 
 class ClientTool(BaseModel):

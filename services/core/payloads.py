@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from services.core.agents import BudgetLimits
 from services.core.status import RunStatus
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
@@ -279,14 +280,10 @@ class UserInterrupt(Payload):
     message: str | None
 
 
-class BudgetRaised(Payload):
+class BudgetRaised(Payload, BudgetLimits):
     """The limits a person raised; those not named keep their value."""
 
     TYPE = "budget.raised"
-    max_steps: int | None = None
-    max_tokens: int | None = None
-    max_cost_usd: float | None = None
-    max_wall_time_seconds: float | None = None
 
 
 class ChildStarted(Payload):

@@ -6,24 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as event_log
 from services.core import payloads, schemas
-from services.core.agents import SECONDS_MAX, STEPS_MAX, TOKENS_MAX, USD_MAX
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.status import RunStatus
 from services.core.tools import Tool
-
-
-class BudgetLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_steps: int | None = Field(None, ge=1, le=STEPS_MAX)
-    max_tokens: int | None = Field(None, ge=1, le=TOKENS_MAX)
-    max_cost_usd: float | None = Field(None, gt=0, le=USD_MAX)
-    max_wall_time_seconds: float | None = Field(None, gt=0, le=SECONDS_MAX)
 
 
 def waiting_for(run: Any, kind: str, code: str) -> dict[str, Any]:

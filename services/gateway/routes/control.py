@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.core import events as event_log
 from services.core import payloads
 from services.core import runs as run_store
+from services.core.agents import BudgetLimits
 from services.core.errors import Conflict
 from services.core.status import RUNNABLE_STATUSES
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, CallId, RunId, errors
 from services.gateway.schemas import Run
-from services.gateway.waiting import BudgetLimits, ensure_call, settle, waiting_for
+from services.gateway.waiting import ensure_call, settle, waiting_for
 
 router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.core import agent_store, payloads
 from services.core import events as event_log
 from services.core import runs as run_store
-from services.core.agents import AgentSpec
+from services.core.agents import AgentSpec, BudgetLimits
 from services.core.db.engine import autocommit
 from services.core.errors import Conflict, IdempotencyKeyTaken, InvalidRequest
 from services.core.schemas import SchemaLimits
@@ -20,7 +20,7 @@ from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
 from services.gateway.schemas import Run, RunPage
-from services.gateway.waiting import BudgetLimits, answer_question
+from services.gateway.waiting import answer_question
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
