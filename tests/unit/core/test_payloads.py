@@ -7,17 +7,17 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from services.core import events as log
+from services.core import events as event_log
 from services.core import payloads
 
 # The payloads each kind of writer produces, as the log has always stored them.
 STORED: list[tuple[str, dict[str, Any]]] = [
-    (log.RUN_CREATED, {"input": "hi", "agent_id": None, "agent_version": None, "metadata": {"k": "v"}}),
-    (log.RUN_CREATED, {"input": "sub", "agent_id": "a", "agent_version": 2, "parent_run_id": "run_1"}),
-    (log.RUN_STATUS, {"status": "queued"}),
-    (log.USER_MESSAGE, {"content": "hello"}),
+    (event_log.RUN_CREATED, {"input": "hi", "agent_id": None, "agent_version": None, "metadata": {"k": "v"}}),
+    (event_log.RUN_CREATED, {"input": "sub", "agent_id": "a", "agent_version": 2, "parent_run_id": "run_1"}),
+    (event_log.RUN_STATUS, {"status": "queued"}),
+    (event_log.USER_MESSAGE, {"content": "hello"}),
     (
-        log.MODEL_RESPONSE,
+        event_log.MODEL_RESPONSE,
         {
             "text": "",
             "tool_calls": [{"id": "c1", "name": "bash", "input": {"command": "ls"}}],
@@ -28,10 +28,13 @@ STORED: list[tuple[str, dict[str, Any]]] = [
             "context_seq": 2,
         },
     ),
-    (log.TOOL_CALL, {"call_id": "c1", "name": "bash", "input": {}, "starts_from": {"snapshot": None}}),
-    (log.TOOL_CALL, {"call_id": "c2", "name": "bash", "input": {}, "starts_from": {"after_call": "c1"}}),
+    (event_log.TOOL_CALL, {"call_id": "c1", "name": "bash", "input": {}, "starts_from": {"snapshot": None}}),
     (
-        log.TOOL_RESULT,
+        event_log.TOOL_CALL,
+        {"call_id": "c2", "name": "bash", "input": {}, "starts_from": {"after_call": "c1"}},
+    ),
+    (
+        event_log.TOOL_RESULT,
         {
             "call_id": "c1",
             "name": "bash",
@@ -47,10 +50,10 @@ STORED: list[tuple[str, dict[str, Any]]] = [
             "replayed": False,
         },
     ),
-    (log.TOOL_RESULT, {"call_id": "c1", "ok": True, "output": "forced", "overridden": True}),
-    (log.TOOL_RESULT, {"call_id": "c3", "name": "ask_user", "ok": True, "output": "{}", "answer": {}}),
+    (event_log.TOOL_RESULT, {"call_id": "c1", "ok": True, "output": "forced", "overridden": True}),
+    (event_log.TOOL_RESULT, {"call_id": "c3", "name": "ask_user", "ok": True, "output": "{}", "answer": {}}),
     (
-        log.TOOL_RESULT,
+        event_log.TOOL_RESULT,
         {
             "call_id": "c4",
             "name": "spawn_agent",
@@ -60,32 +63,32 @@ STORED: list[tuple[str, dict[str, Any]]] = [
             "child_run_id": "run_2",
         },
     ),
-    (log.SANDBOX_PROVISIONED, {"sandbox_id": "s1", "hands_id": "h1", "address": "127.0.0.1:1"}),
-    (log.SANDBOX_LOST, {"sandbox_id": "s1", "reason": "hands worker left the pool"}),
-    (log.ARTIFACT_CREATED, {"path": "a.txt", "size": 3, "sha256": "abc"}),
-    (log.RUN_COMPLETED, {"result": "done"}),
-    (log.RUN_FAILED, {"error": {"code": "model_error", "message": "no"}}),
-    (log.RUN_CANCELLED, {"reason": "cancelled by user"}),
+    (event_log.SANDBOX_PROVISIONED, {"sandbox_id": "s1", "hands_id": "h1", "address": "127.0.0.1:1"}),
+    (event_log.SANDBOX_LOST, {"sandbox_id": "s1", "reason": "hands worker left the pool"}),
+    (event_log.ARTIFACT_CREATED, {"path": "a.txt", "size": 3, "sha256": "abc"}),
+    (event_log.RUN_COMPLETED, {"result": "done"}),
+    (event_log.RUN_FAILED, {"error": {"code": "model_error", "message": "no"}}),
+    (event_log.RUN_CANCELLED, {"reason": "cancelled by user"}),
     (
-        log.RUN_WAITING,
+        event_log.RUN_WAITING,
         {"waiting_for": {"type": "budget", "limit": "max_steps", "used": 3, "allowed": 3}},
     ),
     (
-        log.RUN_WAITING,
+        event_log.RUN_WAITING,
         {"waiting_for": {"type": "input", "call_id": "c3", "question": "which?", "schema": None}},
     ),
-    (log.RUN_WAITING, {"waiting_for": {"type": "interrupt"}}),
+    (event_log.RUN_WAITING, {"waiting_for": {"type": "interrupt"}}),
     (
-        log.RUN_FORKED,
+        event_log.RUN_FORKED,
         {
             "from": {"run_id": "run_1", "seq": 4},
             "overrides": {"tool_result": {"call_id": "c1", "output": "x"}},
         },
     ),
-    (log.TOOL_APPROVAL, {"call_id": "c1", "decision": "deny", "message": ""}),
-    (log.USER_INTERRUPT, {"message": None}),
-    (log.BUDGET_RAISED, {"max_cost_usd": 6.0}),
-    (log.CHILD_STARTED, {"call_id": "c4", "child_run_id": "run_2"}),
+    (event_log.TOOL_APPROVAL, {"call_id": "c1", "decision": "deny", "message": ""}),
+    (event_log.USER_INTERRUPT, {"message": None}),
+    (event_log.BUDGET_RAISED, {"max_cost_usd": 6.0}),
+    (event_log.CHILD_STARTED, {"call_id": "c4", "child_run_id": "run_2"}),
 ]
 
 BY_TYPE = {payload.TYPE: payload for payload in payloads.PAYLOADS}
@@ -94,7 +97,7 @@ BY_TYPE = {payload.TYPE: payload for payload in payloads.PAYLOADS}
 @pytest.mark.parametrize(("event_type", "data"), STORED, ids=[t for t, _ in STORED])
 def test_a_stored_payload_keeps_its_exact_shape(event_type: str, data: dict[str, Any]) -> None:
     payload = BY_TYPE[event_type].model_validate(data)
-    assert log.NewEvent.of(payload) == log.NewEvent(event_type, data)
+    assert event_log.NewEvent.of(payload) == event_log.NewEvent(event_type, data)
 
 
 def test_the_api_reads_every_event_through_the_union_tagged_by_type() -> None:
