@@ -12,7 +12,7 @@ from services.core.db.engine import autocommit
 from services.core.runs import new_id
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, AgentId, IdField, VersionQuery, errors
-from services.gateway.schemas import Agent, AgentPage
+from services.gateway.responses import Agent, AgentPage
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 

@@ -18,7 +18,7 @@ from services.core.db.engine import autocommit
 from services.core.errors import BadRequest, NotFound
 from services.gateway.deps import ServicesDep
 from services.gateway.params import RunId, errors
-from services.gateway.schemas import ArtifactList
+from services.gateway.responses import ArtifactList
 
 
 class _AnyPath(PathConvertor):

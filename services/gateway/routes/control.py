@@ -15,7 +15,7 @@ from services.core.errors import Conflict
 from services.core.status import RUNNABLE_STATUSES
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, CallId, RunId, errors
-from services.gateway.schemas import Run
+from services.gateway.responses import Run
 from services.gateway.waiting import ensure_call, settle, waiting_for
 
 router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])

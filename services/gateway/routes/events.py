@@ -17,7 +17,7 @@ from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest
 from services.gateway.deps import GatewayServices, ServicesDep
 from services.gateway.params import AfterSeq, RunId, errors, seq_of
-from services.gateway.schemas import EventPage
+from services.gateway.responses import EventPage
 
 router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
 

@@ -13,7 +13,7 @@ from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BIGINT_MAX, BODY_ERRORS, IdField, RunId, errors
-from services.gateway.schemas import Diff, Run
+from services.gateway.responses import Diff, Run
 
 router = APIRouter(prefix="/v1/runs", tags=["history"])
 

@@ -19,7 +19,7 @@ from services.core.schemas import SchemaLimits
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
-from services.gateway.schemas import Run, RunPage
+from services.gateway.responses import Run, RunPage
 from services.gateway.waiting import answer_question
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])

@@ -12,7 +12,7 @@ from services.core.metrics import exposition
 from services.gateway.deps import ServicesDep
 from services.gateway.errors import error_response
 from services.gateway.params import errors
-from services.gateway.schemas import HandsList, Health, Readiness
+from services.gateway.responses import HandsList, Health, Readiness
 
 router = APIRouter(tags=["system"])
 
