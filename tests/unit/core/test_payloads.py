@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.core import events as event_log
 from services.core import payloads
+from tests.golden.record import GOLDEN
 
 # The payloads each kind of writer produces, as the log has always stored them.
 STORED: list[tuple[str, dict[str, Any]]] = [
@@ -133,3 +136,11 @@ def test_a_waiting_kind_always_stores_its_type() -> None:
 
 def test_every_event_type_has_one_payload_model() -> None:
     assert len(BY_TYPE) == len(payloads.PAYLOADS)
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
+def test_every_recorded_event_reads_through_the_union_and_serves_as_it_was_recorded(path: Path) -> None:
+    union = TypeAdapter(list[payloads.Event])
+    for log in json.loads(path.read_text())["logs"]:
+        parsed = union.validate_python(log["events"])
+        assert union.dump_python(parsed, mode="json", by_alias=True, exclude_unset=True) == log["events"]
