@@ -315,7 +315,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
 )
 
 
-class StoredEvent(BaseModel):
+class StoredEvent(Model):
     """One event of a run's log: its seq, its type, when it was committed, and its payload."""
 
     seq: int

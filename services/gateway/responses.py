@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from services.core.agents import AgentSpec
 from services.core.payloads import ErrorInfo, Event, ForkOrigin, Number, Timestamp, WaitingFor
 from services.core.status import RunStatus
 
 
-class RunUsage(BaseModel):
+class Body(BaseModel):
+    # A field a route adds without adding it here fails the tests, instead of vanishing from the wire.
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunUsage(Body):
     input_tokens: int
     output_tokens: int
     tool_calls: int
 
 
-class Run(BaseModel):
+class Run(Body):
     id: str
     tenant: str
     status: RunStatus
@@ -46,12 +51,12 @@ class Run(BaseModel):
     ended_at: Timestamp | None
 
 
-class RunPage(BaseModel):
+class RunPage(Body):
     data: list[Run]
     next_cursor: str | None
 
 
-class AgentVersion(BaseModel):
+class AgentVersion(Body):
     id: str
     version: int
     created_at: Timestamp
@@ -61,17 +66,17 @@ class Agent(AgentSpec, AgentVersion):
     """One stored version of an agent: its id and version, then its spec."""
 
 
-class AgentPage(BaseModel):
+class AgentPage(Body):
     data: list[Agent]
     next_cursor: None
 
 
-class EventPage(BaseModel):
+class EventPage(Body):
     data: list[Event]
     next_after: int | None
 
 
-class Diff(BaseModel):
+class Diff(Body):
     """Where two runs' logs first differ, and each one's events from there on."""
 
     diverges_at: int | None
@@ -79,34 +84,35 @@ class Diff(BaseModel):
     b: list[Event]
 
 
-class Artifact(BaseModel):
+class Artifact(Body):
     path: str
     size: int
     sha256: str
 
 
-class ArtifactList(BaseModel):
+class ArtifactList(Body):
     data: list[Artifact]
 
 
-class HandsWorker(BaseModel):
+class HandsWorker(Body):
+    """A worker's capacity; where it listens and whose runs it holds stay internal."""
+
     hands_id: str
-    address: str
     slots_total: int
     slots_free: int
-    sandboxes: list[str]
+    sandbox_count: int
+    state: str
     started_at: Number
-    labels: dict[str, str]
 
 
-class HandsList(BaseModel):
+class HandsList(Body):
     data: list[HandsWorker]
 
 
-class Health(BaseModel):
+class Health(Body):
     status: Literal["ok"]
 
 
-class Readiness(BaseModel):
+class Readiness(Body):
     status: Literal["ready"]
     checks: dict[str, str]
