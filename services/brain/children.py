@@ -44,7 +44,7 @@ class Children:
             for call in calls:
                 problem = await self._refuse(conn, parent, call)
                 if isinstance(problem, str):
-                    refused = payloads.ToolResult.model_validate(refusal(call, "spawn_refused", problem))
+                    refused = payloads.ToolResult.parse(refusal(call, "spawn_refused", problem))
                     parent_events.append(event_log.NewEvent.of(refused))
                     continue
                 child_id = child_run_id(run_id, call.id)

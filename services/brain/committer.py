@@ -91,13 +91,13 @@ class StepCommitter:
         return await self.commit(new_events, {"tool_calls": event_log.Increment(len(results))})
 
     async def wait(self, waiting_for: dict[str, Any]) -> list[event_log.Event]:
-        waiting = event_log.NewEvent.of(payloads.RunWaiting.model_validate({"waiting_for": waiting_for}))
+        waiting = event_log.NewEvent.of(payloads.RunWaiting.parse({"waiting_for": waiting_for}))
         return await self.commit(
             [waiting], {"status": RunStatus.WAITING, "waiting_for": waiting.data["waiting_for"]}
         )
 
     async def complete(self, text: str, artifacts: list[dict[str, Any]]) -> list[event_log.Event]:
-        new_events = [event_log.NewEvent.of(payloads.ArtifactCreated.model_validate(a)) for a in artifacts]
+        new_events = [event_log.NewEvent.of(payloads.ArtifactCreated.parse(a)) for a in artifacts]
         new_events.append(event_log.NewEvent.of(payloads.RunCompleted(result=text)))
         changes = {"status": RunStatus.COMPLETED, "result": text, "ended_at": event_log.NOW}
         return await self.commit(new_events, changes)
@@ -111,4 +111,4 @@ class StepCommitter:
 
 
 def _tool_result(result: dict[str, Any]) -> event_log.NewEvent:
-    return event_log.NewEvent.of(payloads.ToolResult.model_validate(result))
+    return event_log.NewEvent.of(payloads.ToolResult.parse(result))

@@ -7,11 +7,13 @@ writer leaves out stays absent, so logs keep the shape they have always had.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from services.core.agents import BudgetLimits
+from services.core.errors import Unstorable
 from services.core.status import RunStatus
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
@@ -24,6 +26,17 @@ class Model(BaseModel):
 
 class Payload(Model):
     TYPE: ClassVar[str]
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Self:
+        """The payload of a writer's plain data. Data that does not fit the model can never be stored,
+        so it is Unstorable, like what PostgreSQL refuses: retrying the commit cannot mend it."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the payload"
+            raise Unstorable(f"{cls.TYPE}: {where}: {first['msg']}") from None
 
     def dump(self) -> dict[str, Any]:
         """The JSON the log stores for this payload: the fields its writer set, by their wire names."""

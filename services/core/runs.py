@@ -148,7 +148,7 @@ async def fork_run(
         },
     )
     await event_log.copy_prefix(conn, parent.id, fork_id, at_seq)
-    forked = payloads.RunForked.model_validate({"from": origin, "overrides": overrides})
+    forked = payloads.RunForked.parse({"from": origin, "overrides": overrides})
     new_events = [event_log.NewEvent.of(forked)]
     if tool_result is not None:
         call_id, output = tool_result

@@ -92,9 +92,7 @@ async def interrupt(run_id: RunId, services: ServicesDep, body: Interrupt | None
 async def raise_budget(run_id: RunId, body: BudgetLimits, services: ServicesDep) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         waiting_for(run, "budget", "not_waiting_for_budget")
-        raised = event_log.NewEvent.of(
-            payloads.BudgetRaised.model_validate(body.model_dump(exclude_none=True))
-        )
+        raised = event_log.NewEvent.of(payloads.BudgetRaised.parse(body.model_dump(exclude_none=True)))
         budget = {**(run.budget or {}), **raised.data}
         return await settle(conn, run, [raised], None, budget=budget)
 
