@@ -64,14 +64,25 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[EmbeddedPostgres]:
-    # Not under pytest's tmp dirs: those are private to root, and PostgreSQL runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="loopd-pg-"))
+def server_root(prefix: str = "loopd-") -> Iterator[Path]:
+    """A fresh folder an embedded PostgreSQL can live in, removed afterwards.
+
+    Not under pytest's tmp dirs: those are private to root, and PostgreSQL runs as its own user.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o755)
-    server = EmbeddedPostgres(root / "data")
-    server.start()
     try:
-        yield server
+        yield root
     finally:
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    with server_root("loopd-pg-") as root:
+        server = EmbeddedPostgres(root / "data")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

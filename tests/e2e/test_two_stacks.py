@@ -6,8 +6,6 @@ tell its own sandboxes from the other's, at start-up (the orphan sweep) and afte
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +15,7 @@ import docker
 import httpx
 import pytest
 
+from harness.servers import server_root
 from harness.waiting import eventually
 from services.core.settings import Settings
 from services.local.postgres import free_port
@@ -29,11 +28,8 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 @pytest.fixture
 def stack_root() -> Iterator[Path]:
-    # Not under pytest's tmp dirs: those are private to root, and PostgreSQL runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="loopd-stacks-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with server_root("loopd-stacks-") as root:
+        yield root
 
 
 @asynccontextmanager

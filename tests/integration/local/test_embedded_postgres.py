@@ -3,25 +3,22 @@ server that a killed stack left running, and gives up a port taken before it cou
 
 from __future__ import annotations
 
-import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from harness.servers import server_root
 from services.local import postgres
 from services.local.postgres import EmbeddedPostgres
 
 
 @pytest.fixture
 def data_root() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="loopd-local-pg-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with server_root("loopd-local-pg-") as root:
+        yield root
 
 
 def query_one(server: EmbeddedPostgres, *statements: str) -> object:

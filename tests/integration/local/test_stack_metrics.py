@@ -4,8 +4,6 @@ once, moved by the brain and the hands as well as by the gateway."""
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.scrape import total
+from harness.servers import server_root
 from harness.waiting import eventually
 from services.core.settings import Settings
 from services.local.postgres import free_port
@@ -33,10 +32,8 @@ AGENT = {
 
 @pytest.fixture
 def data_root() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="loopd-local-metrics-"))
-    root.chmod(0o755)  # the embedded PostgreSQL runs as its own user under root
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with server_root("loopd-local-metrics-") as root:
+        yield root
 
 
 @pytest.fixture
