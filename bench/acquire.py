@@ -1,4 +1,5 @@
-"""What a new run's first tool call costs: with a warm pool, with a cold start (pool size 0), and a bare
+"""What a new run's first tool call costs: with a warm pool, with a cold start (pool size 0), a cold start
+whose /workspace is an engine volume rather than a loop disk (what the disk costs), and a bare
 `docker run --rm IMAGE true` for reference, measured in one run.
 
     .venv/bin/python -m bench.acquire [--trials 15]
@@ -57,10 +58,13 @@ async def main() -> None:
         warm = await warm_first_calls(client, hands_id, args.trials)
     async with hands_worker(warm_pool=0) as (client, _):
         cold = await first_calls(client, args.trials)
+    async with hands_worker(warm_pool=0, sandbox_workspace_storage="volume") as (client, _):
+        volume = await first_calls(client, args.trials)
     bare = timed(lambda: docker("run", "--rm", "--network", "none", image, "true"), args.trials)
     rows = [
         (f"first call, warm pool ({WARM})", warm),
         ("first call, cold (pool size 0)", cold),
+        ("first call, cold, workspace an engine volume", volume),
         ("docker run --rm IMAGE true", bare),
     ]
     print(table(rows, baseline="docker run --rm IMAGE true"))

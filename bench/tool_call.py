@@ -38,8 +38,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def hands_worker(warm_pool: int) -> AsyncIterator[tuple[HandsClient, str]]:
-    """A hands process on loopback with `warm_pool` warm sandboxes; yields a client and its hands_id."""
+async def hands_worker(warm_pool: int, **settings: str) -> AsyncIterator[tuple[HandsClient, str]]:
+    """A hands process on loopback with `warm_pool` warm sandboxes and these LOOPD_ settings; yields a
+    client and its hands_id."""
     hands_id = f"bench-{uuid.uuid4().hex[:8]}"
     secret = uuid.uuid4().hex
     address = f"127.0.0.1:{free_port()}"
@@ -52,6 +53,8 @@ async def hands_worker(warm_pool: int) -> AsyncIterator[tuple[HandsClient, str]]
             "LOOPD_ARTIFACTS_DIR": str(Path(scratch) / "artifacts"),
             "LOOPD_HANDS_WARM_POOL": str(warm_pool),
             "LOOPD_HANDS_SECRET": secret,
+            "LOOPD_DATA_DIR": str(Path(scratch) / "data"),
+            **{f"LOOPD_{name.upper()}": value for name, value in settings.items()},
         }
         log = (Path(scratch) / "hands.log").open("wb")
         process = subprocess.Popen(  # noqa: ASYNC220 (nothing else runs on the loop yet)
