@@ -159,6 +159,7 @@ class HandsWorker:
                 self._artifacts,
                 owner=settings.sandbox_user,
                 file_limit=settings.snapshot_file_max_size,
+                touch_every=settings.artifacts_gc_grace_seconds / 4,
             ),
             self._ledger,
             default_timeout=settings.tool_timeout_seconds,

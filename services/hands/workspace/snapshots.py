@@ -16,9 +16,11 @@ without copying them (seen before) are touched in the store, so its collector ke
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from contextlib import aclosing
 from pathlib import Path
 from typing import IO
@@ -49,14 +51,22 @@ class SnapshotRefused(LoopdError):
 
 class Snapshots:
     def __init__(
-        self, driver: SandboxDriver, artifacts: ArtifactStore, *, owner: str, file_limit: int | None = None
+        self,
+        driver: SandboxDriver,
+        artifacts: ArtifactStore,
+        *,
+        owner: str,
+        file_limit: int | None = None,
+        touch_every: float = 0.0,
     ) -> None:
         """`owner` ("uid:gid") owns every restored entry: the sandbox user. `file_limit`: the largest
-        file a snapshot takes, in bytes."""
+        file a snapshot takes, in bytes. `touch_every`: how long a content touched in the store stays
+        young enough not to be touched again (well under the collector's grace period)."""
         self._driver = driver
         self._artifacts = artifacts
         self._owner = owner
         self._file_limit = file_limit
+        self._touched = _Touched(touch_every)
 
     async def take(self, sandbox_id: str, *, budget: int | None = None) -> str:
         """Snapshot the sandbox's /workspace and return the snapshot id.
@@ -85,7 +95,9 @@ class Snapshots:
         """The files to copy: those not seen yet, and seen ones whose blob the store no longer has."""
         copying = {entry.sha256 for entry in unseen}
         seen = {entry.sha256: entry for entry in manifest.files() if entry.sha256 not in copying}
-        missing = await self._artifacts.touch(seen)
+        stale = self._touched.stale(seen)
+        missing = await self._artifacts.touch(stale) if stale else set()
+        self._touched.mark(set(stale) - missing)
         return unseen + tuple(seen[sha256] for sha256 in missing)
 
     async def load(self, snapshot_id: str) -> Manifest:
@@ -131,6 +143,7 @@ class Snapshots:
                 return False
             verified.append(stored)
         self._driver.trust(sandbox_id, verified)
+        self._touched.mark(verified)
         return True
 
     async def _store_content(self, sandbox_id: str, entry: FileEntry) -> str:
@@ -198,6 +211,27 @@ class Snapshots:
             raise _missing(entry) from None
         if size != entry.size:
             raise SnapshotMissing(f"the blob of {entry.path} has {size} bytes, not {entry.size}")
+
+
+class _Touched:
+    """When this worker last stored or touched each content, so a snapshot of many unchanged files
+    does not touch them all every time."""
+
+    _MOST = 1_000_000
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._at: dict[str, float] = {}
+
+    def stale(self, sha256s: Iterable[str]) -> list[str]:
+        cutoff = time.monotonic() - self._every
+        return [sha256 for sha256 in sha256s if self._at.get(sha256, -math.inf) <= cutoff]
+
+    def mark(self, sha256s: Iterable[str]) -> None:
+        if len(self._at) > self._MOST:
+            self._at.clear()  # forgetting only costs touches
+        now = time.monotonic()
+        self._at.update(dict.fromkeys(sha256s, now))
 
 
 class _Batch:

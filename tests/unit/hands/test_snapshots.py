@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -314,3 +314,24 @@ async def test_a_seen_content_the_store_lost_is_copied_again(
     new, again = sorted(driver.reads)
     assert new == "/workspace/new.txt" and again in ("/workspace/src/copy.py", "/workspace/src/lib/util.py")
     assert await store.inner.exists(util.sha256)
+
+
+async def test_contents_touched_lately_are_not_touched_again(
+    driver: ArchiveDriver, store: CountingStore
+) -> None:
+    driver.archive = workspace_tar(TREE)
+    touched: list[str] = []
+    real_touch = store.inner.touch
+
+    async def counting_touch(sha256s: Iterable[str]) -> set[str]:
+        listed = list(sha256s)
+        touched.extend(listed)
+        return await real_touch(listed)
+
+    store.inner.touch = counting_touch  # type: ignore[method-assign]
+    taken = Snapshots(driver, store, owner=OWNER, touch_every=3600.0)  # type: ignore[arg-type]
+    first = await taken.take("sb")
+    touched.clear()
+
+    assert await taken.take("sb") == first
+    assert touched == [first]  # the manifest only: its contents were stored a moment ago
