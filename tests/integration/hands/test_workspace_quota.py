@@ -18,7 +18,7 @@ import pytest
 from services.hands.contract.client import HandsClient, ReleaseRequest
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
 from services.hands.sandbox.disks import loop_disks_work
-from tests.integration.hands.calls import HANDS_SECRET, bash, new_run, request, send
+from tests.integration.hands.calls import HANDS_SECRET, bash, call, new_run, request, send
 
 pytestmark = [
     pytest.mark.docker,
@@ -62,6 +62,21 @@ async def test_a_write_past_the_workspace_size_fails_with_enospc_and_the_worker_
     assert freed.ok and freed.output == "freed\n"
     assert freed.sandbox_id == filled.sandbox_id and not freed.sandbox_created
     assert other.ok and other.output == "another run\n"
+
+
+async def test_write_file_on_a_full_workspace_is_a_tool_error_that_leaves_nothing_behind(
+    start_worker: Callable[..., Any],
+) -> None:
+    worker = await start_worker(sandbox_workspace_storage="loop", sandbox_workspace_size="16MiB")
+    async with HandsClient(worker.address, secret=HANDS_SECRET) as hands:
+        run_id = new_run()
+        await bash(hands, run_id, "head -c 15000000 /dev/zero > fill; true")
+        written = await call(hands, run_id, "write_file", path="more.txt", content="x" * 4_000_000)
+        listed = await bash(hands, run_id, "ls -A")
+
+    assert written.error == "tool_error"
+    assert "No space left on device" in (written.error_message or "")
+    assert listed.ok and listed.output == "fill\n"
 
 
 async def test_a_run_gets_the_workspace_size_it_asks_for_up_to_the_ceiling(

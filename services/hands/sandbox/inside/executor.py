@@ -328,13 +328,19 @@ def write(sock, request, payload):
     temp = f"{path}.loopd-{time.monotonic_ns()}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, request["mode"])
-    finally:
-        os.close(fd)
-    os.rename(temp, path)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, request["mode"])
+        finally:
+            os.close(fd)
+        os.rename(temp, path)
+    except BaseException:
+        # A full disk leaves no half-written copy behind to hold its space.
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
     send(sock, {"id": request["id"], "t": "done"})
 
 
