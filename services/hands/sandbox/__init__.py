@@ -70,13 +70,12 @@ class SandboxSpec:
 
 def _loop_disks(settings: Settings) -> bool:
     """Whether workspaces are loop disks: asked for, or `auto` where this process can mount them
-    where the engine sees them (as root, on the engine's own host, outside a container)."""
-    from services.hands.sandbox.disks import loop_disks_work
+    where the engine sees them (as root, in the engine's own mount namespace)."""
+    from services.hands.sandbox.disks import engine_sees_our_mounts, loop_disks_work
 
     if settings.sandbox_workspace_storage != "auto":
         return settings.sandbox_workspace_storage == "loop"
-    local_engine = settings.sandbox_docker_host.startswith("unix://")
-    if loop_disks_work() and local_engine and not Path("/.dockerenv").exists():
+    if loop_disks_work() and engine_sees_our_mounts(settings.sandbox_docker_host):
         return True
     log.warning(
         "sandbox workspaces are engine volumes, which nothing bounds: run hands as root beside the "

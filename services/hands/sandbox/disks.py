@@ -14,6 +14,8 @@ import logging
 import os
 import secrets
 import shutil
+import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +23,8 @@ from pathlib import Path
 DISK_LABEL = "loopd.workspace_disk"
 _IMAGE = "disk.ext4"
 _MOUNT = "mnt"
+# struct ucred: pid, uid, gid.
+_UCRED = struct.Struct("3i")
 # A disk folder younger than this may be one another worker is still setting up.
 _SWEEP_GRACE = 600.0
 log = logging.getLogger(__name__)
@@ -33,6 +37,23 @@ class DiskError(Exception):
 def loop_disks_work() -> bool:
     """Whether this process can make loop disks (root, mount and mkfs.ext4 present)."""
     return os.geteuid() == 0 and all(shutil.which(tool) for tool in ("mkfs.ext4", "mount", "umount"))
+
+
+def engine_sees_our_mounts(docker_host: str) -> bool:
+    """Whether the engine behind this unix socket runs in this process's mount namespace, where the
+    disks are mounted (not so for hands in a container that was given the host's socket)."""
+    if not docker_host.startswith("unix://"):
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as engine:
+            engine.settimeout(5)
+            engine.connect(docker_host.removeprefix("unix://"))
+            credentials = engine.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        pid = _UCRED.unpack(credentials)[0]  # 0 when the engine is in a pid namespace we cannot see
+        theirs, ours = os.stat(f"/proc/{pid}/ns/mnt"), os.stat("/proc/self/ns/mnt")
+        return pid > 0 and (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+    except OSError:
+        return False
 
 
 class LoopDisks:

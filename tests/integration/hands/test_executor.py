@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from pathlib import Path
 
 import docker
 import pytest
@@ -26,16 +27,22 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 async def sandbox(
-    sandbox_image: str, docker_api: docker.APIClient
+    sandbox_image: str, docker_api: docker.APIClient, tmp_path: Path
 ) -> AsyncIterator[tuple[DockerDriver, str]]:
     hands_id = f"test-executor-{uuid.uuid4().hex[:10]}"
-    settings = Settings(sandbox_image=sandbox_image, sandbox_memory="256m", sandbox_pids=128)
+    settings = Settings(
+        sandbox_image=sandbox_image, sandbox_memory="256m", sandbox_pids=128, data_dir=tmp_path / "data"
+    )
     driver = DockerDriver(
         SandboxSpec.from_settings(settings, {HANDS_LABEL: hands_id}), base_url=settings.sandbox_docker_host
     )
+    sandbox_id = ""
     try:
-        yield driver, await driver.create(CreateSandbox(labels={}))
+        sandbox_id = await driver.create(CreateSandbox(labels={}))
+        yield driver, sandbox_id
     finally:
+        if sandbox_id:
+            await driver.destroy(sandbox_id)  # with its workspace disk
         await driver.aclose()
         remove_labelled(docker_api, hands_id)
 
