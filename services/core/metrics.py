@@ -109,6 +109,16 @@ SLOTS_BUSY = Gauge(
     "loopd_hands_slots_busy", "Call slots running a tool call now.", ("hands_id",), registry=REGISTRY
 )
 SLOTS_TOTAL = Gauge("loopd_hands_slots_total", "Call slots of the worker.", ("hands_id",), registry=REGISTRY)
+COLLECTED_BLOBS = Counter(
+    "loopd_brain_collected_blobs",
+    "Blobs the artifact store's collector removed because nothing referenced them.",
+    registry=REGISTRY,
+)
+COLLECTED_BYTES = Counter(
+    "loopd_brain_collected_bytes",
+    "Bytes of the blobs the artifact store's collector removed.",
+    registry=REGISTRY,
+)
 SNAPSHOT_BYTES = Counter(
     "loopd_hands_snapshot_bytes",
     "Bytes workspace snapshots copied into the artifact store (file contents and manifests).",

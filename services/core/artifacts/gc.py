@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from services.core.artifacts import ArtifactStore, Swept
+from services.core.metrics import COLLECTED_BLOBS, COLLECTED_BYTES
 
 # Every blob some root names.
 Roots = Callable[[], Awaitable[Iterable[str]]]
@@ -48,6 +49,8 @@ class Collector:
         for sha256 in named:
             live.update(await self._refers(sha256))
         swept = await self._store.sweep(live, cutoff)
+        COLLECTED_BLOBS.inc(swept.blobs)
+        COLLECTED_BYTES.inc(swept.bytes)
         if swept.blobs or swept.leftovers:
             log.info(
                 "artifact store: removed %d unreferenced blobs (%d bytes) and %d leftovers; %d live",

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from harness.waiting import eventually
+from services.core.metrics import REGISTRY
 from tests.unit.brain.loop import Loop, call, of_type, scripted
 
 
@@ -31,6 +32,7 @@ async def test_the_brain_removes_old_blobs_nothing_references(database_url: str,
         [result] = of_type(events, "tool.result")
         [artifact] = of_type(events, "artifact.created")
         orphan = (await loop.artifacts.put(b"the content of a snapshot that failed")).sha256
+        removed = REGISTRY.get_sample_value("loopd_brain_collected_blobs_total") or 0.0
         age_all(root)
 
         async def collected() -> bool:
@@ -39,3 +41,4 @@ async def test_the_brain_removes_old_blobs_nothing_references(database_url: str,
         await eventually(collected, timeout=10)
 
     assert {result["snapshot"], artifact["sha256"]} <= blobs(root)
+    assert (REGISTRY.get_sample_value("loopd_brain_collected_blobs_total") or 0.0) >= removed + 1
