@@ -136,10 +136,12 @@ class LoopdSteps:
         stepper = RunStepper(
             self.settings, self.journal, self.dispatcher, ProviderPool(self.settings), keeper
         )
-        spec, created_at, overrides = await stepper._load_run()
+        inputs = await stepper._load_run()
+        spec = AgentSpec.model_validate(inputs.agent_spec)
         await stepper._refresh()
         await stepper._commit(stepper.committer.start())
-        return stepper, spec, Budget.effective(spec, overrides, stepper.state.budget_raises), created_at
+        budget = Budget.effective(spec, dict(inputs.budget or {}), stepper.state.budget_raises)
+        return stepper, spec, budget, inputs.created_at
 
     async def _run(self, steps: int) -> list[float]:
         stepper, spec, budget, created_at = await self._start(steps)

@@ -1,6 +1,7 @@
 """Budgets: the run's effective limits (agent spec, per-run overrides, raises) and whether one is reached.
 
-Checked before every model call; a reached budget makes the run wait for a raise, not fail.
+Checked before every model call; a reached budget makes the run wait for a raise, not fail. The
+tenant's wall-time ceiling (settings) is above every budget: a run past it fails, and no raise helps.
 """
 
 from __future__ import annotations
@@ -36,14 +37,22 @@ class Budget:
 
     def reached(self, state: RunState, created_at: datetime) -> dict[str, Any] | None:
         """The `waiting_for` of the first limit reached, or None."""
-        elapsed = (datetime.now(UTC) - created_at).total_seconds()
         checks: list[tuple[str, float, float | None]] = [
             ("max_steps", state.model_calls, self.max_steps),
             ("max_tokens", state.tokens, self.max_tokens),
             ("max_cost_usd", round(state.cost_usd, 6), self.max_cost_usd),
-            (WALL_TIME_LIMIT, round(elapsed, 3), self.max_wall_time_seconds),
+            (WALL_TIME_LIMIT, round(elapsed(created_at), 3), self.max_wall_time_seconds),
         ]
         for limit, used, allowed in checks:
             if allowed is not None and used >= allowed:
                 return {"type": "budget", "limit": limit, "used": used, "allowed": allowed}
         return None
+
+    def wall_time_left(self, created_at: datetime, ceiling: float) -> float:
+        """Seconds until the run's wall time runs out: its budget's, or the tenant's ceiling if sooner."""
+        return min(self.max_wall_time_seconds, ceiling) - elapsed(created_at)
+
+
+def elapsed(created_at: datetime) -> float:
+    """Seconds since the run was created."""
+    return (datetime.now(UTC) - created_at).total_seconds()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ from services.core.tools import Tool
 from services.hands.contract import Connect, Hands, collect, grpc_connector
 from services.hands.contract.api import (
     SANDBOX_LOST,
+    TIMEOUT,
     ExecuteRequest,
     ExecuteResult,
     OutputChunk,
@@ -50,6 +52,16 @@ logger = logging.getLogger(__name__)
 
 PREVIEW_BYTES = 8 * 1024
 HANDS_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What a call's limits depend on besides the agent spec: whose run it is, the top of its tree of
+    sub-agents (hands shares its slots fairly between trees), and the wall time the run has left."""
+
+    tenant: str
+    root_run_id: str
+    wall_time_left: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -83,11 +95,14 @@ class ToolDispatcher:
             await client.aclose()
         self._clients.clear()
 
-    async def run(self, state: RunState, call: ToolCall, spec: AgentSpec) -> ToolOutcome:
+    async def run(
+        self, state: RunState, call: ToolCall, spec: AgentSpec, scope: RunScope | None = None
+    ) -> ToolOutcome:
+        """Run one call on hands; `scope` defaults to a run of the settings' tenant without a parent."""
         started = time.perf_counter()
         ok = False
         try:
-            done = await self._run(state, call, spec)
+            done = await self._run(state, call, spec, scope or RunScope(self.settings.tenant, state.run_id))
             ok = bool(done.result["ok"])
             return done
         finally:
@@ -96,11 +111,14 @@ class ToolDispatcher:
             seconds = time.perf_counter() - started
             metrics.BRAIN_TOOL_CALL_SECONDS.labels(tool, metrics.outcome(ok)).observe(seconds)
 
-    async def _run(self, state: RunState, call: ToolCall, spec: AgentSpec) -> ToolOutcome:
+    async def _run(self, state: RunState, call: ToolCall, spec: AgentSpec, scope: RunScope) -> ToolOutcome:
         problem = validate_call(call, spec)
         if problem is not None:
             code, message = problem
             return ToolOutcome([], _result(call, ok=False, output=message, error=code, error_message=message))
+        limit = CallLimit.of(call, spec, self.settings, scope)
+        if limit.wall_time_out():
+            return ToolOutcome([], await self._result_data(call, _out_of_wall_time(state)))
         sandbox_events: list[event_log.NewEvent] = []
         excluded: set[str] = set()
         policy = spec.retry
@@ -117,8 +135,11 @@ class ToolDispatcher:
         async for attempt in retrying:
             with attempt:
                 location = await self._choose_hands(state, excluded, sandbox_events)
+                if limit.wall_time_out():
+                    result = _out_of_wall_time(state)
+                    break
                 try:
-                    result = await self._execute(location, state, call, spec)
+                    result = await self._execute(location, state, call, spec, limit, scope)
                 except HandsUnavailable:
                     excluded.add(location[1])
                     if state.sandbox is not None:
@@ -132,7 +153,7 @@ class ToolDispatcher:
                     # re-running the call applies its effect once. A sandbox that keeps dying (the
                     # call itself may kill it) reaches the model as a tool error in the end.
                     raise SandboxLost(result.error_message or "the sandbox died during the call")
-        return ToolOutcome(sandbox_events, await self._result_data(call, result))
+        return ToolOutcome(sandbox_events, await self._result_data(call, limit.explain(result)))
 
     async def workspace_artifacts(self, state: RunState) -> list[dict[str, Any]]:
         """The files of the run's last workspace snapshot, whose blobs are already in the artifact store.
@@ -191,7 +212,13 @@ class ToolDispatcher:
         return best.hands_id, best.address
 
     async def _execute(
-        self, location: tuple[str, str], state: RunState, call: ToolCall, spec: AgentSpec
+        self,
+        location: tuple[str, str],
+        state: RunState,
+        call: ToolCall,
+        spec: AgentSpec,
+        limit: CallLimit,
+        scope: RunScope,
     ) -> ExecuteResult:
         run_id = state.run_id
         request = ExecuteRequest(
@@ -201,9 +228,11 @@ class ToolDispatcher:
             call_id=f"step{state.model_calls}-{call.id}",
             tool=call.name,
             input=call.input,
-            timeout_seconds=_timeout(call, spec, self.settings),
+            timeout_seconds=limit.timeout(),
             base_snapshot=state.workspace_snapshot,
             workspace_bytes=spec.limits.workspace_bytes,
+            tenant=scope.tenant,
+            root_run_id=scope.root_run_id,
         )
 
         async def stream_chunk(chunk: OutputChunk) -> None:
@@ -317,12 +346,54 @@ def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
     return None
 
 
-def _timeout(call: ToolCall, spec: AgentSpec, settings: Settings) -> float:
+def tool_timeout(call: ToolCall, spec: AgentSpec, settings: Settings, ceiling: float) -> float:
+    """The call's timeout: bash's own, else the agent's, else the default; never above the ceiling."""
     requested = call.input.get("timeout") if call.name == Tool.BASH else None
-    ceiling = spec.limits.tool_timeout_seconds or settings.tool_timeout_seconds
-    if isinstance(requested, int | float) and requested > 0:
-        return float(min(requested, ceiling))
-    return float(ceiling)
+    limit = min(spec.limits.tool_timeout_seconds or settings.tool_timeout_seconds, ceiling)
+    if isinstance(requested, int | float) and not isinstance(requested, bool) and requested > 0:
+        return float(min(requested, limit))
+    return float(limit)
+
+
+@dataclass(frozen=True)
+class CallLimit:
+    """How long one call may run: its tool timeout, cut to the wall time the run has left."""
+
+    tool_timeout: float
+    wall_time_ends: float  # on the monotonic clock
+
+    @classmethod
+    def of(cls, call: ToolCall, spec: AgentSpec, settings: Settings, scope: RunScope) -> CallLimit:
+        ceiling = settings.ceilings_for(scope.tenant).tool_timeout_seconds
+        return cls(tool_timeout(call, spec, settings, ceiling), time.monotonic() + scope.wall_time_left)
+
+    def wall_time_out(self) -> bool:
+        return self.wall_time_ends - time.monotonic() <= 0
+
+    def timeout(self) -> float:
+        return max(min(self.tool_timeout, self.wall_time_ends - time.monotonic()), 0.001)
+
+    def explain(self, result: ExecuteResult) -> ExecuteResult:
+        """A timeout that the run's wall time set says so, for the model and the log."""
+        if result.error != TIMEOUT or self.wall_time_ends - time.monotonic() > 0.5:
+            return result
+        note = "the run's wall time ran out during the call; every process it started was killed"
+        return replace(result, output=f"{result.output}\n[{note}]", error_message=note)
+
+
+def _out_of_wall_time(state: RunState) -> ExecuteResult:
+    message = "the run's wall time ran out before the call could start"
+    return ExecuteResult(
+        ok=False,
+        output=f"error: {message}",
+        exit_code=None,
+        error=TIMEOUT,
+        error_message=message,
+        truncated=False,
+        duration_ms=0,
+        sandbox_id=state.sandbox.sandbox_id if state.sandbox else "",
+        sandbox_created=False,
+    )
 
 
 def _stopped(state: RunState, why: str) -> ExecuteResult:

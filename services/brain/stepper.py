@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from datetime import datetime
 from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from services.brain.budget import Budget
+from services.brain.budget import Budget, elapsed
 from services.brain.children import Children
 from services.brain.committer import StepCommitter
 from services.brain.context import NextAction, RunState, rebuild
-from services.brain.dispatch import ToolDispatcher
+from services.brain.dispatch import RunScope, ToolDispatcher
 from services.brain.lease_keeper import LeaseKeeper
 from services.brain.models import ModelProvider, ModelRequest, ModelResponse
 from services.brain.providers import ProviderPool
@@ -33,7 +32,7 @@ from services.core.db.engine import autocommit
 from services.core.errors import InfrastructureError, ModelError, Unstorable
 from services.core.journal import Journal
 from services.core.settings import Settings
-from services.core.status import RunStatus
+from services.core.status import TERMINAL_STATUSES, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +58,18 @@ class RunStepper:
         self.fence = lease.fence
         self.committer = StepCommitter(journal, lease.run_id, lease.fence)
         self.state = cached or RunState(run_id=lease.run_id)
+        self.inputs: run_store.SteppingInputs | None = None
 
     async def drive(self) -> None:
-        """Step until the run has nothing left to do now (finished, idle, or waiting)."""
-        spec, created_at, overrides = await self._load_run()
+        """Step until the run has nothing left to do now (finished, idle, or waiting).
+
+        A run that ends (or has ended) lets go of its sandbox at once: nothing it started keeps running.
+        """
+        inputs = await self._load_run()
+        spec = AgentSpec.model_validate(inputs.agent_spec)
+        overrides = dict(inputs.budget or {})
         provider = self.providers.for_agent(spec)
         await self._refresh()
-        if self.state.status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            await self.dispatcher.release(self.state)
-            return
         try:
             while (action := self.state.next_action()) is not NextAction.IDLE:
                 if self.state.status == RunStatus.QUEUED:
@@ -75,9 +77,13 @@ class RunStepper:
                     await self._commit(self.committer.start())
                     continue
                 if action is NextAction.CALL_MODEL:
-                    reached = Budget.effective(spec, overrides, self.state.budget_raises).reached(
-                        self.state, created_at
-                    )
+                    budget = Budget.effective(spec, overrides, self.state.budget_raises)
+                    if self._past_ceiling(inputs):
+                        ceiling = self.settings.ceilings_for(inputs.tenant_id).run_wall_time_seconds
+                        message = f"the run reached the wall-time ceiling of {ceiling:g}s"
+                        await self._commit(self.committer.fail("wall_time_ceiling", message))
+                        continue
+                    reached = budget.reached(self.state, inputs.created_at)
                     if reached is not None:
                         await self._wait(reached)
                         continue
@@ -86,7 +92,22 @@ class RunStepper:
             # Unstorable: retrying the same commit can never succeed, so the run ends with a clear event.
             logger.warning("run %s failed: %s", self.run_id, error.message)
             await self._commit(self.committer.fail(error.code, error.message))
+        if self.state.status in TERMINAL_STATUSES:
             await self.dispatcher.release(self.state)
+
+    def _past_ceiling(self, inputs: run_store.SteppingInputs) -> bool:
+        ceiling = self.settings.ceilings_for(inputs.tenant_id).run_wall_time_seconds
+        return elapsed(inputs.created_at) >= ceiling
+
+    def _scope(self, spec: AgentSpec) -> RunScope:
+        """Whose run this is, the top of its tree, and the wall time it has left."""
+        inputs = self.inputs
+        assert inputs is not None, "the run was loaded"
+        overrides = dict(inputs.budget or {})
+        budget = Budget.effective(spec, overrides, self.state.budget_raises)
+        ceiling = self.settings.ceilings_for(inputs.tenant_id).run_wall_time_seconds
+        left = budget.wall_time_left(inputs.created_at, ceiling)
+        return RunScope(inputs.tenant_id, inputs.root_run_id, wall_time_left=left)
 
     async def _take(self, action: NextAction, spec: AgentSpec, provider: ModelProvider) -> None:
         if action is NextAction.CALL_MODEL:
@@ -128,7 +149,7 @@ class RunStepper:
         elif isinstance(decision, Ask):
             await self._ask(decision)
         elif isinstance(decision, Dispatch):
-            outcome = await self.dispatcher.run(self.state, decision.call, spec)
+            outcome = await self.dispatcher.run(self.state, decision.call, spec, self._scope(spec))
             try:
                 await self._commit(self.committer.tool_result(outcome.result, outcome.sandbox_events))
             except Unstorable as error:
@@ -193,10 +214,10 @@ class RunStepper:
             new_events = await event_log.read(conn, self.run_id, after=self.state.last_seq)
         rebuild(self.run_id, new_events, self.state)
 
-    async def _load_run(self) -> tuple[AgentSpec, datetime, dict[str, Any]]:
+    async def _load_run(self) -> run_store.SteppingInputs:
         async with autocommit(self.journal.engine).connect() as conn:
-            row = await run_store.stepping_inputs(conn, self.run_id)
-        return AgentSpec.model_validate(row.agent_spec), row.created_at, dict(row.budget or {})
+            self.inputs = await run_store.stepping_inputs(conn, self.run_id)
+        return self.inputs
 
 
 def _model_wait(retry_state: object) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -218,10 +219,24 @@ async def find_run(conn: AsyncConnection, run_id: str, *, lock: bool = False) ->
     return (await conn.execute(query.with_for_update() if lock else query)).first()
 
 
-async def stepping_inputs(conn: AsyncConnection, run_id: str) -> Row[Any, Any, Any]:
-    """What a brain needs to step a run besides its log: the spec, the start time, budget overrides."""
-    query = select(runs.c.agent_spec, runs.c.created_at, runs.c.budget).where(runs.c.id == run_id)
-    return (await conn.execute(query)).one()
+@dataclass(frozen=True)
+class SteppingInputs:
+    agent_spec: dict[str, Any]
+    created_at: datetime
+    budget: dict[str, Any] | None
+    tenant_id: str
+    root_run_id: str
+
+
+async def stepping_inputs(conn: AsyncConnection, run_id: str) -> SteppingInputs:
+    """What a brain needs to step a run besides its log: the spec, the start time, budget overrides,
+    whose run it is and the run at the top of its tree of sub-agents (`root_run_id`)."""
+    query = select(
+        runs.c.agent_spec, runs.c.created_at, runs.c.budget, runs.c.tenant_id, runs.c.parent_run_id
+    ).where(runs.c.id == run_id)
+    row = (await conn.execute(query)).one()
+    root = await _root_of(conn, run_id, row.parent_run_id)
+    return SteppingInputs(row.agent_spec, row.created_at, row.budget, row.tenant_id, root)
 
 
 async def progress(conn: AsyncConnection, run_id: str) -> Row[Any, Any, Any]:
@@ -232,6 +247,14 @@ async def progress(conn: AsyncConnection, run_id: str) -> Row[Any, Any, Any]:
 
 async def child_ids(conn: AsyncConnection, run_id: str) -> set[str]:
     return set((await conn.execute(select(runs.c.id).where(runs.c.parent_run_id == run_id))).scalars())
+
+
+async def _root_of(conn: AsyncConnection, run_id: str, parent_id: str | None) -> str:
+    root = run_id
+    while parent_id is not None:
+        root = parent_id
+        parent_id = (await conn.execute(select(runs.c.parent_run_id).where(runs.c.id == parent_id))).scalar()
+    return root
 
 
 async def depth(conn: AsyncConnection, run: Row[Any]) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, Field, SecretStr
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,28 @@ class ModelPrice(BaseModel):
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1_000_000
+
+
+class Ceilings(BaseModel):
+    """A tenant's hard limits on capacity: no agent spec, run override or budget raise goes past them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_timeout_seconds: float = Field(
+        default=600.0, gt=0, le=86_400, description="longest a tool call runs"
+    )
+    run_wall_time_seconds: float = Field(
+        default=86_400.0, gt=0, description="longest a run lives, from its creation; then it fails"
+    )
+    live_sandboxes: int = Field(
+        default=64, ge=1, description="sandboxes the tenant's runs hold at once on one hands worker"
+    )
+    slot_share: float = Field(
+        default=1.0, gt=0, le=1, description="share of a hands worker's slots the tenant's calls hold at once"
+    )
+
+    def merged(self, overrides: dict[str, Any]) -> Ceilings:
+        return Ceilings.model_validate({**self.model_dump(), **overrides})
 
 
 class Settings(BaseSettings):
@@ -102,6 +124,22 @@ class Settings(BaseSettings):
     tool_output_cap: int = 1024 * 1024
     sandbox_tmp_size: str = Field(default="256m", description="each sandbox's /tmp (uses its memory)")
     sandbox_docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker Engine API")
+    hands_max_sandboxes: int = Field(
+        default=32,
+        ge=1,
+        description="sandboxes one hands worker keeps for runs; past it, the least recently used idle go",
+    )
+    hands_run_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="share of a worker's slots a run and its sub-agents hold at once while others may wait",
+    )
+    snapshot_timeout_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="time a workspace restore or snapshot may take, apart from the call's own timeout",
+    )
     hands_orphan_grace_seconds: float = Field(
         default=120.0,
         gt=0,
@@ -137,6 +175,15 @@ class Settings(BaseSettings):
         "snapshot as a tool error",
     )
 
+    # Capacity: every tenant's ceilings, and the tenants whose ceilings differ.
+    ceilings: Ceilings = Field(
+        default_factory=Ceilings, description='JSON: {"tool_timeout_seconds": 600, ...}'
+    )
+    tenant_ceilings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='JSON: {"TENANT": {"tool_timeout_seconds": 60}}; what it does not name is as in ceilings',
+    )
+
     # People in the loop and sub-agents.
     max_agent_depth: int = 3
     max_children: int = 8
@@ -162,6 +209,17 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='JSON: {"openai/gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}',
     )
+
+    @model_validator(mode="after")
+    def _valid_tenant_ceilings(self) -> Settings:
+        for overrides in self.tenant_ceilings.values():
+            self.ceilings.merged(overrides)
+        return self
+
+    def ceilings_for(self, tenant: str) -> Ceilings:
+        """The ceilings of a run's tenant."""
+        overrides = self.tenant_ceilings.get(tenant)
+        return self.ceilings.merged(overrides) if overrides else self.ceilings
 
     @property
     def artifacts_path(self) -> Path:

@@ -143,7 +143,13 @@ class HandsWorker:
         if self._driver is None:
             self._driver = build_driver(settings, self._labels)
         self._warm = warm = WarmSandboxes(self._driver, settings.hands_warm_pool)
-        self._pool = pool = SandboxPool(self._driver, warm=warm, on_change=self._sandboxes_changed)
+        self._pool = pool = SandboxPool(
+            self._driver,
+            warm=warm,
+            on_change=self._sandboxes_changed,
+            max_sandboxes=settings.hands_max_sandboxes,
+            tenant_limit=lambda tenant: settings.ceilings_for(tenant).live_sandboxes,
+        )
         await pool.remove_orphans({HANDS_LABEL: self.hands_id, STACK_LABEL: self._labels[STACK_LABEL]})
         slots = self._slots
         self._readings.add(metrics.SLOTS_BUSY, lambda: slots.total - slots.free)
@@ -166,6 +172,10 @@ class HandsWorker:
             output_cap=settings.tool_output_cap,
             workspace_size=settings.sandbox_workspace_size,
             workspace_max_size=settings.sandbox_workspace_max_size,
+            snapshot_timeout=settings.snapshot_timeout_seconds,
+            run_share=settings.hands_run_share,
+            tenant=settings.tenant,
+            ceilings=settings.ceilings_for,
         )
         servicer = HandsServicer(InProcessHands(calls, pool, self.status))
         self._server = server = grpc.aio.server(

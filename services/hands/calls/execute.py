@@ -1,18 +1,21 @@
 """Executes one ExecuteRequest end to end, with its effect on /workspace applied once.
 
 Under the run's lock: a call already in the ledger is replayed without running. Otherwise, with a
-slot: the run's sandbox (created lazily, with the workspace size the run asks for, up to the worker's
-ceiling) is brought to the call's base snapshot, the tool runs, a mutating tool's workspace is
-snapshotted (whatever the tool's outcome; a workspace above the run's storage budget makes the call a
-tool error and is undone), and the result is recorded.
+slot (slots.py shares them fairly): the run's sandbox (created lazily, with the workspace size the run
+asks for, up to the worker's ceiling) is brought to the call's base snapshot, the tool runs, a
+mutating tool's workspace is snapshotted (whatever the tool's outcome; a workspace above the run's
+storage budget makes the call a tool error and is undone), and the result is recorded. The restore
+and the snapshot have a deadline of their own, apart from the tool's timeout; Progress events tell
+the caller which phase runs and how long it may take.
 What the sandbox's /workspace holds is its Workspace's to know (workspace/state.py). A lost sandbox's
 call is not recorded: it runs again from its base on a fresh sandbox.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import replace
 
@@ -20,14 +23,20 @@ import jsonschema
 
 from services.core import metrics
 from services.core.errors import InfrastructureError, InvalidRequest, SandboxLost
+from services.core.settings import Ceilings
 from services.hands.calls.runner import call_timeout, run_tool
-from services.hands.calls.slots import Slots
-from services.hands.calls.toolcall import ToolCall, ToolOutcome, lost, unsaved
+from services.hands.calls.slots import Share, Slots
+from services.hands.calls.toolcall import ToolCall, ToolOutcome, lost, unsaved, with_skipped
 from services.hands.contract.api import (
+    QUEUED,
+    RESTORING,
+    RUNNING,
     SANDBOX_LOST,
+    SNAPSHOTTING,
     ExecuteRequest,
     ExecuteResult,
     OutputChunk,
+    Progress,
 )
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, is_sha256
 from services.hands.contract.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS
@@ -35,6 +44,10 @@ from services.hands.fleet.pool import Assignment, SandboxPool
 from services.hands.sandbox import SandboxDriver
 from services.hands.workspace.ledger import CallLedger
 from services.hands.workspace.snapshots import SnapshotRefused, Snapshots
+
+# While a call waits for a slot, the worker says so this often, and again within the deadline.
+QUEUE_BEAT = 5.0
+QUEUE_DEADLINE = 3 * QUEUE_BEAT
 
 
 class Calls:
@@ -52,8 +65,13 @@ class Calls:
         output_cap: int,
         workspace_size: int = 1024**3,
         workspace_max_size: int | None = None,
+        snapshot_timeout: float = 1800.0,
+        run_share: float = 1.0,
+        tenant: str = "default",
+        ceilings: Callable[[str], Ceilings] = lambda tenant: Ceilings(),
     ) -> None:
-        """A call gets the workspace size it asks for, up to `workspace_max_size`, else `workspace_size`."""
+        """A call gets the workspace size it asks for, up to `workspace_max_size`, else `workspace_size`.
+        `tenant` is whose calls come without one; `ceilings` gives a tenant's ceilings."""
         self._driver = driver
         self._pool = pool
         self._slots = slots
@@ -63,9 +81,16 @@ class Calls:
         self._output_cap = output_cap
         self._workspace_size = workspace_size
         self._workspace_max_size = workspace_max_size or workspace_size
+        self._snapshot_timeout = snapshot_timeout
+        self._run_share = run_share
+        self._tenant = tenant
+        self._ceilings = ceilings
 
-    async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
-        """Stream the call's output chunks, then its ExecuteResult. Raises InvalidRequest before any work."""
+    async def execute(
+        self, request: ExecuteRequest
+    ) -> AsyncGenerator[OutputChunk | ExecuteResult | Progress, None]:
+        """Stream the call's progress and output chunks, then its ExecuteResult. Raises InvalidRequest
+        before any work."""
         started = time.perf_counter()
         result: ExecuteResult | None = None
         try:
@@ -81,55 +106,99 @@ class Calls:
                 ok = metrics.outcome(result is not None and result.ok)
                 metrics.HANDS_TOOL_CALL_SECONDS.labels(tool, ok).observe(time.perf_counter() - started)
 
-    async def _execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
+    async def _execute(
+        self, request: ExecuteRequest
+    ) -> AsyncGenerator[OutputChunk | ExecuteResult | Progress, None]:
         validate(request)
-        timeout = call_timeout(request.tool, request.input, request.timeout_seconds, self._default_timeout)
-        run_id, base = request.run_id, request.base_snapshot or EMPTY_SNAPSHOT
+        tenant = request.tenant or self._tenant
+        ceilings = self._ceilings(tenant)
+        timeout = call_timeout(
+            request.tool,
+            request.input,
+            request.timeout_seconds,
+            self._default_timeout,
+            ceiling=ceilings.tool_timeout_seconds,
+        )
+        run_id = request.run_id
         async with self._pool.locked(run_id):
             recorded = await self._ledger.get(run_id, request.call_id)
             if recorded is not None:
                 yield replace(recorded, replayed=True)
                 return
-            async with self._slots:
-                started = time.monotonic()
-                size = self._size_of(request)
-                sandbox = await self._at_base(run_id, base, size)
-                mutating = request.tool not in READ_ONLY_TOOLS
-                if mutating:
-                    sandbox.workspace.change()
-                call = ToolCall(sandbox.sandbox_id, request.tool, request.input, timeout, self._output_cap)
-                outcome: ToolOutcome | None = None
-                try:
-                    async with aclosing(run_tool(self._driver, call)) as items:
-                        async for item in items:
-                            if isinstance(item, ToolOutcome):
-                                outcome = item
-                            else:
-                                yield item
-                finally:
-                    self._pool.touch(run_id)
-                if outcome is None:
-                    raise RuntimeError("the tool run ended without an outcome")
-                after = base
-                if mutating and outcome.error != SANDBOX_LOST:
-                    after, outcome = await self._snapshot_after(sandbox, base, outcome, size)
-                if outcome.error == SANDBOX_LOST:
-                    await self._pool.discard(run_id)
-                result = _result(outcome, sandbox, after, int((time.monotonic() - started) * 1000))
-            if outcome.error != SANDBOX_LOST:
-                kept = await self._ledger.put(run_id, request.call_id, result)
-                result = result if kept == result else replace(kept, replayed=True)
-            yield result
+            ticket = self._slots.ticket(self._shares(request, tenant, ceilings))
+            try:
+                while not await ticket.granted(within=QUEUE_BEAT):
+                    yield Progress(QUEUED, QUEUE_DEADLINE)
+                async with aclosing(self._run(request, tenant, timeout)) as items:
+                    async for item in items:
+                        yield item
+            finally:
+                ticket.release()
+
+    def _shares(self, request: ExecuteRequest, tenant: str, ceilings: Ceilings) -> tuple[Share, ...]:
+        tree = request.root_run_id or request.run_id
+        return (
+            self._slots.share(f"tree:{tree}", self._run_share),
+            self._slots.share(f"tenant:{tenant}", ceilings.slot_share),
+        )
+
+    async def _run(
+        self, request: ExecuteRequest, tenant: str, timeout: float
+    ) -> AsyncGenerator[OutputChunk | ExecuteResult | Progress, None]:
+        """The call with its slot held: base, tool, snapshot, record."""
+        run_id, base = request.run_id, request.base_snapshot or EMPTY_SNAPSHOT
+        started = time.monotonic()
+        size = self._size_of(request)
+        if not self._pool.at(run_id, base):
+            yield Progress(RESTORING, self._snapshot_timeout)
+        sandbox = await self._at_base(run_id, base, size, tenant)
+        mutating = request.tool not in READ_ONLY_TOOLS
+        if mutating:
+            sandbox.workspace.change()
+        yield Progress(RUNNING, timeout)
+        call = ToolCall(sandbox.sandbox_id, request.tool, request.input, timeout, self._output_cap)
+        outcome: ToolOutcome | None = None
+        try:
+            async with aclosing(run_tool(self._driver, call)) as items:
+                async for item in items:
+                    if isinstance(item, ToolOutcome):
+                        outcome = item
+                    else:
+                        yield item
+        finally:
+            self._pool.touch(run_id)
+        if outcome is None:
+            raise RuntimeError("the tool run ended without an outcome")
+        after = base
+        if mutating and outcome.error != SANDBOX_LOST:
+            yield Progress(SNAPSHOTTING, self._snapshot_timeout)
+            after, outcome = await self._snapshot_after(run_id, sandbox, base, outcome, size)
+        if outcome.error == SANDBOX_LOST:
+            await self._pool.discard(run_id)
+        result = _result(outcome, sandbox, after, int((time.monotonic() - started) * 1000))
+        if outcome.error != SANDBOX_LOST:
+            kept = await self._ledger.put(run_id, request.call_id, result)
+            result = result if kept == result else replace(kept, replayed=True)
+        yield result
 
     def _size_of(self, request: ExecuteRequest) -> int:
         """The run's workspace size, which is also its storage budget: what it asks, within the ceiling."""
         return min(request.workspace_bytes or self._workspace_size, self._workspace_max_size)
 
-    async def _at_base(self, run_id: str, base: str, size: int) -> Assignment:
+    async def _at_base(self, run_id: str, base: str, size: int, tenant: str) -> Assignment:
         """The run's sandbox, with /workspace restored to `base` unless it is known to be there."""
-        sandbox = await self._pool.ensure(run_id, None if size == self._workspace_size else size)
+        sandbox = await self._pool.ensure(run_id, None if size == self._workspace_size else size, tenant)
         try:
-            await sandbox.workspace.restore(self._snapshots, base)
+            async with asyncio.timeout(self._snapshot_timeout):
+                await sandbox.workspace.restore(self._snapshots, base)
+        except TimeoutError:
+            await self._pool.discard(run_id)
+            raise InfrastructureError(
+                f"restoring the workspace took longer than the snapshot deadline "
+                f"({self._snapshot_timeout:g}s)",
+                code="restore_timeout",
+                retryable=False,
+            ) from None
         except InfrastructureError:
             # A sandbox that could not be cleared or filled is not worth trusting: start afresh.
             await self._pool.discard(run_id)
@@ -137,15 +206,22 @@ class Calls:
         return sandbox
 
     async def _snapshot_after(
-        self, sandbox: Assignment, base: str, outcome: ToolOutcome, budget: int
+        self, run_id: str, sandbox: Assignment, base: str, outcome: ToolOutcome, budget: int
     ) -> tuple[str, ToolOutcome]:
         try:
-            return await sandbox.workspace.snapshot(self._snapshots, budget=budget), outcome
+            async with asyncio.timeout(self._snapshot_timeout):
+                taken = await sandbox.workspace.capture(self._snapshots, budget=budget)
+            return taken.snapshot_id, with_skipped(outcome, taken.skipped, taken.skipped_shown)
         except SandboxLost:
             return base, lost()
         except SnapshotRefused as refused:
             # The model learns why; the next call starts from the base again (the workspace is dirty).
             return base, unsaved(outcome, refused.message)
+        except TimeoutError:
+            # The sandbox may still be scanning: the next call gets a fresh one, restored from the base.
+            await self._pool.discard(run_id)
+            why = f"its snapshot took longer than the snapshot deadline ({self._snapshot_timeout:g}s)"
+            return base, unsaved(outcome, why)
 
 
 def _result(

@@ -18,6 +18,7 @@ from services.hands.contract.api import (
     ExecuteResult,
     HandsStatus,
     OutputChunk,
+    Progress,
     ReleaseRequest,
 )
 from services.hands.fleet.pool import SandboxPool
@@ -32,6 +33,16 @@ class InProcessHands:
         self._status = status
 
     async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
+        async with aclosing(self.paced(request)) as items:
+            async for item in items:
+                # Progress paces a transport's deadlines; in process there are none to pace.
+                if not isinstance(item, Progress):
+                    yield item
+
+    async def paced(
+        self, request: ExecuteRequest
+    ) -> AsyncGenerator[OutputChunk | ExecuteResult | Progress, None]:
+        """`execute`, with the call's Progress events, which the servicer sends over the wire."""
         try:
             async with aclosing(self._calls.execute(request)) as items:
                 async for item in items:

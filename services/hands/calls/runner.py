@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -15,9 +16,12 @@ from services.hands.contract.tools import TOOL_SCHEMAS
 from services.hands.sandbox import ExecExit, ExecRequest, SandboxDriver
 
 
-def call_timeout(tool: str, args: Mapping[str, Any], requested: float, default: float) -> float:
-    """The brain's timeout (or the worker default), lowered by a bash call's own `timeout`."""
-    timeout = requested if requested > 0 else default
+def call_timeout(
+    tool: str, args: Mapping[str, Any], requested: float, default: float, *, ceiling: float = math.inf
+) -> float:
+    """The brain's timeout (or the worker default), lowered by a bash call's own `timeout`, and never
+    above the tenant's ceiling, whatever the caller asked."""
+    timeout = min(requested if requested > 0 else default, ceiling)
     own = args.get("timeout") if tool == Tool.BASH else None
     if isinstance(own, int | float) and not isinstance(own, bool) and 0 < own < timeout:
         return float(own)

@@ -14,7 +14,8 @@ from typing import NoReturn
 import grpc
 
 from services.core.errors import LoopdError
-from services.hands.contract import Hands, wire
+from services.hands.calls.in_process import InProcessHands
+from services.hands.contract import wire
 from services.hands.contract.api import ReleaseRequest
 from services.hands.contract.proto import hands_pb2 as pb
 from services.hands.contract.proto import hands_pb2_grpc
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class HandsServicer(hands_pb2_grpc.HandsServicer):
-    def __init__(self, hands: Hands) -> None:
+    def __init__(self, hands: InProcessHands) -> None:
         self._hands = hands
 
     async def Execute(
@@ -31,7 +32,7 @@ class HandsServicer(hands_pb2_grpc.HandsServicer):
     ) -> AsyncIterator[pb.ExecuteEvent]:
         async with _as_status(context, "Execute"):
             execute_request = wire.request_from_pb(request)
-            async with aclosing(self._hands.execute(execute_request)) as items:
+            async with aclosing(self._hands.paced(execute_request)) as items:
                 async for item in items:
                     yield wire.event_to_pb(item)
 

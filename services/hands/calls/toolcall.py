@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from services.core.text import escape_name
 from services.hands.contract.api import NONZERO_EXIT, SANDBOX_LOST, TIMEOUT, TOOL_ERROR
 
 LOST_MESSAGE = "the sandbox died during the call; its files are gone and the next call gets a fresh sandbox"
@@ -143,6 +144,24 @@ def unsaved(outcome: ToolOutcome, why: str) -> ToolOutcome:
         truncated=outcome.truncated,
         output_bytes=outcome.output_bytes,
     )
+
+
+def with_skipped(outcome: ToolOutcome, skipped: int, shown: Sequence[tuple[str, str]]) -> ToolOutcome:
+    """The outcome with a note naming the entries its snapshot left out (none: unchanged)."""
+    if not skipped:
+        return outcome
+    lines = [f"- {_shortened(escape_name(path))}: {why}" for path, why in shown]
+    if skipped > len(shown):
+        lines.append(f"- and {skipped - len(shown)} more")
+    note = (
+        f"the workspace snapshot left out {skipped} entr{'y' if skipped == 1 else 'ies'} it could not read;"
+        " they are not in the workspace after this call:\n" + "\n".join(lines)
+    )
+    return replace(outcome, output=_with_note(outcome.output, note))
+
+
+def _shortened(path: str, keep: int = 120) -> str:
+    return path if len(path) <= 2 * keep else f"{path[:keep]}…{path[-keep:]}"
 
 
 def tool_error(message: str) -> ToolOutcome:

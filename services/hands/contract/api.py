@@ -5,8 +5,9 @@
 - ``timeout``: the call outlived its timeout; every process it started was killed, the sandbox is kept.
 - ``nonzero_exit``: the bash command exited with a non-zero status (see ``exit_code``).
 - ``tool_error``: a file tool failed (no such file, ``old_string`` not found or not unique, a path
-  outside /workspace, ...), or the workspace a call left was too large to snapshot (its changes are
-  undone: ``snapshot_after`` is the base); ``error_message`` says why and ``output`` repeats it.
+  outside /workspace, ...), or the workspace a call left was too large to snapshot, or its snapshot
+  outlived the worker's snapshot deadline (its changes are undone: ``snapshot_after`` is the base);
+  ``error_message`` says why and ``output`` repeats it.
 - ``sandbox_lost``: the sandbox died during the call (killed, out of memory, removed). Its files are
   gone; the next call for the run gets a fresh sandbox (``sandbox_created=True``).
 
@@ -56,6 +57,9 @@ class ExecuteRequest:
     # The run's /workspace size and storage budget; None: the worker's default. A worker gives at
     # most its ceiling.
     workspace_bytes: int | None = None
+    # Whose run it is and the top of its tree of sub-agents; empty: the worker's tenant, a tree of its own.
+    tenant: str = ""
+    root_run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,24 @@ class ReleaseRequest:
 class OutputChunk:
     stream: str
     data: str
+
+
+QUEUED = "queued"
+RESTORING = "restoring"
+RUNNING = "running"
+SNAPSHOTTING = "snapshotting"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The call entered `phase`; the worker's next event comes within `deadline_seconds`.
+
+    Only the transport looks at these (a client waits as long as each promise holds); callers of
+    the Hands protocol never see them.
+    """
+
+    phase: str
+    deadline_seconds: float
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ api.py for the codes). The hands' tool schemas live in tools.TOOL_SCHEMAS.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import TypeVar
@@ -22,6 +23,7 @@ from services.hands.contract.api import (
     ExecuteResult,
     HandsStatus,
     OutputChunk,
+    Progress,
     ReleaseRequest,
     SandboxStatus,
 )
@@ -52,8 +54,8 @@ class HandsClient:
     def __init__(
         self, address: str, *, secret: str, deadline_margin: float = 30.0, rpc_timeout: float = 60.0
     ) -> None:
-        """`secret` is the stack's hands secret; `deadline_margin` is added to each call's timeout for
-        provisioning, queueing and the kill."""
+        """`secret` is the stack's hands secret; `deadline_margin` is added to each phase's deadline
+        for the kill and the relay of what was left."""
         self.address = address
         self._interceptors = client_interceptors(secret)
         self._deadline_margin = deadline_margin
@@ -82,13 +84,32 @@ class HandsClient:
 
         A call that already finished (same run_id and call_id, on any worker sharing the ledger)
         yields only its recorded result, with replayed=True.
+
+        There is no deadline for the whole call: each of the worker's Progress events says how long
+        its phase may take (the call's timeout while the tool runs, the worker's snapshot deadline
+        while it restores or snapshots the workspace), and the call fails as HandsUnavailable only
+        when a phase outlives that plus the margin. Before the first, the call's timeout bounds it.
         """
-        deadline = request.timeout_seconds + self._deadline_margin if request.timeout_seconds > 0 else None
-        call = self._hands().Execute(wire.request_to_pb(request), timeout=deadline)
+        phase, budget = "starting", request.timeout_seconds if request.timeout_seconds > 0 else None
+        loop = asyncio.get_running_loop()
+        ends = None if budget is None else loop.time() + budget + self._deadline_margin
+        call = self._hands().Execute(wire.request_to_pb(request))
         finished = False
         try:
-            async for event in call:
+            while True:
+                try:
+                    async with asyncio.timeout_at(ends):
+                        event = await call.read()
+                except TimeoutError:
+                    raise HandsUnavailable(
+                        f"hands {self.address} outlived the {phase} deadline of call {request.call_id}"
+                    ) from None
+                if event is grpc.aio.EOF:
+                    break
                 item = wire.event_from_pb(event)
+                if isinstance(item, Progress):
+                    phase, ends = item.phase, loop.time() + item.deadline_seconds + self._deadline_margin
+                    continue
                 if item is None:
                     continue
                 yield item

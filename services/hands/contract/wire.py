@@ -17,6 +17,7 @@ from services.hands.contract.api import (
     ExecuteResult,
     HandsStatus,
     OutputChunk,
+    Progress,
     SandboxStatus,
     SnapshotMissing,
 )
@@ -97,6 +98,8 @@ def request_to_pb(request: ExecuteRequest) -> pb.ExecuteRequest:
         timeout_seconds=request.timeout_seconds,
         base_snapshot=request.base_snapshot,
         workspace_bytes=request.workspace_bytes,
+        tenant=request.tenant,
+        root_run_id=request.root_run_id,
     )
 
 
@@ -115,12 +118,16 @@ def request_from_pb(message: pb.ExecuteRequest) -> ExecuteRequest:
         timeout_seconds=message.timeout_seconds,
         base_snapshot=message.base_snapshot if message.HasField("base_snapshot") else None,
         workspace_bytes=message.workspace_bytes if message.HasField("workspace_bytes") else None,
+        tenant=message.tenant,
+        root_run_id=message.root_run_id,
     )
 
 
-def event_to_pb(item: OutputChunk | ExecuteResult) -> pb.ExecuteEvent:
+def event_to_pb(item: OutputChunk | ExecuteResult | Progress) -> pb.ExecuteEvent:
     if isinstance(item, OutputChunk):
         return pb.ExecuteEvent(chunk=pb.OutputChunk(stream=item.stream, data=item.data))
+    if isinstance(item, Progress):
+        return pb.ExecuteEvent(progress=pb.Progress(phase=item.phase, deadline_seconds=item.deadline_seconds))
     return pb.ExecuteEvent(
         result=pb.ExecuteResult(
             ok=item.ok,
@@ -139,11 +146,13 @@ def event_to_pb(item: OutputChunk | ExecuteResult) -> pb.ExecuteEvent:
     )
 
 
-def event_from_pb(message: pb.ExecuteEvent) -> OutputChunk | ExecuteResult | None:
+def event_from_pb(message: pb.ExecuteEvent) -> OutputChunk | ExecuteResult | Progress | None:
     """None for an event this client does not understand (a newer worker)."""
     kind = message.WhichOneof("event")
     if kind == "chunk":
         return OutputChunk(stream=message.chunk.stream, data=message.chunk.data)
+    if kind == "progress":
+        return Progress(phase=message.progress.phase, deadline_seconds=message.progress.deadline_seconds)
     if kind != "result":
         return None
     result = message.result

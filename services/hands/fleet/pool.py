@@ -1,7 +1,9 @@
 """The worker's sandboxes: one per run while in use, taken on the run's first call, reaped when idle.
 
 A run's first call claims a started sandbox from the worker's WarmSandboxes when one is ready, and
-starts one otherwise.
+starts one otherwise. The pool holds at most `max_sandboxes`, and a tenant's runs at most their
+`tenant_limit`: a new one first removes the least recently used idle sandboxes beyond the limit
+(their runs lose nothing: a run's workspace lives in its snapshots).
 
 Calls of one run are serialised by a per-run lock: a timeout kills every process in the sandbox, which
 must not take a concurrent call of the same run down with it. Each sandbox comes with the Workspace
@@ -68,15 +70,20 @@ class SandboxPool:
         clock: Callable[[], float] = time.time,
         warm: WarmSandboxes | None = None,
         on_change: Callable[[], None] = lambda: None,
+        max_sandboxes: int | None = None,
+        tenant_limit: Callable[[str], int] | None = None,
     ) -> None:
         """`on_change` is told whenever a run gets a sandbox, so the registry can say so soon."""
         self._driver = driver
         self._warm = warm
         self._on_change = on_change
         self._clock = clock
+        self._max = max_sandboxes
+        self._tenant_limit = tenant_limit
         self._sandboxes: dict[str, SandboxStatus] = {}
         self._workspaces: dict[str, Workspace] = {}
         self._sizes: dict[str, int | None] = {}
+        self._tenants: dict[str, str] = {}
         self._locks = _RunLocks()
 
     def __len__(self) -> int:
@@ -87,7 +94,7 @@ class SandboxPool:
         """Hold the run's lock; `ensure`, `discard` and `touch` expect it held."""
         return self._locks.hold(run_id)
 
-    async def ensure(self, run_id: str, workspace_size: int | None = None) -> Assignment:
+    async def ensure(self, run_id: str, workspace_size: int | None = None, tenant: str = "") -> Assignment:
         """The run's live sandbox, or a fresh one if it has none, its sandbox died while idle, or its
         /workspace has another size (None: the driver's default, which warm sandboxes have)."""
         held = self._sandboxes.get(run_id)
@@ -95,6 +102,7 @@ class SandboxPool:
             if self._sizes.get(run_id) == workspace_size and await self._driver.alive(held.sandbox_id):
                 return Assignment(held.sandbox_id, created=False, workspace=self._workspaces[run_id])
             await self.discard(run_id)
+        await self._make_room(tenant, room=1)
         started, start = time.perf_counter(), "warm"
         warm = self._warm if workspace_size is None else None
         sandbox_id = await warm.claim() if warm is not None else None
@@ -106,6 +114,7 @@ class SandboxPool:
         now = self._clock()
         self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
         self._workspaces[run_id] = workspace = Workspace(sandbox_id)
+        self._tenants[run_id] = tenant
         self._on_change()
         log.info("created sandbox %s for run %s", sandbox_id[:12], run_id)
         return Assignment(sandbox_id, created=True, workspace=workspace)
@@ -114,6 +123,11 @@ class SandboxPool:
         held = self._sandboxes.get(run_id)
         if held is not None:
             self._sandboxes[run_id] = replace(held, last_used_at=self._clock())
+
+    def at(self, run_id: str, snapshot_id: str) -> bool:
+        """Whether the run holds a sandbox whose /workspace is known to equal the snapshot."""
+        workspace = self._workspaces.get(run_id)
+        return workspace is not None and workspace.at(snapshot_id)
 
     def sandbox_of(self, run_id: str) -> str | None:
         held = self._sandboxes.get(run_id)
@@ -127,6 +141,7 @@ class SandboxPool:
             self._sandboxes.pop(run_id, None)
             self._workspaces.pop(run_id, None)
             self._sizes.pop(run_id, None)
+            self._tenants.pop(run_id, None)
             log.info("destroyed sandbox %s of run %s", held.sandbox_id[:12], run_id)
 
     async def release(self, run_id: str) -> None:
@@ -147,6 +162,40 @@ class SandboxPool:
                     await self.discard(run_id)
                     reaped.append(run_id)
         return reaped
+
+    async def trim(self) -> list[str]:
+        """Remove the least recently used idle sandboxes beyond the limits; returns their run ids."""
+        removed = []
+        for tenant in [*set(self._tenants.values()), None]:
+            removed += await self._make_room(tenant)
+        return removed
+
+    async def _make_room(self, tenant: str | None, *, room: int = 0) -> list[str]:
+        """Remove idle sandboxes, least recently used first, until the pool and `tenant`'s runs (if
+        named) are `room` below their limits. A sandbox whose run has a call running or waiting is
+        never removed: the pool stays over its limit until one is idle, and the reaper trims it then."""
+        removed: list[str] = []
+        while (among := self._over(tenant, room)) is not None:
+            idle = [run_id for run_id in among if not self._locks.busy(run_id)]
+            if not idle:
+                log.warning("over the sandbox limit with every sandbox in use; trimming later")
+                break
+            oldest = min(idle, key=lambda run_id: self._sandboxes[run_id].last_used_at)
+            async with self._locks.hold(oldest):
+                await self.discard(oldest)
+            removed.append(oldest)
+            log.info("removed the idle sandbox of run %s: the pool was at its limit", oldest)
+        return removed
+
+    def _over(self, tenant: str | None, room: int) -> list[str] | None:
+        """The runs to take a sandbox from while over a limit; None when within every limit."""
+        if tenant is not None and self._tenant_limit is not None:
+            runs = [run_id for run_id, owner in self._tenants.items() if owner == tenant]
+            if len(runs) + room > self._tenant_limit(tenant):
+                return runs
+        if self._max is not None and len(self._sandboxes) + room > self._max:
+            return list(self._sandboxes)
+        return None
 
     async def remove_orphans(self, labels: Mapping[str, str]) -> int:
         """Remove sandboxes carrying `labels` that this pool does not know (a previous process's)."""

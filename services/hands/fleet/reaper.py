@@ -1,4 +1,5 @@
-"""The reaper: destroys sandboxes idle longer than the configured time."""
+"""The reaper: destroys sandboxes idle longer than the configured time, and the least recently used
+idle ones beyond the pool's limits (which busy sandboxes can keep it over for a while)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,6 @@ class Reaper:
         self.every = min(max(idle_seconds / 4, 0.2), 30.0)
 
     async def reap(self) -> None:
-        reaped = await self._pool.reap(self._idle_seconds)
+        reaped = await self._pool.reap(self._idle_seconds) + await self._pool.trim()
         if reaped:
             log.info("reaped idle sandboxes of runs %s", ", ".join(reaped))

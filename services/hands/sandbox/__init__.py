@@ -133,6 +133,10 @@ class WorkspaceScan:
     entries: tuple[Entry, ...]
     unseen: tuple[FileEntry, ...]
     hashed: int = 0
+    # Entries left out because they could not be read (a path too long, a file that vanished): how
+    # many, and the first few as (path, why).
+    skipped: int = 0
+    skipped_shown: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -163,13 +163,15 @@ class DockerDriver:
     async def scan(self, sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
         session = self._session(sandbox_id)
         try:
-            entries, hashed = await executor_client.scan(session.channel, path, limit)
+            scanned = await executor_client.scan(session.channel, path, limit)
         except (ChannelClosed, TimeoutError) as exc:
             raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
         unseen = [
-            e for e in entries if isinstance(e, FileEntry) and e.sha256 and e.sha256 not in session.seen
+            e
+            for e in scanned.entries
+            if isinstance(e, FileEntry) and e.sha256 and e.sha256 not in session.seen
         ]
-        return WorkspaceScan(tuple(entries), tuple(unseen), hashed)
+        return replace(scanned, unseen=tuple(unseen))
 
     async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from services.hands.contract.manifest import DirEntry, Entry, FileEntry, SymlinkEntry
-from services.hands.sandbox import ExecExit, ExecOutput, ExecRequest, SandboxRefused
+from services.hands.sandbox import ExecExit, ExecOutput, ExecRequest, SandboxRefused, WorkspaceScan
 from services.hands.sandbox.channel import ExecutorChannel
 
 # Where the sandbox sees its channel directory.
@@ -20,6 +20,8 @@ MOUNT = "/run/loopd"
 # Beyond a call's timeout: the executor's own kill (up to 5 s) and the relay of what was left.
 MARGIN = 10.0
 _QUICK = 30.0
+# Only a stuck executor outlives this: hands gives every snapshot a deadline of its own (settings).
+_SCAN = 24 * 3600.0
 
 
 @functools.cache
@@ -73,13 +75,20 @@ async def write(channel: ExecutorChannel, path: str, data: bytes, mode: int) -> 
     await checked(channel, {"op": "write", "path": path, "mode": mode}, data)
 
 
-async def scan(channel: ExecutorChannel, path: str, limit: int | None = None) -> tuple[list[Entry], int]:
-    """The manifest entries of the directory and how many files were hashed anew (not from the cache).
+async def scan(channel: ExecutorChannel, path: str, limit: int | None = None) -> WorkspaceScan:
+    """The manifest entries of the directory, how many files were hashed anew (not from the cache),
+    and the entries left out; `unseen` is left for the driver to fill.
 
     Files larger than `limit` are listed unhashed, with an empty sha256.
     """
-    head = await checked(channel, {"op": "scan", "path": path, "limit": limit}, timeout=600.0)
-    return [_entry(item) for item in head["entries"]], int(head["hashed"])
+    head = await checked(channel, {"op": "scan", "path": path, "limit": limit}, timeout=_SCAN)
+    return WorkspaceScan(
+        entries=tuple(_entry(item) for item in head["entries"]),
+        unseen=(),
+        hashed=int(head["hashed"]),
+        skipped=int(head.get("skipped", 0)),
+        skipped_shown=tuple((str(p), str(why)) for p, why in head.get("shown", ())),
+    )
 
 
 async def read(channel: ExecutorChannel, path: str) -> AsyncGenerator[bytes, None]:

@@ -10,7 +10,9 @@ EMPTY_SNAPSHOT and needs no blob at all.
 A workspace whose files add up to more than the run's storage budget, or that holds a file above the
 worker's file limit, is refused from its listing alone (SnapshotRefused), before anything is read:
 a sparse file counts its full size, as its restore would write it whole. Contents a snapshot names
-without copying them (seen before) are touched in the store, so its collector keeps them.
+without copying them (seen before) are touched in the store, so its collector keeps them. An entry
+the sandbox cannot read (a path longer than the kernel takes, a file that vanished while the snapshot
+was taken) is left out, and the snapshot says which.
 """
 
 from __future__ import annotations
@@ -22,17 +24,18 @@ import tempfile
 import time
 from collections.abc import Iterable
 from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
-from services.core.artifacts import ArtifactStore
+from services.core.artifacts import ArtifactStore, BlobRef
 from services.core.errors import InfrastructureError, LoopdError, NotFound
 from services.core.metrics import SNAPSHOT_BYTES
 from services.core.text import escape_name
 from services.hands.contract.api import SnapshotMissing
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, Entry, FileEntry, Manifest, decode
 from services.hands.contract.tools import WORKSPACE
-from services.hands.sandbox import SandboxDriver
+from services.hands.sandbox import SandboxDriver, SandboxRefused
 from services.hands.workspace.archive import END_OF_ARCHIVE, header, padding
 
 # Contents up to this size move through memory; larger ones through a scratch file or a stream.
@@ -40,6 +43,26 @@ _INLINE = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
 # Scans to try when a file changes between being listed and being read (a background process writing).
 _ATTEMPTS = 3
+# Entries left out that a snapshot names; the rest are counted.
+_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot taken, and the entries it left out (how many, and the first few as (path, why))."""
+
+    snapshot_id: str
+    skipped: int = 0
+    skipped_shown: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class _Stored:
+    """What storing the unseen files found on a settling attempt: files changed since the scan, kept
+    as read, and files gone (their paths)."""
+
+    as_read: dict[str, FileEntry] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
 
 
 class SnapshotRefused(LoopdError):
@@ -73,23 +96,36 @@ class Snapshots:
 
         `budget` is the most bytes its files may add up to. Raises SnapshotRefused, SandboxLost.
         """
+        return (await self.capture(sandbox_id, budget=budget)).snapshot_id
+
+    async def capture(self, sandbox_id: str, *, budget: int | None = None) -> Snapshot:
+        """`take`, with the entries left out because they could not be read.
+
+        A file that changes or vanishes between the listing and the read makes the scan start again;
+        on the last attempt a changed file is kept as it was read, and a vanished one is left out.
+        """
         limits = [limit for limit in (self._file_limit, budget) if limit is not None]
-        for _ in range(_ATTEMPTS):
+        for attempt in range(1, _ATTEMPTS + 1):
             scanned = await self._driver.scan(sandbox_id, WORKSPACE, limit=min(limits, default=None))
             _check_size(scanned.entries, budget, self._file_limit)
-            try:
-                manifest = Manifest.of(list(scanned.entries))
-            except ValueError as exc:
-                raise InfrastructureError(f"the sandbox reported a bad workspace listing: {exc}") from None
-            if not await self._store_unseen(sandbox_id, await self._unstored(manifest, scanned.unseen)):
+            manifest = _manifest(scanned.entries)
+            unstored = await self._unstored(manifest, scanned.unseen)
+            stored = await self._store_unseen(sandbox_id, unstored, settle=attempt == _ATTEMPTS)
+            if stored is None:
                 continue
+            if stored.as_read or stored.gone:
+                manifest = _manifest(
+                    [stored.as_read.get(e.path, e) for e in scanned.entries if e.path not in stored.gone]
+                )
             snapshot_id = manifest.snapshot_id()
             if await self._artifacts.touch([snapshot_id]):
                 encoded = manifest.encode()
                 await self._artifacts.put(encoded)
                 SNAPSHOT_BYTES.inc(len(encoded))
-            return snapshot_id
-        raise InfrastructureError("the workspace kept changing while its snapshot was taken")
+            gone = tuple((path, "it vanished while the snapshot was taken") for path in sorted(stored.gone))
+            shown = (scanned.skipped_shown + gone)[:_SHOWN]
+            return Snapshot(snapshot_id, scanned.skipped + len(gone), shown)
+        raise AssertionError("the last attempt settles")
 
     async def _unstored(self, manifest: Manifest, unseen: tuple[FileEntry, ...]) -> tuple[FileEntry, ...]:
         """The files to copy: those not seen yet, and seen ones whose blob the store no longer has."""
@@ -134,26 +170,45 @@ class Snapshots:
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
-    async def _store_unseen(self, sandbox_id: str, files: tuple[FileEntry, ...]) -> bool:
-        """Read, check and store each content the host has not seen in this sandbox; False if one changed."""
-        verified = []
-        for entry in {entry.sha256: entry for entry in files}.values():
-            stored = await self._store_content(sandbox_id, entry)
-            if stored != entry.sha256:
-                return False
-            verified.append(stored)
-        self._driver.trust(sandbox_id, verified)
-        self._touched.mark(verified)
-        return True
+    async def _store_unseen(
+        self, sandbox_id: str, files: tuple[FileEntry, ...], *, settle: bool
+    ) -> _Stored | None:
+        """Read, check and store each content the host has not seen in this sandbox.
 
-    async def _store_content(self, sandbox_id: str, entry: FileEntry) -> str:
-        """Copy one file's content from the sandbox into the store; returns the sha256 of what was read."""
+        None if one changed or vanished since the scan, unless `settle`: then every file is read on
+        its own, a changed one is kept as read and a vanished one is left out.
+        """
+        stored = _Stored()
+        verified: dict[str, BlobRef] = {}
+        for entry in files if settle else {entry.sha256: entry for entry in files}.values():
+            if entry.sha256 in verified:
+                continue
+            try:
+                ref = await self._store_content(sandbox_id, entry)
+            except SandboxRefused:
+                if not settle:
+                    return None
+                stored.gone.add(entry.path)
+                continue
+            if ref.sha256 == entry.sha256:
+                verified[ref.sha256] = ref
+            elif settle:
+                stored.as_read[entry.path] = replace(entry, size=ref.size, sha256=ref.sha256)
+            else:
+                return None
+        contents = [*verified, *(entry.sha256 for entry in stored.as_read.values())]
+        self._driver.trust(sandbox_id, contents)
+        self._touched.mark(contents)
+        return stored
+
+    async def _store_content(self, sandbox_id: str, entry: FileEntry) -> BlobRef:
+        """Copy one file's content from the sandbox into the store; returns the blob of what was read."""
         chunks = self._driver.read(sandbox_id, f"{WORKSPACE}/{entry.path}")
         if entry.size <= _INLINE:
             async with aclosing(chunks):
                 data = b"".join([chunk async for chunk in chunks])
             SNAPSHOT_BYTES.inc(len(data))
-            return (await self._artifacts.put(data)).sha256
+            return await self._artifacts.put(data)
         scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="loopd-snapshot-"))
         try:
             part = scratch / "content.part"
@@ -166,7 +221,7 @@ class Snapshots:
                 await asyncio.to_thread(out.close)
             ref = await self._artifacts.put_file(part)
             SNAPSHOT_BYTES.inc(ref.size)
-            return ref.sha256
+            return ref
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
@@ -279,3 +334,10 @@ def _size(size: int) -> str:
 
 def _missing(entry: FileEntry) -> SnapshotMissing:
     return SnapshotMissing(f"the content of {entry.path} (blob {entry.sha256}) is not in the artifact store")
+
+
+def _manifest(entries: Iterable[Entry]) -> Manifest:
+    try:
+        return Manifest.of(list(entries))
+    except ValueError as exc:
+        raise InfrastructureError(f"the sandbox reported a bad workspace listing: {exc}") from None

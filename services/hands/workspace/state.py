@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from services.hands.contract.api import SnapshotMissing
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
-from services.hands.workspace.snapshots import Snapshots
+from services.hands.workspace.snapshots import Snapshot, Snapshots
 
 
 class Workspace:
@@ -48,3 +48,10 @@ class Workspace:
         snapshot_id = await snapshots.take(self.sandbox_id, budget=budget)
         self._snapshot, self._dirty = snapshot_id, False
         return snapshot_id
+
+    async def capture(self, snapshots: Snapshots, *, budget: int | None = None) -> Snapshot:
+        """`snapshot`, with the entries it left out: /workspace is known to equal the snapshot only
+        when there are none."""
+        taken = await snapshots.capture(self.sandbox_id, budget=budget)
+        self._snapshot, self._dirty = taken.snapshot_id, taken.skipped > 0
+        return taken

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.brain.context import RunState
-from services.brain.dispatch import ToolDispatcher, ToolOutcome
+from services.brain.dispatch import RunScope, ToolDispatcher, ToolOutcome
 from services.brain.models import ModelRequest, ModelResponse, ToolCall, Usage
 from services.core.agents import AgentSpec
 from services.core.journal import Journal
@@ -59,8 +59,10 @@ async def test_model_text_postgres_cannot_hold_is_stored_with_replacement_charac
 class RefusedResults(ToolDispatcher):
     """A dispatcher whose first result holds what no JSON can write, as no sanitising can mend."""
 
-    async def run(self, state: RunState, call: ToolCall, spec: AgentSpec) -> ToolOutcome:
-        outcome = await super().run(state, call, spec)
+    async def run(
+        self, state: RunState, call: ToolCall, spec: AgentSpec, scope: RunScope | None = None
+    ) -> ToolOutcome:
+        outcome = await super().run(state, call, spec, scope)
         return ToolOutcome(outcome.sandbox_events, {**outcome.result, "huge": 10**5000})
 
 

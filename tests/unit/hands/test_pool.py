@@ -102,3 +102,57 @@ async def test_only_unknown_sandboxes_of_this_hands_are_orphans() -> None:
     assert removed == 1
     assert kept in driver.labels and orphan not in driver.labels
     assert "sb-other" in driver.labels
+
+
+async def warm_for(pool: SandboxPool, run_id: str, tenant: str, clock: Clock) -> str:
+    clock.now += 1
+    async with pool.locked(run_id):
+        sandbox_id = (await pool.ensure(run_id, tenant=tenant)).sandbox_id
+        pool.touch(run_id)
+    return sandbox_id
+
+
+async def test_past_its_limit_the_pool_removes_the_least_recently_used_idle_sandbox() -> None:
+    driver, clock = FakeDriver(), Clock()
+    pool = SandboxPool(driver, clock=clock, max_sandboxes=2)
+    oldest = await warm_for(pool, "oldest", "t", clock)
+    await warm_for(pool, "used", "t", clock)
+    await warm_for(pool, "oldest", "t", clock)  # used again: now "used" is the least recent
+
+    await warm_for(pool, "new", "t", clock)
+
+    assert {s.run_id for s in pool.snapshot()} == {"oldest", "new"}
+    assert oldest in driver.labels and len(driver.labels) == 2
+
+
+async def test_a_tenant_past_its_limit_gives_up_its_own_idle_sandboxes_only() -> None:
+    driver, clock = FakeDriver(), Clock()
+    pool = SandboxPool(driver, clock=clock, tenant_limit=lambda tenant: 1 if tenant == "greedy" else 10)
+    await warm_for(pool, "other", "modest", clock)
+    await warm_for(pool, "greedy-1", "greedy", clock)
+
+    await warm_for(pool, "greedy-2", "greedy", clock)
+
+    assert {s.run_id for s in pool.snapshot()} == {"other", "greedy-2"}
+
+
+async def test_a_busy_sandbox_is_never_removed_for_room_and_is_trimmed_once_idle() -> None:
+    driver, clock = FakeDriver(), Clock()
+    pool = SandboxPool(driver, clock=clock, max_sandboxes=1)
+    await warm_for(pool, "busy", "t", clock)
+    holding, done = asyncio.Event(), asyncio.Event()
+
+    async def hold_busy() -> None:
+        async with pool.locked("busy"):
+            holding.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold_busy())
+    await holding.wait()
+    await warm_for(pool, "new", "t", clock)
+    assert len(pool) == 2  # over the limit while "busy" is in use
+    done.set()
+    await holder
+
+    assert await pool.trim() == ["busy"]
+    assert {s.run_id for s in pool.snapshot()} == {"new"}

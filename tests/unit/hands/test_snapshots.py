@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from services.core.artifacts.filesystem import FilesystemArtifactStore
 from services.core.metrics import REGISTRY
 from services.hands.contract.api import SnapshotMissing
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, FileEntry
+from services.hands.sandbox import SandboxRefused, WorkspaceScan
 from services.hands.workspace.snapshots import SnapshotRefused, Snapshots
 from tests.unit.hands.fake_driver import FakeDriver
 
@@ -335,3 +336,65 @@ async def test_contents_touched_lately_are_not_touched_again(
 
     assert await taken.take("sb") == first
     assert touched == [first]  # the manifest only: its contents were stored a moment ago
+
+
+class ChurningDriver(ArchiveDriver):
+    """A workspace where a background process is busy: `vanishing` is listed but gone when read, and
+    `rewritten` has new content by the time it is read, on every scan."""
+
+    def __init__(self, vanishing: str, rewritten: str) -> None:
+        super().__init__()
+        self.vanishing, self.rewritten = f"/workspace/{vanishing}", f"/workspace/{rewritten}"
+        self.scans = 0
+
+    async def scan(self, sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
+        self.scans += 1
+        return await super().scan(sandbox_id, path, limit=limit)
+
+    async def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
+        if path == self.vanishing:
+            raise SandboxRefused(f"FileNotFoundError: [Errno 2] No such file or directory: '{path}'")
+        if path == self.rewritten:
+            yield f"rewritten at scan {self.scans}\n".encode()
+            return
+        async for chunk in super().read(sandbox_id, path):
+            yield chunk
+
+
+async def test_a_file_that_keeps_vanishing_is_left_out_and_one_that_keeps_changing_is_kept_as_read(
+    store: CountingStore,
+) -> None:
+    driver = ChurningDriver(vanishing="tmp.lock", rewritten="app.log")
+    driver.archive = workspace_tar({**TREE, "tmp.lock": b"lock\n", "app.log": b"started\n"})
+
+    taken = await snapshots(driver, store).capture("sb")
+
+    assert driver.scans == 3
+    assert (taken.skipped, taken.skipped_shown) == (
+        1,
+        (("tmp.lock", "it vanished while the snapshot was taken"),),
+    )
+    files = {e.path: e for e in (await snapshots(driver, store).load(taken.snapshot_id)).files()}
+    assert "tmp.lock" not in files and "src/lib/util.py" in files
+    log = files["app.log"]
+    assert await store.inner.get(log.sha256) == b"rewritten at scan 3\n" and log.size == 20
+
+
+async def test_a_file_that_vanished_once_is_only_scanned_again(store: CountingStore) -> None:
+    driver = ChurningDriver(vanishing="tmp.lock", rewritten="none")
+    driver.archive = workspace_tar({**TREE, "tmp.lock": b"lock\n"})
+    original_scan = driver.scan
+
+    async def scan_then_settle(sandbox_id: str, path: str, *, limit: int | None = None) -> WorkspaceScan:
+        scanned = await original_scan(sandbox_id, path, limit=limit)
+        driver.archive = workspace_tar(TREE)  # the background process is done
+        return scanned
+
+    driver.scan = scan_then_settle  # type: ignore[method-assign]
+
+    taken = await snapshots(driver, store).capture("sb")
+
+    plain = ArchiveDriver()
+    plain.archive = workspace_tar(TREE)
+    assert driver.scans == 2 and taken.skipped == 0
+    assert taken.snapshot_id == await snapshots(plain, store).take("sb")

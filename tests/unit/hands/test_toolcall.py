@@ -7,7 +7,15 @@ import pytest
 from services.core.errors import InvalidRequest
 from services.hands.calls.files import workspace_path
 from services.hands.calls.runner import call_timeout
-from services.hands.calls.toolcall import OutputCollector, finished, lost, timed_out, tool_error
+from services.hands.calls.toolcall import (
+    OutputCollector,
+    ToolOutcome,
+    finished,
+    lost,
+    timed_out,
+    tool_error,
+    with_skipped,
+)
 
 
 def test_collector_keeps_everything_under_the_cap() -> None:
@@ -129,3 +137,24 @@ def test_call_timeout_prefers_the_smaller_of_the_brain_and_the_command() -> None
     assert call_timeout("bash", {"command": "x", "timeout": 500}, 30.0, 120.0) == 30.0
     assert call_timeout("bash", {"command": "x"}, 0.0, 120.0) == 120.0
     assert call_timeout("read_file", {"path": "x", "timeout": 1}, 30.0, 120.0) == 30.0
+
+
+def test_no_request_lifts_the_call_timeout_past_the_ceiling() -> None:
+    greedy = {"command": "sleep infinity", "timeout": 86_400}
+    assert call_timeout("bash", greedy, 86_400.0, 120.0, ceiling=60.0) == 60.0
+    assert call_timeout("bash", {"command": "x"}, 0.0, 120.0, ceiling=60.0) == 60.0
+    assert call_timeout("bash", {"command": "x", "timeout": 5}, 86_400.0, 120.0, ceiling=60.0) == 5.0
+
+
+def test_entries_a_snapshot_left_out_are_named_for_the_model() -> None:
+    outcome = ToolOutcome(ok=True, output="made it\n", exit_code=0)
+    deep = "a/" * 300 + "f"
+    shown = [(deep, "File name too long"), ("gone.txt", "it vanished while the snapshot was taken")]
+
+    noted = with_skipped(outcome, 3, shown)
+
+    assert noted.ok and noted.output.startswith("made it\n[the workspace snapshot left out 3 entries")
+    assert "- gone.txt: it vanished while the snapshot was taken" in noted.output
+    assert "…" in noted.output and deep not in noted.output
+    assert noted.output.endswith("- and 1 more]")
+    assert with_skipped(outcome, 0, ()) is outcome

@@ -12,6 +12,7 @@ from services.hands.contract.api import (
     ExecuteResult,
     HandsStatus,
     OutputChunk,
+    Progress,
     SandboxStatus,
     SnapshotMissing,
 )
@@ -22,6 +23,12 @@ def test_requests_round_trip(base: str | None) -> None:
     request = ExecuteRequest(
         "run-1", "call-1", "bash", {"command": "ls", "timeout": 3}, 12.5, base_snapshot=base
     )
+
+    assert wire.request_from_pb(wire.request_to_pb(request)) == request
+
+
+def test_a_request_carries_its_tenant_and_run_tree() -> None:
+    request = ExecuteRequest("run-2", "call-1", "bash", {}, 1.0, tenant="acme", root_run_id="run-1")
 
     assert wire.request_from_pb(wire.request_to_pb(request)) == request
 
@@ -38,13 +45,14 @@ def test_a_request_input_must_be_a_json_object() -> None:
     "item",
     [
         OutputChunk("stderr", "boom\n"),
+        Progress("snapshotting", 1800.0),
         ExecuteResult(True, "out", 0, None, None, False, 12, "sb", True),
         ExecuteResult(False, "[timed out]", None, "timeout", "too slow", True, 1000, "sb", False),
         ExecuteResult(True, "", 0, None, None, False, 3, "sb", False, snapshot_after="c" * 64, replayed=True),
         ExecuteResult(True, "a\\x00b", 0, None, None, False, 3, "sb", False, output_bytes=b"a\x00b"),
     ],
 )
-def test_events_round_trip(item: OutputChunk | ExecuteResult) -> None:
+def test_events_round_trip(item: OutputChunk | ExecuteResult | Progress) -> None:
     assert wire.event_from_pb(wire.event_to_pb(item)) == item
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("run_id", "call_id", "tool", "input_json", "timeout_seconds", "base_snapshot", "workspace_bytes")
+    __slots__ = ("run_id", "call_id", "tool", "input_json", "timeout_seconds", "base_snapshot", "workspace_bytes", "tenant", "root_run_id")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     TOOL_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,8 @@ class ExecuteRequest(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BASE_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ROOT_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     call_id: str
     tool: str
@@ -23,7 +25,9 @@ class ExecuteRequest(_message.Message):
     timeout_seconds: float
     base_snapshot: str
     workspace_bytes: int
-    def __init__(self, run_id: _Optional[str] = ..., call_id: _Optional[str] = ..., tool: _Optional[str] = ..., input_json: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., base_snapshot: _Optional[str] = ..., workspace_bytes: _Optional[int] = ...) -> None: ...
+    tenant: str
+    root_run_id: str
+    def __init__(self, run_id: _Optional[str] = ..., call_id: _Optional[str] = ..., tool: _Optional[str] = ..., input_json: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., base_snapshot: _Optional[str] = ..., workspace_bytes: _Optional[int] = ..., tenant: _Optional[str] = ..., root_run_id: _Optional[str] = ...) -> None: ...
 
 class OutputChunk(_message.Message):
     __slots__ = ("stream", "data")
@@ -61,13 +65,23 @@ class ExecuteResult(_message.Message):
     output_bytes: bytes
     def __init__(self, ok: _Optional[bool] = ..., output: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., error_message: _Optional[str] = ..., truncated: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., sandbox_id: _Optional[str] = ..., sandbox_created: _Optional[bool] = ..., snapshot_after: _Optional[str] = ..., replayed: _Optional[bool] = ..., output_bytes: _Optional[bytes] = ...) -> None: ...
 
+class Progress(_message.Message):
+    __slots__ = ("phase", "deadline_seconds")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    deadline_seconds: float
+    def __init__(self, phase: _Optional[str] = ..., deadline_seconds: _Optional[float] = ...) -> None: ...
+
 class ExecuteEvent(_message.Message):
-    __slots__ = ("chunk", "result")
+    __slots__ = ("chunk", "result", "progress")
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     chunk: OutputChunk
     result: ExecuteResult
-    def __init__(self, chunk: _Optional[_Union[OutputChunk, _Mapping]] = ..., result: _Optional[_Union[ExecuteResult, _Mapping]] = ...) -> None: ...
+    progress: Progress
+    def __init__(self, chunk: _Optional[_Union[OutputChunk, _Mapping]] = ..., result: _Optional[_Union[ExecuteResult, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("run_id",)

@@ -31,6 +31,8 @@ CHUNK = 65536
 # (file times come from a coarse clock), so its hash is not cached ("racy git").
 RACY_NS = 100_000_000
 HEAD = struct.Struct(">II")
+# Entries a scan could not read are counted; this many are named, with why.
+SKIPPED_SHOWN = 20
 WAKE_R, WAKE_W = os.pipe()
 exits: dict[int, int] = {}  # pid -> exit code of children reaped while a command waits for them
 hashes: dict[str, tuple[tuple[int, ...], str]] = {}  # path -> ((dev, ino, size, mtime_ns, ctime_ns), sha256)
@@ -269,39 +271,55 @@ def file_hash(path, st, started):
 
 
 def walk(root, prefix, entries, seen, started):
-    """Append the manifest entries under `root`; count files hashed anew in seen["hashed"]."""
+    """Append the manifest entries under `root`; count files hashed anew in seen["hashed"].
+
+    An entry that cannot be read (a path longer than the kernel takes, a file that vanished while
+    listed) is left out and counted in seen["skipped"], with the first SKIPPED_SHOWN of them named.
+    """
     with os.scandir(root) as listing:
         names = sorted(entry.name for entry in listing)
     for name in names:
         path, rel = os.path.join(root, name), prefix + name
-        st = os.lstat(path)
-        mode = stat.S_IMODE(st.st_mode)
-        if stat.S_ISDIR(st.st_mode):
-            entries.append(["d", rel, mode])
-            with Opened(path, st, stat.S_IRUSR | stat.S_IXUSR):
-                walk(path, rel + "/", entries, seen, started)
-        elif stat.S_ISLNK(st.st_mode):
-            entries.append(["l", rel, os.readlink(path)])
-        elif stat.S_ISREG(st.st_mode) and st.st_size > seen["limit"]:
-            # Too large to snapshot (hands refuses it): reading it through, sparse or not, is wasted.
-            entries.append(["f", rel, mode, st.st_size, ""])
-        elif stat.S_ISREG(st.st_mode):
-            sha, size, hashed = file_hash(path, st, started)
-            seen["hashed"] += hashed
-            seen["paths"].add(path)
-            entries.append(["f", rel, mode, size, sha])
+        try:
+            add(path, rel, entries, seen, started)
+        except OSError as exc:
+            seen["skipped"] += 1
+            if len(seen["shown"]) < SKIPPED_SHOWN:
+                seen["shown"].append([rel, exc.strerror or str(exc)])
+
+
+def add(path, rel, entries, seen, started):
+    st = os.lstat(path)
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        entries.append(["d", rel, mode])
+        with Opened(path, st, stat.S_IRUSR | stat.S_IXUSR):
+            walk(path, rel + "/", entries, seen, started)
+    elif stat.S_ISLNK(st.st_mode):
+        entries.append(["l", rel, os.readlink(path)])
+    elif stat.S_ISREG(st.st_mode) and st.st_size > seen["limit"]:
+        # Too large to snapshot (hands refuses it): reading it through, sparse or not, is wasted.
+        entries.append(["f", rel, mode, st.st_size, ""])
+    elif stat.S_ISREG(st.st_mode):
+        sha, size, hashed = file_hash(path, st, started)
+        seen["hashed"] += hashed
+        seen["paths"].add(path)
+        entries.append(["f", rel, mode, size, sha])
 
 
 def scan(sock, request):
     root = request["path"]
     entries: list[list[object]] = []
     paths: set[str] = set()
-    seen = {"hashed": 0, "paths": paths, "limit": request.get("limit") or (1 << 62)}
+    shown: list[list[str]] = []
+    limit = request.get("limit") or (1 << 62)
+    seen = {"hashed": 0, "paths": paths, "limit": limit, "skipped": 0, "shown": shown}
     with Opened(root, os.lstat(root), stat.S_IRUSR | stat.S_IXUSR):
         walk(root, "", entries, seen, time.time_ns())
     for gone in set(hashes) - paths:
         del hashes[gone]
-    send(sock, {"id": request["id"], "t": "scan", "entries": entries, "hashed": seen["hashed"]})
+    reply = {"id": request["id"], "t": "scan", "entries": entries, "hashed": seen["hashed"]}
+    send(sock, {**reply, "skipped": seen["skipped"], "shown": seen["shown"]})
 
 
 def read(sock, request):
@@ -365,15 +383,14 @@ def clear(sock, request):
 
 CLEAR = """
 import os, shutil, stat, sys
-def open_up(path):
-    mode = os.lstat(path).st_mode
-    if stat.S_ISDIR(mode):
-        os.chmod(path, stat.S_IMODE(mode) | 0o700)
 root = sys.argv[1]
-open_up(root)
-for top, dirs, _ in os.walk(root):
+os.chmod(root, stat.S_IMODE(os.lstat(root).st_mode) | 0o700)
+# Relative to directory descriptors, so a tree deeper than the kernel's path limit is cleared too.
+for _, dirs, _, fd in os.fwalk(root):
     for name in dirs:
-        open_up(os.path.join(top, name))
+        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            os.chmod(name, stat.S_IMODE(mode) | 0o700, dir_fd=fd)
 for entry in os.scandir(root):
     if entry.is_dir(follow_symlinks=False):
         shutil.rmtree(entry.path)
