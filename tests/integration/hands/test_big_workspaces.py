@@ -153,7 +153,7 @@ async def test_a_file_that_vanishes_during_every_scan_is_left_out_and_named(
 MANY_FILES = """python3 - <<'EOF'
 import os
 for d in range(100):
-    os.mkdir(f"d{d:02}")
+    os.mkdir(f"d{{d:02}}")
 for i in range({count}):
     with open(f"d{{i % 100:02}}/f{{i:06}}.txt", "w") as f:
         f.write(f"file {{i}}\\n")
