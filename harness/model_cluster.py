@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,9 +15,11 @@ import httpx
 from httpx_sse import connect_sse
 
 from harness.cluster import Cluster
+from harness.diagnosis import report
 from harness.model_server import FakeModelServer
 from harness.processes import LoopdProcess
 from harness.servers import RedisServer
+from harness.waiting import eventually_sync
 from services.local.postgres import EmbeddedPostgres
 
 TERMINAL = {"run.completed", "run.failed", "run.cancelled"}
@@ -73,6 +76,20 @@ class ModelCluster:
                 if event["type"] in TERMINAL or time.monotonic() > deadline:
                     break
         raise AssertionError(f"no matching event for run {run_id}")
+
+    def until(
+        self, check: Callable[[], object], run_ids: list[str], *, timeout: float, interval: float = 0.05
+    ) -> None:
+        """Wait for `check`; past `timeout`, fail with the report on `run_ids`."""
+        try:
+            eventually_sync(check, timeout=timeout, interval=interval)
+        except AssertionError as error:
+            raise AssertionError(f"{error.__cause__ or error}\n{self.report(run_ids)}") from None
+
+    def report(self, run_ids: list[str]) -> str:
+        """Why runs did not complete: where each one stands (row, lease, last events, wake-ups), what
+        the brains' tasks wait on, and the log tail of every process."""
+        return report(self.cluster.database_url, self.redis.url, self.cluster.processes, run_ids)
 
     def lease_owner(self, run_id: str) -> LoopdProcess | None:
         return self.cluster.lease_owner(run_id)

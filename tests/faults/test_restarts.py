@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from harness.waiting import eventually_sync
 from tests.faults.conftest import FaultCluster, assert_gapless
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -28,18 +27,15 @@ def all_completed(faults: FaultCluster, run_ids: list[str]) -> bool:
 def test_runs_survive_a_postgres_restart_then_a_redis_restart(faults: FaultCluster) -> None:
     faults.use_script(STEADY)
     run_ids = [faults.start_run() for _ in range(6)]
-    eventually_sync(lambda: len(faults.model.requests) >= 6, timeout=60)
+    faults.until(lambda: len(faults.model.requests) >= 6, run_ids, timeout=60)
 
     faults.postgres.kill()
     faults.postgres.start()
-    eventually_sync(lambda: sum(1 for r in faults.model.requests) >= 12, timeout=90)
+    faults.until(lambda: len(faults.model.requests) >= 12, run_ids, timeout=90)
     faults.redis.stop()
     faults.redis.start()
 
-    try:
-        eventually_sync(lambda: all_completed(faults, run_ids), timeout=180, interval=0.5)
-    except AssertionError:
-        raise AssertionError(faults.cluster.processes.logs()) from None
+    faults.until(lambda: all_completed(faults, run_ids), run_ids, timeout=180, interval=0.5)
     for run_id in run_ids:
         events = faults.events(run_id)
         assert_gapless(events)
@@ -52,16 +48,13 @@ def test_runs_survive_a_postgres_restart_then_a_redis_restart(faults: FaultClust
 def test_a_rolling_restart_of_every_process_loses_nothing(faults: FaultCluster) -> None:
     faults.use_script(STEADY)
     run_ids = [faults.start_run() for _ in range(4)]
-    eventually_sync(lambda: len(faults.model.requests) >= 4, timeout=60)
+    faults.until(lambda: len(faults.model.requests) >= 4, run_ids, timeout=60)
     for process in list(faults.cluster.processes.processes.values()):
         # SIGTERM: a brain hands back or finishes its step, hands drains its calls.
         faults.cluster.processes.restart(process.name)
         faults.cluster.wait_ready(hands=2)
 
-    try:
-        eventually_sync(lambda: all_completed(faults, run_ids), timeout=180, interval=0.5)
-    except AssertionError:
-        raise AssertionError(faults.cluster.processes.logs()) from None
+    faults.until(lambda: all_completed(faults, run_ids), run_ids, timeout=180, interval=0.5)
     for run_id in run_ids:
         assert_gapless(faults.events(run_id))
         assert [e["data"] for e in faults.events(run_id) if e["type"] == "tool.result"][-1][

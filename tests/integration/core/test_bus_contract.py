@@ -89,3 +89,37 @@ async def test_unregister_removes_a_worker_at_once(bus: Bus) -> None:
 
 async def test_ping(bus: Bus) -> None:
     await bus.ping()
+
+
+async def one_call(bus: Bus, call: str) -> None:
+    channel = run_channel(f"run_{secrets.token_hex(4)}")
+    if call == "publish":
+        await bus.publish(channel, {"seq": 1})
+    elif call == "wake":
+        await bus.wake(f"run_{secrets.token_hex(4)}")
+    elif call == "take":
+        await bus.take(f"brain-{secrets.token_hex(2)}", timeout=0.01)
+    elif call == "subscribe":
+        async with bus.subscribe(channel):
+            pass
+    else:
+        await bus.list_hands()
+
+
+@pytest.mark.parametrize("call", ["publish", "wake", "take", "subscribe", "list_hands"])
+async def test_a_cancelled_call_always_cancels_its_caller(bus: Bus, call: str) -> None:
+    """Whenever the cancel lands, the caller gets CancelledError: it never carries on as if nothing
+    happened (a run's stop watcher that did would hold its step, and so its lease, forever)."""
+    carried_on = []
+    for attempt in range(150):
+        task = asyncio.create_task(one_call(bus, call))
+        for _ in range(attempt % 30):  # cancel after 0 to 29 turns of the loop: every point of the call
+            await asyncio.sleep(0)
+        if not task.cancel():
+            continue  # it had finished already
+        try:
+            await task
+        except asyncio.CancelledError:
+            continue
+        carried_on.append(attempt)
+    assert carried_on == []
