@@ -7,6 +7,7 @@ leave it serving; a timeout must kill the whole tree; output past the cap is dro
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -50,8 +51,18 @@ async def sandbox(
 async def run(
     driver: DockerDriver, sandbox_id: str, command: str, timeout: float = 10.0, cap: int | None = None
 ) -> tuple[list[ExecOutput], ExecExit]:
+    return await run_argv(driver, sandbox_id, ("bash", "-c", command), timeout, cap)
+
+
+async def run_argv(
+    driver: DockerDriver,
+    sandbox_id: str,
+    argv: tuple[str, ...],
+    timeout: float = 10.0,
+    cap: int | None = None,
+) -> tuple[list[ExecOutput], ExecExit]:
     outputs: list[ExecOutput] = []
-    async with aclosing(driver.exec(sandbox_id, ExecRequest(("bash", "-c", command), timeout, cap))) as items:
+    async with aclosing(driver.exec(sandbox_id, ExecRequest(argv, timeout, cap))) as items:
         async for item in items:
             if isinstance(item, ExecExit):
                 return outputs, item
@@ -74,6 +85,42 @@ async def test_the_executor_survives_a_command_that_kills_everything_it_can(
     assert end.exit_code == 0 and not end.lost
     assert text(outputs).split() == ["still", "here", "1"]
     assert await driver.alive(sandbox_id)
+
+
+async def test_signals_a_command_sends_to_pid_1_leave_the_executor_serving(
+    sandbox: tuple[DockerDriver, str],
+) -> None:
+    driver, sandbox_id = sandbox
+
+    for name in ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2"):
+        _, sent = await run(driver, sandbox_id, f"kill -{name} 1 && echo sent")
+        assert sent.exit_code == 0 and not sent.lost, name
+    outputs, end = await run(driver, sandbox_id, "echo still here; ps -o pid= -p 1")
+
+    assert end.exit_code == 0 and not end.lost
+    assert text(outputs).split() == ["still", "here", "1"]
+    assert await driver.alive(sandbox_id)
+
+
+async def test_commands_get_the_default_signal_dispositions_back(sandbox: tuple[DockerDriver, str]) -> None:
+    driver, sandbox_id = sandbox
+
+    spawned, _ = await run(driver, sandbox_id, "exec grep ^SigIgn /proc/self/status")
+    # Inline Python helpers run in a fork of the executor rather than through exec.
+    forked, _ = await run_argv(
+        driver, sandbox_id, ("python3", "-c", "print(open('/proc/self/status').read())")
+    )
+    interrupted, end = await run(driver, sandbox_id, "kill -INT $$; echo not reached")
+
+    assert ignored_signals(text(spawned)) == set()
+    assert ignored_signals(text(forked)) == set()
+    assert end.exit_code == 130 and text(interrupted) == ""
+
+
+def ignored_signals(status: str) -> set[signal.Signals]:
+    """The standard signals a /proc/<pid>/status says are ignored (the runtime's own real-time ones aside)."""
+    mask = int(next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
+    return {signal.Signals(n) for n in range(1, 32) if mask >> (n - 1) & 1}
 
 
 async def test_the_executor_cannot_be_traced_or_read_by_the_sandbox_user(

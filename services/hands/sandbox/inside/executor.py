@@ -4,6 +4,8 @@ Shipped as the container's command (`python3 -I -S -c <this file>`), so any imag
 standard library only. Frames both ways are two big-endian u32 lengths, a JSON header and a payload.
 Being PID 1 of its pid namespace is what keeps it alive: `kill -KILL -1` from a tool spares PID 1, and
 the kernel drops signals sent to PID 1 from inside that it has no handler for (SIGKILL included).
+Python has a handler for SIGINT, so the executor ignores the signals that end a process (commands
+get their defaults back).
 It is also made non-dumpable, so processes of the same uid cannot ptrace it or open its /proc files.
 Every request runs to its end before the next is read; only `kill` is acted on while a command runs.
 """
@@ -33,6 +35,11 @@ RACY_NS = 100_000_000
 HEAD = struct.Struct(">II")
 # Entries a scan could not read are counted; this many are named, with why.
 SKIPPED_SHOWN = 20
+# Python's own SIGINT handler would let `kill -INT 1` end the sandbox; the others are ignored too, so
+# no signal a tool sends can stop PID 1 even where it is not shielded as the namespace's init.
+IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+# What a command gets back at its default: ignored dispositions survive exec, handlers do not.
+RESET = (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ, *IGNORED)
 WAKE_R, WAKE_W = os.pipe()
 exits: dict[int, int] = {}  # pid -> exit code of children reaped while a command waits for them
 hashes: dict[str, tuple[tuple[int, ...], str]] = {}  # path -> ((dev, ino, size, mtime_ns, ctime_ns), sha256)
@@ -117,7 +124,7 @@ def start(sock, argv, cwd, out_w, err_w):
                     (os.POSIX_SPAWN_DUP2, err_w, 2),
                 ],
                 setsid=True,
-                setsigdef=(signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ),
+                setsigdef=RESET,
             )
         except OSError as exc:
             os.write(err_w, f"{argv[0]}: {exc.strerror}\n".encode())
@@ -136,7 +143,7 @@ def child(argv, cwd, out_w, err_w):
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ):
+        for signum in RESET:
             signal.signal(signum, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -439,6 +446,8 @@ def connect():
 def main():
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     os.set_blocking(WAKE_W, False)
+    for signum in IGNORED:
+        signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(WAKE_W)
     sys.setrecursionlimit(20000)
