@@ -91,8 +91,9 @@ start_engine() {
 
 build_image() {
   local image="${LOOPD_SANDBOX_IMAGE:-loopd-sandbox:latest}"
-  docker image inspect "$image" >/dev/null 2>&1 && return 0
-  [ "$(id -u)" = 0 ] || die "the sandbox image $image is missing; build it as root: bash deploy/sandbox/build.sh"
+  # An image built for another sandbox user (LOOPD_SANDBOX_USER) is rebuilt like a missing one.
+  bash deploy/sandbox/build.sh --check >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || die "the sandbox image $image is missing or was built for another sandbox user; build it as root: bash deploy/sandbox/build.sh"
   bash deploy/sandbox/build.sh
 }
 

@@ -119,7 +119,11 @@ class Settings(BaseSettings):
     sandbox_cpus: float = 1.0
     sandbox_pids: int = 256
     sandbox_idle_seconds: float = 300.0
-    sandbox_user: str = "1000:1000"
+    sandbox_user: str = Field(
+        default="64000:64000",
+        pattern=r"^[1-9][0-9]*:[1-9][0-9]*$",
+        description="uid:gid in sandboxes, far from host accounts; the image must be built for it",
+    )
     tool_timeout_seconds: float = 120.0
     tool_output_cap: int = 1024 * 1024
     sandbox_tmp_size: str = Field(default="256m", description="each sandbox's /tmp (uses its memory)")

@@ -10,10 +10,13 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.types import Mount
 
-from services.core.errors import SandboxLost
+from services.core.errors import InfrastructureError, SandboxLost
 from services.hands.sandbox import Labelled, SandboxSpec
 from services.hands.sandbox.disks import DISK_LABEL, LoopDisks
 from services.hands.sandbox.executor_client import MOUNT, command
+
+# The user an image's agent account and /workspace belong to, as deploy/sandbox/build.sh labels it.
+USER_LABEL = "org.loopd.sandbox.user"
 
 
 class Engine:
@@ -25,6 +28,7 @@ class Engine:
         self._client_lock = threading.Lock()
         self._disks = LoopDisks(spec.workspace_disks, spec.user) if spec.workspace_disks else None
         self._swept = False
+        self._image_checked = False
 
     def api(self) -> docker.APIClient:
         # Built on first use, in a worker thread: the client asks the engine for its API version.
@@ -54,6 +58,9 @@ class Engine:
 
     def _create(self, labels: dict[str, str], channel_dir: Path, workspace: Mount) -> str:
         api, spec = self.api(), self._spec
+        if not self._image_checked:
+            self._check_image_user()
+            self._image_checked = True
         host_config = api.create_host_config(
             network_mode=spec.network_mode,
             cap_drop=["ALL"],
@@ -81,6 +88,21 @@ class Engine:
             self.destroy(container["Id"])
             raise
         return str(container["Id"])
+
+    def _check_image_user(self) -> None:
+        """Refuse an image built for another user: its /workspace would not be writable by ours.
+
+        An image from before the label counts as built for the user it runs as.
+        """
+        config = self.api().inspect_image(self._spec.image).get("Config") or {}  # type: ignore[no-untyped-call]
+        built_for = (config.get("Labels") or {}).get(USER_LABEL) or config.get("User") or "root"
+        if built_for != self._spec.user:
+            raise InfrastructureError(
+                f"sandbox image {self._spec.image} was built for user {built_for}, not {self._spec.user}"
+                " (LOOPD_SANDBOX_USER): rebuild it with `make image` (deploy/sandbox/build.sh)",
+                code="sandbox_image_mismatch",
+                retryable=False,
+            )
 
     def destroy(self, sandbox_id: str) -> None:
         disk = self._disk_of(sandbox_id) if self._disks is not None else None

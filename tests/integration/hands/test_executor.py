@@ -175,7 +175,8 @@ async def test_output_streams_while_the_command_runs(
         # The command is blocked until the fifo is written: the first chunk came before its end.
         assert first == ExecOutput("stdout", b"first\n")
         # The executor runs one request at a time, so the fifo is written from a side door.
-        exec_id = docker_api.exec_create(sandbox_id, ["bash", "-c", "echo go > /tmp/fifo"], user="1000")["Id"]
+        side_door = ["bash", "-c", "echo go > /tmp/fifo"]
+        exec_id = docker_api.exec_create(sandbox_id, side_door, user=Settings().sandbox_user)["Id"]
         await asyncio.to_thread(docker_api.exec_start, exec_id)
         rest = [item async for item in items]
 

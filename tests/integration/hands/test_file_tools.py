@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.core.settings import Settings
 from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, call, new_run
 
@@ -35,7 +36,7 @@ async def test_files_written_by_tools_belong_to_the_agent(hands: HandsClient) ->
     result = await bash(hands, run_id, "echo 'echo three' >> run.sh && ./run.sh && stat -c %u run.sh")
 
     assert result.ok, result.output
-    assert result.output == "two\nthree\n1000\n"
+    assert result.output == f"two\nthree\n{Settings().sandbox_user.split(':')[0]}\n"
 
 
 async def test_edit_needs_exactly_one_occurrence(hands: HandsClient) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pwd
+
 import pytest
 
+from services.core.settings import Settings
 from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, new_run
 
@@ -43,7 +46,10 @@ async def test_sandbox_runs_unprivileged(hands: HandsClient) -> None:
 
     assert result.ok, result.output
     lines = result.output.splitlines()
-    assert lines[:2] == ["1000", "1000"]
+    assert ":".join(lines[:2]) == Settings().sandbox_user
+    # A uid that a host account has would share that account's files on any host path it reached.
+    with pytest.raises(KeyError):
+        pwd.getpwuid(int(lines[0]))
     assert "CapEff:\t0000000000000000" in lines
     assert "CapPrm:\t0000000000000000" in lines
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.core.artifacts import ArtifactStore
+from services.core.settings import Settings
 from services.hands.contract.api import ReleaseRequest, SnapshotMissing
 from services.hands.contract.client import HandsClient
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
@@ -63,8 +64,9 @@ async def test_a_restored_workspace_equals_the_snapshot_byte_for_byte(hands: Han
     assert fresh.ok and fresh.output == built.output and fresh.sandbox_created
     # Listing changes nothing, so the content-addressed id comes out the same.
     assert in_place.snapshot_after == fresh.snapshot_after == built.snapshot_after
-    assert "l 777 1000:1000 20 ./link -> deep/er/est/data.bin" in built.output
-    assert "f 755 1000:1000 19 ./run.sh" in built.output and "d 500" in built.output
+    owner = Settings().sandbox_user
+    assert f"l 777 {owner} 20 ./link -> deep/er/est/data.bin" in built.output
+    assert f"f 755 {owner} 19 ./run.sh" in built.output and "d 500" in built.output
 
 
 async def test_read_only_tools_report_the_snapshot_they_ran_on(hands: HandsClient) -> None:

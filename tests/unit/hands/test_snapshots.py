@@ -24,7 +24,7 @@ from services.hands.workspace.snapshots import SnapshotRefused, Snapshots
 from tests.unit.hands.fake_driver import FakeDriver
 
 Tree = Mapping[str, bytes | str | None]  # bytes: a file, str: a symlink's target, None: a directory
-OWNER = "1000:1000"
+OWNER = "64000:64000"
 
 
 class ArchiveDriver(FakeDriver):
@@ -217,7 +217,7 @@ async def test_restore_unpacks_exactly_what_was_taken(driver: ArchiveDriver, sto
     (unpacked,) = driver.unpacked
     assert read_tree(unpacked) == read_tree(workspace_tar(TREE), root="workspace/")
     with tarfile.open(fileobj=io.BytesIO(unpacked)) as tar:
-        assert {(m.uid, m.gid) for m in tar} == {(1000, 1000)}
+        assert {(m.uid, m.gid) for m in tar} == {(64000, 64000)}
 
 
 async def test_restoring_the_empty_workspace_only_clears(driver: ArchiveDriver, store: CountingStore) -> None:
