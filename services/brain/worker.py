@@ -126,7 +126,7 @@ class BrainWorker:
             if wakeup is None or wakeup.run_id in self._active:
                 self._slots.release()
                 if wakeup is not None:
-                    await self.bus.ack(wakeup)
+                    await self._ack_quietly(wakeup)
                 continue
             task = asyncio.create_task(self._handle(wakeup))
             self._active[wakeup.run_id] = task
@@ -184,6 +184,13 @@ class BrainWorker:
             await self.bus.wake(run_id)  # something arrived while we were finishing
         if row.status in TERMINAL_STATUSES and row.parent_run_id is not None:
             await self.children.deliver_to_parent(run_id)
+
+    async def _ack_quietly(self, wakeup: WakeUp) -> None:
+        """Ack a wake-up the run's drive in flight covers; this loop must not die of the bus failing."""
+        try:
+            await self.bus.ack(wakeup)
+        except Exception:
+            logger.warning("could not ack a wake-up of run %s; it comes back later", wakeup.run_id)
 
     async def _release_quietly(self, run_id: str, fence: Fence) -> None:
         try:

@@ -1,13 +1,17 @@
-"""The brain worker: a stop lets the drives in flight finish, and its sweeper wakes runs whose wake-up
-was lost and hands children that finished undelivered to their waiting parent. The sweeper's tests
+"""The brain worker: a stop lets the drives in flight finish, a bus that fails an ack does not end its
+taking, and its sweeper wakes runs whose wake-up was lost and hands children that finished undelivered
+to their waiting parent. The sweeper's tests
 share a database of their own, since the sweeper looks at every run in it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness.waiting import eventually
 from services.core import runs as run_store
+from services.core.bus import WakeUp
 from tests.unit.brain.loop import Loop, call, of_type, scripted
 
 
@@ -58,3 +62,29 @@ async def test_a_child_that_finished_undelivered_reaches_its_parent_through_the_
         assert (await loop.until(run_id, "completed"))["result"] == "parent done"
         [result] = of_type(await loop.events(run_id), "tool.result")
         assert result["error"] == "child_cancelled"
+
+
+async def test_a_wake_up_that_cannot_be_acked_does_not_stop_the_brain_taking_others(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy = await loop.start(scripted({"tool_calls": [call("bash", command="sleep 1")]}, {"text": "one"}))
+    driver = loop.hands["hands-1"].driver
+    await eventually(lambda: _true("sleep 1" in driver.commands))
+    acked = loop.bus.ack
+    failed: list[str] = []
+
+    async def ack_failing_once(wakeup: WakeUp) -> None:
+        if not failed:
+            failed.append(wakeup.run_id)
+            raise ConnectionError("the bus went away")
+        await acked(wakeup)
+
+    monkeypatch.setattr(loop.bus, "ack", ack_failing_once)
+    # A second wake-up of the run in flight: the brain acks it at once, and that ack fails.
+    await loop.bus.wake(busy)
+    await eventually(lambda: _true(bool(failed)))
+    other = await loop.start(scripted({"text": "two"}))
+
+    assert failed == [busy]
+    assert (await loop.until(other, "completed"))["result"] == "two"
+    assert (await loop.until(busy, "completed"))["result"] == "one"
