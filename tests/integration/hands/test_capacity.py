@@ -84,7 +84,9 @@ async def test_eight_greedy_calls_of_one_run_tree_leave_slots_for_another_run(
             started = time.monotonic()
             other = await bash(hands, new_run(), "echo not starved")
             elapsed = time.monotonic() - started
-            assert worker.status().slots_free == 2
+            # The greedy tree still holds no more than its share once the other call's slot is back
+            # (a slot is given back just after the result is sent, so wait for it).
+            await free_slots(worker, 2)
         finally:
             await stop(greedy)
 
@@ -100,7 +102,8 @@ async def test_concurrent_calls_of_one_run_take_one_slot_at_a_time(start_worker:
         try:
             await free_slots(worker, 3)
             other = await bash(hands, new_run(), "echo not starved")
-            assert worker.status().slots_free == 3
+            # One slot for the run however many calls it sends, once the other call's is back.
+            await free_slots(worker, 3)
         finally:
             await stop(greedy)
 
