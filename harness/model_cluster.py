@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from httpx_sse import connect_sse
@@ -23,6 +23,7 @@ from harness.waiting import eventually_sync
 from services.local.postgres import EmbeddedPostgres
 
 TERMINAL = {"run.completed", "run.failed", "run.cancelled"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,11 +79,12 @@ class ModelCluster:
         raise AssertionError(f"no matching event for run {run_id}")
 
     def until(
-        self, check: Callable[[], object], run_ids: list[str], *, timeout: float, interval: float = 0.05
-    ) -> None:
-        """Wait for `check`; past `timeout`, fail with the report on `run_ids`."""
+        self, check: Callable[[], T | None], run_ids: list[str], *, timeout: float, interval: float = 0.05
+    ) -> T:
+        """Wait until `check` returns something truthy, and return it; past `timeout`, fail with the
+        report on `run_ids`."""
         try:
-            eventually_sync(check, timeout=timeout, interval=interval)
+            return eventually_sync(check, timeout=timeout, interval=interval)
         except AssertionError as error:
             raise AssertionError(f"{error.__cause__ or error}\n{self.report(run_ids)}") from None
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from harness.waiting import eventually_sync
 from tests.faults.conftest import FaultCluster, assert_gapless
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
@@ -62,10 +61,7 @@ def test_fifty_runs_survive_a_minute_of_random_kills(faults: FaultCluster) -> No
         statuses = [faults.run(run_id)["status"] for run_id in run_ids]
         return all(s in ("completed", "failed", "cancelled") for s in statuses)
 
-    try:
-        eventually_sync(finished, timeout=300, interval=1.0)
-    except AssertionError:
-        raise AssertionError(faults.cluster.processes.logs()) from None
+    faults.until(finished, run_ids, timeout=300, interval=1.0)
 
     assert kills >= CHAOS_SECONDS / KILL_EVERY_SECONDS / 2
     expected = {path: hashlib.sha256(body).hexdigest() for path, body in EXPECTED.items()}

@@ -25,10 +25,7 @@ def wait_finished(faults: FaultCluster, run_id: str, timeout: float = 120) -> di
         run = faults.run(run_id)
         return run if run["status"] in ("completed", "failed", "cancelled") else None
 
-    try:
-        return eventually_sync(finished, timeout=timeout, interval=0.2)
-    except AssertionError:
-        raise AssertionError(f"run {run_id} did not finish:\n{faults.cluster.processes.logs()}") from None
+    return faults.until(finished, [run_id], timeout=timeout, interval=0.2)
 
 
 def kill_and_restart_lease_owner(faults: FaultCluster, run_id: str) -> None:
