@@ -7,7 +7,7 @@ touching a blob makes it young again. Backends: filesystem.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +31,14 @@ class Swept:
 class ArtifactStore(Protocol):
     async def put(self, data: bytes) -> BlobRef:
         """Store bytes; storing the same bytes twice costs nothing the second time (but makes them young)."""
+        ...
+
+    async def put_many(self, contents: Sequence[bytes]) -> list[BlobRef]:
+        """`put` for many small contents at once (a snapshot's), made durable together."""
+        ...
+
+    async def get_many(self, sha256s: Sequence[str]) -> list[bytes]:
+        """`get` for many small blobs at once, in order. Raises NotFound."""
         ...
 
     async def put_file(self, path: Path) -> BlobRef:

@@ -4,18 +4,21 @@ Writes go to a temporary file and are renamed into place, so a crash never leave
 under a valid name, and concurrent writers of the same content are harmless. A blob's mtime is when it
 was last written or touched: the sweep removes only blobs older than its cutoff, and it renames one
 aside before its last look at that time, so a touch that comes in between either lands (and the blob
-is put back) or finds the blob gone (and the toucher writes it again).
+is put back) or finds the blob gone (and the toucher writes it again). `put_many` writes its blobs
+first and makes them durable with one flush of the store's filesystem, before any gets its name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 from services.core.artifacts import BlobRef, Swept
@@ -38,6 +41,12 @@ class FilesystemArtifactStore:
 
     async def put(self, data: bytes) -> BlobRef:
         return await asyncio.to_thread(self._put_bytes, data)
+
+    async def put_many(self, contents: Sequence[bytes]) -> list[BlobRef]:
+        return await asyncio.to_thread(self._put_all, contents)
+
+    async def get_many(self, sha256s: Sequence[str]) -> list[bytes]:
+        return await asyncio.to_thread(self._get_all, sha256s)
 
     async def put_file(self, path: Path) -> BlobRef:
         return await asyncio.to_thread(self._put_file, path)
@@ -83,6 +92,38 @@ class FilesystemArtifactStore:
         if not _touch(target):
             self._write_atomically(target, [data])
         return BlobRef(sha256=digest, size=len(data))
+
+    def _put_all(self, contents: Sequence[bytes]) -> list[BlobRef]:
+        refs, written = [], {}
+        try:
+            for data in contents:
+                digest = hashlib.sha256(data).hexdigest()
+                refs.append(BlobRef(sha256=digest, size=len(data)))
+                target = self.path_of(digest)
+                if target in written or _touch(target):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=_INCOMING)
+                written[target] = temp_name
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+            _flush(self._root, written.values())
+            for target, temp_name in written.items():
+                os.replace(temp_name, target)
+        except BaseException:
+            for temp_name in written.values():
+                Path(temp_name).unlink(missing_ok=True)
+            raise
+        return refs
+
+    def _get_all(self, sha256s: Sequence[str]) -> list[bytes]:
+        contents = []
+        for sha256 in sha256s:
+            try:
+                contents.append(self.path_of(sha256).read_bytes())
+            except FileNotFoundError:
+                raise NotFound(f"no blob {sha256}", code="artifact_not_found") from None
+        return contents
 
     def _put_file(self, source: Path) -> BlobRef:
         hasher = hashlib.sha256()
@@ -171,3 +212,30 @@ def _listing(directory: Path) -> list[os.DirEntry[str]]:
             return list(entries)
     except FileNotFoundError:
         return []
+
+
+def _flush(root: Path, paths: Iterable[str]) -> None:
+    """Make the files at `paths` durable: one flush of the whole filesystem where the system has one
+    (Linux's syncfs), else one fsync per file."""
+    syncfs = _syncfs()
+    if syncfs is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+    except OSError:
+        return None

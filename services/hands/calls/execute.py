@@ -126,14 +126,25 @@ class Calls:
                 yield replace(recorded, replayed=True)
                 return
             ticket = self._slots.ticket(self._shares(request, tenant, ceilings))
+            result: ExecuteResult | None = None
             try:
                 while not await ticket.granted(within=QUEUE_BEAT):
                     yield Progress(QUEUED, QUEUE_DEADLINE)
                 async with aclosing(self._run(request, tenant, timeout)) as items:
                     async for item in items:
-                        yield item
+                        if isinstance(item, ExecuteResult):
+                            result = item
+                        else:
+                            yield item
             finally:
+                # Free before the result is out, so whoever reads it finds the slot free.
                 ticket.release()
+            if result is None:
+                raise RuntimeError("the call ended without a result")
+            if result.error != SANDBOX_LOST:
+                kept = await self._ledger.put(run_id, request.call_id, result)
+                result = result if kept == result else replace(kept, replayed=True)
+            yield result
 
     def _shares(self, request: ExecuteRequest, tenant: str, ceilings: Ceilings) -> tuple[Share, ...]:
         tree = request.root_run_id or request.run_id
@@ -145,7 +156,7 @@ class Calls:
     async def _run(
         self, request: ExecuteRequest, tenant: str, timeout: float
     ) -> AsyncGenerator[OutputChunk | ExecuteResult | Progress, None]:
-        """The call with its slot held: base, tool, snapshot, record."""
+        """The call with its slot held: base, tool, snapshot; its result comes last."""
         run_id, base = request.run_id, request.base_snapshot or EMPTY_SNAPSHOT
         started = time.monotonic()
         size = self._size_of(request)
@@ -175,11 +186,7 @@ class Calls:
             after, outcome = await self._snapshot_after(run_id, sandbox, base, outcome, size)
         if outcome.error == SANDBOX_LOST:
             await self._pool.discard(run_id)
-        result = _result(outcome, sandbox, after, int((time.monotonic() - started) * 1000))
-        if outcome.error != SANDBOX_LOST:
-            kept = await self._ledger.put(run_id, request.call_id, result)
-            result = result if kept == result else replace(kept, replayed=True)
-        yield result
+        yield _result(outcome, sandbox, after, int((time.monotonic() - started) * 1000))
 
     def _size_of(self, request: ExecuteRequest) -> int:
         """The run's workspace size, which is also its storage budget: what it asks, within the ceiling."""

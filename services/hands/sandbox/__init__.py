@@ -9,7 +9,7 @@ loop-mounted disk per sandbox that bounds its /workspace: disks.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -192,6 +192,14 @@ class SandboxDriver(Protocol):
 
     def read(self, sandbox_id: str, path: str) -> AsyncGenerator[bytes, None]:
         """The content of one regular file of the sandbox (`path` absolute), in chunks."""
+        ...
+
+    def read_many(
+        self, sandbox_id: str, files: Sequence[tuple[str, int]]
+    ) -> AsyncGenerator[tuple[int, bytes | None], None]:
+        """The contents of small regular files (absolute path, size listed), as (index, content), in
+        order: None for one that cannot be read, and a content read up to one byte past its size, so
+        one that grew shows it. Raises SandboxLost."""
         ...
 
     def trust(self, sandbox_id: str, sha256s: Iterable[str]) -> None:

@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -177,6 +177,15 @@ class DockerDriver:
         try:
             async for chunk in executor_client.read(self._session(sandbox_id).channel, path):
                 yield chunk
+        except (ChannelClosed, TimeoutError) as exc:
+            raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
+
+    async def read_many(
+        self, sandbox_id: str, files: Sequence[tuple[str, int]]
+    ) -> AsyncGenerator[tuple[int, bytes | None], None]:
+        try:
+            async for item in executor_client.read_many(self._session(sandbox_id).channel, files):
+                yield item
         except (ChannelClosed, TimeoutError) as exc:
             raise SandboxLost(f"sandbox {sandbox_id[:12]} did not answer: {exc}") from exc
 

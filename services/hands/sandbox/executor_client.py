@@ -7,7 +7,7 @@ the driver treats the executor as unresponsive. The executor's source is read on
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -98,6 +98,21 @@ async def read(channel: ExecutorChannel, path: str) -> AsyncGenerator[bytes, Non
             head, payload = await reply.next(_QUICK)
             if head["t"] == "data":
                 yield payload
+            elif head["t"] == "done":
+                return
+            else:
+                raise SandboxRefused(str(head.get("message", head)))
+
+
+async def read_many(
+    channel: ExecutorChannel, files: Sequence[tuple[str, int]]
+) -> AsyncGenerator[tuple[int, bytes | None], None]:
+    """The contents of small regular files (path, size listed), as (index, content or None), in order."""
+    async with channel.ask({"op": "read_many", "files": [list(f) for f in files]}) as reply:
+        while True:
+            head, payload = await reply.next(_QUICK)
+            if head["t"] == "file":
+                yield int(head["i"]), None if "error" in head else payload
             elif head["t"] == "done":
                 return
             else:

@@ -18,11 +18,12 @@ was taken) is left out, and the snapshot says which.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +46,11 @@ _CHUNK = 1024 * 1024
 _ATTEMPTS = 3
 # Entries left out that a snapshot names; the rest are counted.
 _SHOWN = 20
+# Files up to this size are copied in batches: one request to the sandbox and one store write for
+# up to _BATCH_FILES of them or _BATCH_BYTES, whichever comes first.
+_BATCH_FILE = 1024 * 1024
+_BATCH_FILES = 1000
+_BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,14 @@ class Snapshots:
         """
         stored = _Stored()
         verified: dict[str, BlobRef] = {}
-        for entry in files if settle else {entry.sha256: entry for entry in files}.values():
+        todo = files if settle else tuple({entry.sha256: entry for entry in files}.values())
+        one_by_one = [entry for entry in todo if entry.size > _BATCH_FILE]
+        for batch in _batches([entry for entry in todo if entry.size <= _BATCH_FILE]):
+            missed = await self._store_batch(sandbox_id, batch, verified)
+            if missed and not settle:
+                return None
+            one_by_one += missed
+        for entry in one_by_one:
             if entry.sha256 in verified:
                 continue
             try:
@@ -200,6 +213,29 @@ class Snapshots:
         self._driver.trust(sandbox_id, contents)
         self._touched.mark(contents)
         return stored
+
+    async def _store_batch(
+        self, sandbox_id: str, batch: list[FileEntry], verified: dict[str, BlobRef]
+    ) -> list[FileEntry]:
+        """Copy a batch of small files in one request and one store write; adds the contents that
+        check out to `verified` and returns the files that did not (vanished or changed)."""
+        contents: list[bytes | None] = [None] * len(batch)
+        files = [(f"{WORKSPACE}/{entry.path}", entry.size) for entry in batch]
+        async with aclosing(self._driver.read_many(sandbox_id, files)) as items:
+            async for index, content in items:
+                contents[index] = content
+        read = [
+            (entry, content) for entry, content in zip(batch, contents, strict=True) if content is not None
+        ]
+        refs = await self._artifacts.put_many([content for _, content in read])
+        SNAPSHOT_BYTES.inc(sum(ref.size for ref in refs))
+        missed = [entry for entry, content in zip(batch, contents, strict=True) if content is None]
+        for (entry, _), ref in zip(read, refs, strict=True):
+            if ref.sha256 == entry.sha256:
+                verified[ref.sha256] = ref
+            else:
+                missed.append(entry)
+        return missed
 
     async def _store_content(self, sandbox_id: str, entry: FileEntry) -> BlobRef:
         """Copy one file's content from the sandbox into the store; returns the blob of what was read."""
@@ -231,9 +267,14 @@ class Snapshots:
         mtime = time.time()
         batch = _Batch(out)
         try:
-            for entry in manifest.entries:
+            small: dict[str, bytes] = {}
+            for index, entry in enumerate(manifest.entries):
+                if isinstance(entry, FileEntry) and entry.size <= _BATCH_FILE and entry.sha256 not in small:
+                    small = await self._blobs(manifest.entries[index:])
                 batch.add(header(entry, self._owner, mtime))
-                if isinstance(entry, FileEntry) and entry.size <= _INLINE:
+                if isinstance(entry, FileEntry) and entry.sha256 in small:
+                    batch.add(small[entry.sha256])
+                elif isinstance(entry, FileEntry) and entry.size <= _INLINE:
                     batch.add(await self._blob(entry))
                 elif isinstance(entry, FileEntry):
                     await batch.flush()
@@ -246,6 +287,20 @@ class Snapshots:
             await batch.flush()
         finally:
             await asyncio.to_thread(out.close)
+
+    async def _blobs(self, entries: Iterable[Entry]) -> dict[str, bytes]:
+        """The contents of the next batch of small files among `entries`, read from the store at once."""
+        files = (entry for entry in entries if isinstance(entry, FileEntry) and entry.size <= _BATCH_FILE)
+        batch = next(_batches(list(itertools.islice(files, _BATCH_FILES))), [])
+        try:
+            contents = await self._artifacts.get_many([entry.sha256 for entry in batch])
+        except NotFound:
+            # Read one by one to name the file whose content is missing.
+            return {entry.sha256: await self._blob(entry) for entry in batch}
+        for entry, data in zip(batch, contents, strict=True):
+            if len(data) != entry.size:
+                raise SnapshotMissing(f"the blob of {entry.path} has {len(data)} bytes, not {entry.size}")
+        return {entry.sha256: data for entry, data in zip(batch, contents, strict=True)}
 
     async def _blob(self, entry: FileEntry) -> bytes:
         try:
@@ -341,3 +396,16 @@ def _manifest(entries: Iterable[Entry]) -> Manifest:
         return Manifest.of(list(entries))
     except ValueError as exc:
         raise InfrastructureError(f"the sandbox reported a bad workspace listing: {exc}") from None
+
+
+def _batches(files: list[FileEntry]) -> Iterator[list[FileEntry]]:
+    batch: list[FileEntry] = []
+    size = 0
+    for entry in files:
+        if batch and (len(batch) == _BATCH_FILES or size + entry.size > _BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry.size
+    if batch:
+        yield batch

@@ -4,7 +4,7 @@ not seen in that sandbox travel to it. The ids stay content-addressed throughout
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import docker
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.docker
 
 
 class CountingDriver(DockerDriver):
-    """Records each file content read from a sandbox, and how many files each scan hashed."""
+    """Records each file content read from a sandbox (alone or in a batch), and how many files each
+    scan hashed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,6 +41,13 @@ class CountingDriver(DockerDriver):
         self.reads.append(path)
         async for chunk in super().read(sandbox_id, path):
             yield chunk
+
+    async def read_many(
+        self, sandbox_id: str, files: Sequence[tuple[str, int]]
+    ) -> AsyncGenerator[tuple[int, bytes | None], None]:
+        self.reads += [path for path, _ in files]
+        async for item in super().read_many(sandbox_id, files):
+            yield item
 
     def reset(self) -> None:
         self.reads, self.hashed = [], []

@@ -10,7 +10,7 @@ import hashlib
 import io
 import itertools
 import tarfile
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from services.hands.contract.manifest import DirEntry, Entry, FileEntry, Manifest, SymlinkEntry
@@ -21,6 +21,7 @@ from services.hands.sandbox import (
     ExecRequest,
     Labelled,
     PutFile,
+    SandboxRefused,
     WorkspaceScan,
 )
 
@@ -80,6 +81,17 @@ class FakeDriver:
             member = tar.extractfile(path.lstrip("/"))
             assert member is not None
             yield member.read()
+
+    async def read_many(
+        self, sandbox_id: str, files: Sequence[tuple[str, int]]
+    ) -> AsyncGenerator[tuple[int, bytes | None], None]:
+        for index, (path, size) in enumerate(files):
+            try:
+                content = b"".join([chunk async for chunk in self.read(sandbox_id, path)])
+            except SandboxRefused:
+                yield index, None
+                continue
+            yield index, content[: size + 1]
 
     def trust(self, sandbox_id: str, sha256s: Iterable[str]) -> None:
         self.trusted.setdefault(sandbox_id, set()).update(sha256s)

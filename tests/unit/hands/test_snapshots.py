@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -60,6 +60,10 @@ class CountingStore:
     async def put_file(self, path: Path) -> BlobRef:
         self.writes += 1
         return await self.inner.put_file(path)
+
+    async def put_many(self, contents: Sequence[bytes]) -> list[BlobRef]:
+        self.writes += len(contents)
+        return await self.inner.put_many(contents)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)

@@ -329,8 +329,7 @@ def scan(sock, request):
     send(sock, {**reply, "skipped": seen["skipped"], "shown": seen["shown"]})
 
 
-def read(sock, request):
-    path = request["path"]
+def open_to_read(path):
     with contextlib.ExitStack() as opened:
         # Directories the user locked (mode 000) are opened up on the way, as the scan did.
         parts = path.strip("/").split("/")
@@ -338,13 +337,40 @@ def read(sock, request):
             directory = "/" + "/".join(parts[:depth])
             opened.enter_context(Opened(directory, os.lstat(directory), stat.S_IXUSR))
         with Opened(path, os.lstat(path), stat.S_IRUSR):
-            fd = open_regular(path)
+            return open_regular(path)
+
+
+def read(sock, request):
+    fd = open_to_read(request["path"])
     try:
         while data := os.read(fd, 1 << 20):
             send(sock, {"id": request["id"], "t": "data"}, data)
     finally:
         os.close(fd)
     send(sock, {"id": request["id"], "t": "done"})
+
+
+def read_many(sock, request):
+    """Small files whole, one reply each (with "error" for one that cannot be read), then "done".
+
+    Each is read up to one byte past the size asked, so one that grew since its listing shows it.
+    """
+    rid = request["id"]
+    for index, (path, size) in enumerate(request["files"]):
+        try:
+            fd = open_to_read(path)
+            try:
+                parts, left = [], size + 1
+                while left > 0 and (data := os.read(fd, left)):
+                    parts.append(data)
+                    left -= len(data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            send(sock, {"id": rid, "t": "file", "i": index, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        send(sock, {"id": rid, "t": "file", "i": index}, b"".join(parts))
+    send(sock, {"id": rid, "t": "done"})
 
 
 def write(sock, request, payload):
@@ -420,7 +446,7 @@ def serve(sock):
                 reap()
                 exits.clear()
                 send(sock, {"id": rid, "t": "done"})
-            elif op in ("scan", "read", "clear"):
+            elif op in ("scan", "read", "read_many", "clear"):
                 globals()[op](sock, header)
             elif op == "write":
                 write(sock, header, payload)
