@@ -58,6 +58,8 @@ def follow(deployment: Deployment, run_id: str, timeout: float = 120) -> list[di
         connect_sse(client, "GET", f"/v1/runs/{run_id}/events/stream") as source,
     ):
         for message in source.iter_sse():
+            if not message.data:
+                continue  # a keep-alive ping on a quiet stream
             event = json.loads(message.data)
             if event.get("seq") is None:
                 continue  # a live tool.output delta
