@@ -5,7 +5,7 @@ its restore on a fresh run, against `tar` of the same tree out of and into a san
 
 Starts its own hands worker (`python -m services.hands`, in-process bus, loopback, a scratch artifact
 store) and stops it. Each trial makes the files in 100 folders (each file a line of text) with one
-bash call, and times through the worker as the brain calls it:
+bash call (each trial's contents its own), and times through the worker as the brain calls it:
 - *first snapshot*: that call's time minus the files' creation as the sandbox timed it;
 - *rescan*: a `true` on the same run (the sandbox rehashes nothing, the worker copies nothing);
 - *restore*: a `read_file` of one file on another run, from that snapshot (the run's sandbox was
@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 from bench._support import machine, table
 from bench.tool_call import hands_worker
@@ -40,7 +41,7 @@ for d in range(100):
     os.mkdir(f"d{{d:02}}")
 for i in range({files}):
     with open(f"d{{i % 100:02}}/f{{i:06}}.txt", "w") as f:
-        f.write(f"file {{i}}\\n")
+        f.write(f"file {{i}} of trial {trial}\\n")
 print(time.monotonic() - started)
 EOF"""
 TIMEOUT = 3600.0
@@ -58,7 +59,7 @@ class Trial:
 
 
 async def call(
-    client: HandsClient, run_id: str, tool: str, args: dict[str, object], base: str | None
+    client: HandsClient, run_id: str, tool: str, args: dict[str, Any], base: str | None
 ) -> tuple[ExecuteResult, float]:
     request = ExecuteRequest(run_id, uuid.uuid4().hex, tool, args, TIMEOUT, base)
     started = time.perf_counter()
@@ -85,12 +86,14 @@ async def trial(client: HandsClient, files: int, scratch: Path) -> Trial:
     run_id, fresh = f"bench-{uuid.uuid4().hex[:10]}", f"bench-{uuid.uuid4().hex[:10]}"
     for started in (run_id, fresh):
         await call(client, started, Tool.BASH, {"command": "true"}, None)
-    made, total = await call(client, run_id, Tool.BASH, {"command": MAKE.format(files=files)}, None)
+    # Contents differ between trials: each first snapshot writes every blob anew.
+    make_them = {"command": MAKE.format(files=files, trial=run_id)}
+    made, total = await call(client, run_id, Tool.BASH, make_them, None)
     make = float(made.output.strip())
     _, rescan = await call(client, run_id, Tool.BASH, {"command": "true"}, made.snapshot_after)
-    read: dict[str, object] = {"path": "d07/f000007.txt"}
+    read = {"path": "d07/f000007.txt"}
     restored, restore = await call(client, fresh, Tool.READ_FILE, read, made.snapshot_after)
-    if restored.output != "file 7\n":
+    if restored.output != f"file 7 of trial {run_id}\n":
         raise RuntimeError(f"the restored workspace is wrong: {restored.output!r}")
     archive = scratch / f"{run_id}.tar"
     tar_out = await asyncio.to_thread(
