@@ -12,6 +12,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from services.core.settings import Settings
 from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.docker
@@ -95,7 +96,8 @@ def test_a_scripted_coding_agent_runs_end_to_end(deployment: Deployment) -> None
         assert all(r["ok"] for r in results), results
         bash_output = results[1]["output"]
         assert "hello from loopd" in bash_output  # a file written by one call is read by the next
-        assert "in-container" in bash_output and "uid=1000" in bash_output
+        sandbox_uid = Settings().sandbox_user.split(":")[0]  # the deployment keeps the default
+        assert "in-container" in bash_output and f"uid={sandbox_uid}" in bash_output
         assert results[2]["output"] == "hello from loopd\n"
 
         artifacts = {a["path"]: a for a in api.get(f"/v1/runs/{run_id}/artifacts").json()["data"]}
