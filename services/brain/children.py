@@ -104,18 +104,16 @@ class Children:
                 child_run_id=child_id,
             )
             left = [c for c in waiting["children"] if c["child_run_id"] != child_id]
-            new_events = [event_log.NewEvent.of(result)]
-            changes: dict[str, Any] = {"tool_calls": event_log.Increment(1)}
-            if left:
-                changes["waiting_for"] = {
-                    **waiting,
-                    "call_ids": [c["call_id"] for c in left],
-                    "children": left,
-                }
-            else:
-                new_events.append(event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED)))
-                changes.update(status=RunStatus.QUEUED, waiting_for=None)
-            appended = await event_log.append(conn, event_log.Append(parent.id, tuple(new_events), changes))
+            remaining = (
+                {**waiting, "call_ids": [c["call_id"] for c in left], "children": left} if left else None
+            )
+            appended = await run_store.settle_wait(
+                conn,
+                parent.id,
+                [event_log.NewEvent.of(result)],
+                remaining,
+                tool_calls=event_log.Increment(1),
+            )
         await self.journal.publish(appended)
         if not left:
             await self.journal.bus.wake(parent.id)

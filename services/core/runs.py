@@ -393,3 +393,19 @@ def run_to_wire(row: Row[Any]) -> dict[str, Any]:
         "updated_at": iso(row.updated_at),
         "ended_at": iso(row.ended_at),
     }
+
+
+async def settle_wait(
+    conn: AsyncConnection,
+    run_id: str,
+    new_events: list[event_log.NewEvent],
+    remaining: dict[str, Any] | None,
+    **changes: Any,
+) -> list[event_log.Event]:
+    """Append what settles part of a run's wait; with nothing `remaining`, queue the run again."""
+    if remaining is None:
+        new_events = [*new_events, event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED))]
+        changes.update(status=RunStatus.QUEUED, waiting_for=None)
+    else:
+        changes.update(waiting_for=remaining)
+    return await event_log.append(conn, event_log.Append(run_id, tuple(new_events), changes))

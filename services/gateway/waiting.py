@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import events as event_log
 from services.core import payloads, schemas
+from services.core import runs as run_store
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.status import RunStatus
 from services.core.tools import Tool
@@ -32,22 +33,6 @@ async def ensure_call(conn: AsyncConnection, run_id: str, call_id: str) -> dict[
     return call
 
 
-async def settle(
-    conn: AsyncConnection,
-    run: Any,
-    new_events: list[event_log.NewEvent],
-    remaining: dict[str, Any] | None,
-    **changes: Any,
-) -> list[event_log.Event]:
-    """Append what settles part of a wait; with nothing `remaining`, queue the run again."""
-    if remaining is None:
-        new_events = [*new_events, event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED))]
-        changes.update(status=RunStatus.QUEUED, waiting_for=None)
-    else:
-        changes.update(waiting_for=remaining)
-    return await event_log.append(conn, event_log.Append(run.id, tuple(new_events), changes))
-
-
 async def answer_question(
     conn: AsyncConnection, run: Any, content: Any, limits: schemas.SchemaLimits
 ) -> list[event_log.Event]:
@@ -62,4 +47,6 @@ async def answer_question(
     result = payloads.ToolResult(
         call_id=waiting["call_id"], name=str(Tool.ASK_USER), ok=True, output=output, answer=content
     )
-    return await settle(conn, run, [event_log.NewEvent.of(result)], None, tool_calls=event_log.Increment(1))
+    return await run_store.settle_wait(
+        conn, run.id, [event_log.NewEvent.of(result)], None, tool_calls=event_log.Increment(1)
+    )

@@ -16,7 +16,7 @@ from services.core.status import RUNNABLE_STATUSES
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, CallId, RunId, errors
 from services.gateway.responses import Run
-from services.gateway.waiting import ensure_call, settle, waiting_for
+from services.gateway.waiting import ensure_call, waiting_for
 
 router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])
 
@@ -70,7 +70,7 @@ async def decide(run_id: RunId, call_id: CallId, body: Approval, services: Servi
         await ensure_call(conn, run.id, call_id)
         remaining = _settle_call(run, call_id, "approval", "not_waiting_for_approval")
         decision = event_log.NewEvent.of(payloads.ToolApproval(call_id=call_id, **body.model_dump()))
-        return await settle(conn, run, [decision], remaining)
+        return await run_store.settle_wait(conn, run.id, [decision], remaining)
 
     return await _apply(services, run_id, change)
 
@@ -94,7 +94,7 @@ async def raise_budget(run_id: RunId, body: BudgetLimits, services: ServicesDep)
         waiting_for(run, "budget", "not_waiting_for_budget")
         raised = event_log.NewEvent.of(payloads.BudgetRaised.parse(body.model_dump(exclude_none=True)))
         budget = {**(run.budget or {}), **raised.data}
-        return await settle(conn, run, [raised], None, budget=budget)
+        return await run_store.settle_wait(conn, run.id, [raised], None, budget=budget)
 
     return await _apply(services, run_id, change)
 
@@ -115,9 +115,9 @@ async def submit_tool_result(
             output=body.output,
             error=None if body.ok else "client_tool_error",
         )
-        return await settle(
+        return await run_store.settle_wait(
             conn,
-            run,
+            run.id,
             [event_log.NewEvent.of(result)],
             remaining,
             tool_calls=event_log.Increment(1),
