@@ -74,3 +74,12 @@ def no_disk_left_mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         mount_point = line.split()[1]
         if mount_point.startswith(base) and "/workspaces/disk-" in mount_point:
             subprocess.run(["umount", "--lazy", mount_point], check=False)
+
+
+@pytest.fixture
+def loop_disks() -> None:
+    """Bounded workspaces need root, mount and mkfs.ext4, which `make test` sets up: without them
+    the promise is untested, so that is a failure here, never a skip."""
+    from services.hands.sandbox.disks import loop_disks_work
+
+    assert loop_disks_work(), "loop disks need root, mount and mkfs.ext4: run `make test` as root"

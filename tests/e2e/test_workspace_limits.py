@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from services.hands.sandbox.disks import loop_disks_work
 from tests.e2e.conftest import Deployment
 from tests.e2e.test_spine import follow
 from tests.e2e.test_storable import bash, results, run_to_end
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not loop_disks_work(), reason="loop disks need root, mount and mkfs.ext4"),
+    pytest.mark.usefixtures("loop_disks"),
 ]
 MiB = 1024**2
 

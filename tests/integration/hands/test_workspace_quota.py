@@ -17,12 +17,11 @@ import pytest
 
 from services.hands.contract.client import HandsClient, ReleaseRequest
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
-from services.hands.sandbox.disks import loop_disks_work
 from tests.integration.hands.calls import HANDS_SECRET, bash, call, new_run, request, send
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not loop_disks_work(), reason="loop disks need root, mount and mkfs.ext4"),
+    pytest.mark.usefixtures("loop_disks"),
 ]
 MiB = 1024**2
 
