@@ -29,6 +29,16 @@ RUN_LABEL = "loopd.run_id"
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Held:
+    """What the pool knows of one run's sandbox."""
+
+    status: SandboxStatus
+    workspace: Workspace
+    size: int | None  # of its /workspace; None: the driver's default
+    tenant: str
+
+
 @dataclass(frozen=True)
 class Assignment:
     """A run's sandbox, as a call gets it: `created` if it became the run's for this call."""
@@ -80,15 +90,12 @@ class SandboxPool:
         self._clock = clock
         self._max = max_sandboxes
         self._tenant_limit = tenant_limit
-        self._sandboxes: dict[str, SandboxStatus] = {}
-        self._workspaces: dict[str, Workspace] = {}
-        self._sizes: dict[str, int | None] = {}
-        self._tenants: dict[str, str] = {}
+        self._held: dict[str, _Held] = {}
         self._locks = _RunLocks()
 
     def __len__(self) -> int:
         """Sandboxes held by runs."""
-        return len(self._sandboxes)
+        return len(self._held)
 
     def locked(self, run_id: str) -> AbstractAsyncContextManager[None]:
         """Hold the run's lock; `ensure`, `discard` and `touch` expect it held."""
@@ -97,10 +104,10 @@ class SandboxPool:
     async def ensure(self, run_id: str, workspace_size: int | None = None, tenant: str = "") -> Assignment:
         """The run's live sandbox, or a fresh one if it has none, its sandbox died while idle, or its
         /workspace has another size (None: the driver's default, which warm sandboxes have)."""
-        held = self._sandboxes.get(run_id)
+        held = self._held.get(run_id)
         if held is not None:
-            if self._sizes.get(run_id) == workspace_size and await self._driver.alive(held.sandbox_id):
-                return Assignment(held.sandbox_id, created=False, workspace=self._workspaces[run_id])
+            if held.size == workspace_size and await self._driver.alive(held.status.sandbox_id):
+                return Assignment(held.status.sandbox_id, created=False, workspace=held.workspace)
             await self.discard(run_id)
         await self._make_room(tenant, room=1)
         started, start = time.perf_counter(), "warm"
@@ -109,40 +116,36 @@ class SandboxPool:
         if sandbox_id is None:
             create = CreateSandbox(labels={RUN_LABEL: run_id}, workspace_size=workspace_size)
             sandbox_id, start = await self._driver.create(create), "cold"
-        self._sizes[run_id] = workspace_size
         SANDBOX_ACQUIRE_SECONDS.labels(start).observe(time.perf_counter() - started)
         now = self._clock()
-        self._sandboxes[run_id] = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
-        self._workspaces[run_id] = workspace = Workspace(sandbox_id)
-        self._tenants[run_id] = tenant
+        status = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
+        workspace = Workspace(sandbox_id)
+        self._held[run_id] = _Held(status, workspace, workspace_size, tenant)
         self._on_change()
         log.info("created sandbox %s for run %s", sandbox_id[:12], run_id)
         return Assignment(sandbox_id, created=True, workspace=workspace)
 
     def touch(self, run_id: str) -> None:
-        held = self._sandboxes.get(run_id)
+        held = self._held.get(run_id)
         if held is not None:
-            self._sandboxes[run_id] = replace(held, last_used_at=self._clock())
+            held.status = replace(held.status, last_used_at=self._clock())
 
     def at(self, run_id: str, snapshot_id: str) -> bool:
         """Whether the run holds a sandbox whose /workspace is known to equal the snapshot."""
-        workspace = self._workspaces.get(run_id)
-        return workspace is not None and workspace.at(snapshot_id)
+        held = self._held.get(run_id)
+        return held is not None and held.workspace.at(snapshot_id)
 
     def sandbox_of(self, run_id: str) -> str | None:
-        held = self._sandboxes.get(run_id)
-        return held.sandbox_id if held else None
+        held = self._held.get(run_id)
+        return held.status.sandbox_id if held else None
 
     async def discard(self, run_id: str) -> None:
-        held = self._sandboxes.get(run_id)
+        held = self._held.get(run_id)
         if held is not None:
             # Forgotten only once destroyed: the status never hides a container that still exists.
-            await self._driver.destroy(held.sandbox_id)
-            self._sandboxes.pop(run_id, None)
-            self._workspaces.pop(run_id, None)
-            self._sizes.pop(run_id, None)
-            self._tenants.pop(run_id, None)
-            log.info("destroyed sandbox %s of run %s", held.sandbox_id[:12], run_id)
+            await self._driver.destroy(held.status.sandbox_id)
+            self._held.pop(run_id, None)
+            log.info("destroyed sandbox %s of run %s", held.status.sandbox_id[:12], run_id)
 
     async def release(self, run_id: str) -> None:
         async with self._locks.hold(run_id):
@@ -151,14 +154,14 @@ class SandboxPool:
     async def reap(self, idle_seconds: float) -> list[str]:
         """Destroy sandboxes unused for `idle_seconds`; returns the run ids reaped."""
         cutoff = self._clock() - idle_seconds
-        idle = [s.run_id for s in self._sandboxes.values() if s.last_used_at < cutoff]
+        idle = [run_id for run_id, held in self._held.items() if held.status.last_used_at < cutoff]
         reaped = []
         for run_id in idle:
             if self._locks.busy(run_id):
                 continue
             async with self._locks.hold(run_id):
-                held = self._sandboxes.get(run_id)
-                if held is not None and held.last_used_at < cutoff:
+                held = self._held.get(run_id)
+                if held is not None and held.status.last_used_at < cutoff:
                     await self.discard(run_id)
                     reaped.append(run_id)
         return reaped
@@ -166,7 +169,7 @@ class SandboxPool:
     async def trim(self) -> list[str]:
         """Remove the least recently used idle sandboxes beyond the limits; returns their run ids."""
         removed = []
-        for tenant in [*set(self._tenants.values()), None]:
+        for tenant in [*{held.tenant for held in self._held.values()}, None]:
             removed += await self._make_room(tenant)
         return removed
 
@@ -180,7 +183,7 @@ class SandboxPool:
             if not idle:
                 log.warning("over the sandbox limit with every sandbox in use; trimming later")
                 break
-            oldest = min(idle, key=lambda run_id: self._sandboxes[run_id].last_used_at)
+            oldest = min(idle, key=lambda run_id: self._held[run_id].status.last_used_at)
             async with self._locks.hold(oldest):
                 await self.discard(oldest)
             removed.append(oldest)
@@ -190,16 +193,16 @@ class SandboxPool:
     def _over(self, tenant: str | None, room: int) -> list[str] | None:
         """The runs to take a sandbox from while over a limit; None when within every limit."""
         if tenant is not None and self._tenant_limit is not None:
-            runs = [run_id for run_id, owner in self._tenants.items() if owner == tenant]
+            runs = [run_id for run_id, held in self._held.items() if held.tenant == tenant]
             if len(runs) + room > self._tenant_limit(tenant):
                 return runs
-        if self._max is not None and len(self._sandboxes) + room > self._max:
-            return list(self._sandboxes)
+        if self._max is not None and len(self._held) + room > self._max:
+            return list(self._held)
         return None
 
     async def remove_orphans(self, labels: Mapping[str, str]) -> int:
         """Remove sandboxes carrying `labels` that this pool does not know (a previous process's)."""
-        known = {s.sandbox_id for s in self._sandboxes.values()}
+        known = {held.status.sandbox_id for held in self._held.values()}
         orphans = [sandbox_id for sandbox_id in await self._driver.find(labels) if sandbox_id not in known]
         for sandbox_id in orphans:
             await self._driver.destroy(sandbox_id)
@@ -209,11 +212,11 @@ class SandboxPool:
 
     async def close(self) -> None:
         """Destroy every sandbox; the caller has drained the calls first."""
-        for run_id in list(self._sandboxes):
+        for run_id in list(self._held):
             try:
                 await self.discard(run_id)
             except Exception:
                 log.exception("could not destroy the sandbox of run %s", run_id)
 
     def snapshot(self) -> tuple[SandboxStatus, ...]:
-        return tuple(self._sandboxes.values())
+        return tuple(held.status for held in self._held.values())
