@@ -114,9 +114,11 @@ def validate(instance: Any, schema: Any, limits: SchemaLimits) -> None:
 async def validate_off_loop(instance: Any, schema: Any, limits: SchemaLimits) -> None:
     """`validate` in a worker thread, so that the event loop keeps serving meanwhile."""
     # The deadline stops the thread itself; the timeout is a backstop should a step overrun it.
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the caller's cancellation.
     backstop = limits.validate_seconds + 1.0
     try:
-        await asyncio.wait_for(asyncio.to_thread(validate, instance, schema, limits), backstop)
+        async with asyncio.timeout(backstop):
+            await asyncio.to_thread(validate, instance, schema, limits)
     except TimeoutError:
         raise _too_slow(limits) from None
 
