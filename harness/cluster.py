@@ -17,6 +17,7 @@ import psycopg
 from harness.processes import LoopdProcess, ProcessGroup
 from harness.waiting import eventually_sync
 from services.core.bus import HandsInfo, build_bus
+from services.core.keys import mint
 from services.local.postgres import free_port
 
 
@@ -27,9 +28,15 @@ class Cluster:
     artifacts_dir: Path
     database_url: str
     bus_url: str
+    admin_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What every request of the root tenant's admin carries."""
+        return {"Authorization": f"Bearer {self.admin_key}"}
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        return httpx.Client(base_url=self.url, timeout=30, headers=self.headers)
 
     def brains(self) -> list[LoopdProcess]:
         return self.processes.named("brain-")
@@ -79,7 +86,7 @@ class Cluster:
         def ready() -> bool:
             try:
                 response = httpx.get(f"{self.url}/readyz", timeout=2)
-                listed = httpx.get(f"{self.url}/v1/hands", timeout=2).json()["data"]
+                listed = httpx.get(f"{self.url}/v1/hands", timeout=2, headers=self.headers).json()["data"]
             except httpx.TransportError:
                 return False
             return response.status_code == 200 and len(listed) >= hands
@@ -95,6 +102,7 @@ def running_cluster(
     root: Path, *, database_url: str, bus_url: str, brains: int = 2, hands: int = 2, **settings: str
 ) -> Iterator[Cluster]:
     port = free_port()
+    admin_key = mint()
     env = {
         "LOOPD_DATABASE_URL": database_url,
         "LOOPD_BUS_URL": bus_url,
@@ -109,10 +117,11 @@ def running_cluster(
         # Each cluster is a stack of its own: its sandboxes and its hands port are its alone.
         "LOOPD_STACK_ID": f"test-{secrets.token_hex(4)}",
         "LOOPD_HANDS_SECRET": secrets.token_urlsafe(24),
+        "LOOPD_ADMIN_KEY": admin_key,
         **settings,
     }
     group = ProcessGroup(root, env)
-    cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url, bus_url)
+    cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url, bus_url, admin_key)
     try:
         group.start("gateway", "services.gateway")
         for n in range(1, brains + 1):

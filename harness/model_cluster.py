@@ -65,7 +65,9 @@ class ModelCluster:
         """Follow the live stream (live-only deltas included) until an event matches."""
         deadline = time.monotonic() + timeout
         with (
-            httpx.Client(base_url=self.cluster.url, timeout=httpx.Timeout(timeout)) as client,
+            httpx.Client(
+                base_url=self.cluster.url, timeout=httpx.Timeout(timeout), headers=self.cluster.headers
+            ) as client,
             connect_sse(client, "GET", f"/v1/runs/{run_id}/events/stream") as source,
         ):
             for message in source.iter_sse():

@@ -80,7 +80,8 @@ def main(
     ctx: typer.Context,
     url: Annotated[str, typer.Option(envvar="LOOPD_URL", help="loopd gateway URL.")] = DEFAULT_URL,
     token: Annotated[
-        str | None, typer.Option(envvar="LOOPD_TOKEN", help="Bearer token.", show_default=False)
+        str | None,
+        typer.Option(envvar=["LOOPD_API_KEY", "LOOPD_TOKEN"], help="Bearer token.", show_default=False),
     ] = None,
 ) -> None:
     ctx.obj = Connection(url, token)

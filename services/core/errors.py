@@ -57,6 +57,24 @@ class Unauthenticated(LoopdError):
     http_status = 401
 
 
+class Forbidden(LoopdError):
+    """The caller is known, but its role does not allow this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimited(LoopdError):
+    """The caller sent more requests than its limit allows; `retry_after` seconds from now it may again."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class LeaseLost(LoopdError):
     """A brain's fencing token is stale: another brain owns the run now."""
 

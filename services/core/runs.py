@@ -325,6 +325,14 @@ async def cancel_tree(conn: AsyncConnection, run_id: str, reason: str) -> dict[s
     return cancelled
 
 
+async def owned_by(conn: AsyncConnection, tenant: str, run_ids: list[str]) -> set[str]:
+    """Which of these runs are the tenant's."""
+    if not run_ids:
+        return set()
+    query = select(runs.c.id).where(runs.c.tenant_id == tenant, runs.c.id.in_(run_ids))
+    return set((await conn.execute(query)).scalars())
+
+
 async def find_by_idempotency_key(conn: AsyncConnection, tenant: str, key: str) -> Row[Any] | None:
     query = select(runs).where(runs.c.tenant_id == tenant, runs.c.idempotency_key == key)
     return (await conn.execute(query)).first()

@@ -46,7 +46,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LOOPD_", env_file=None, extra="ignore")
 
-    tenant: str = "default"
+    tenant: str = Field(default="default", description="the root tenant: its admins manage the other tenants")
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="an admin key of the root tenant, stored (hashed) at start if missing; the local "
+        "stack makes one in data_dir when unset",
+    )
     data_dir: Path = Path(".loopd")
     stack_id: str | None = Field(
         default=None,

@@ -13,10 +13,23 @@ from services.core.journal import Journal
 from services.core.process import open_bus, open_engine
 from services.core.settings import Settings
 from services.gateway.body_limit import BodyLimitMiddleware
+from services.gateway.bootstrap import ensure_root
 from services.gateway.deps import GatewayServices
 from services.gateway.errors import install_error_handlers
+from services.gateway.params import errors
 from services.gateway.request_metrics import RequestMetricsMiddleware
-from services.gateway.routes import agents, artifacts, control, events, history, runs, system
+from services.gateway.routes import (
+    agents,
+    artifacts,
+    audit,
+    control,
+    events,
+    history,
+    keys,
+    runs,
+    system,
+    tenants,
+)
 from services.gateway.storable_input import StorableInputMiddleware
 
 
@@ -26,6 +39,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_engine(settings) as engine, open_bus(settings, bus) as active_bus:
+            await ensure_root(settings, engine)
             app.state.services = GatewayServices(
                 settings=settings,
                 engine=engine,
@@ -41,6 +55,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     # Outermost, so that requests the body limit turns away are counted too.
     app.add_middleware(RequestMetricsMiddleware, routes=app.routes)
     install_error_handlers(app)
-    for module in (agents, runs, control, history, events, artifacts, system):
-        app.include_router(module.router)
+    for module in (agents, runs, control, history, events, artifacts, keys, tenants, audit):
+        # Every /v1 route needs a key and counts against the key's rate limit.
+        app.include_router(module.router, responses=errors(401, 403, 429))
+    app.include_router(system.router)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +14,11 @@ from services.core.journal import Journal
 from services.core.settings import Settings
 
 
+class RequestLimiter(Protocol):
+    async def hit(self, key_id: str, *, writes: bool) -> None:
+        """Counts one request of the key's; raises RateLimited when it is over its limit."""
+
+
 @dataclass(frozen=True)
 class GatewayServices:
     settings: Settings
@@ -21,6 +26,7 @@ class GatewayServices:
     bus: Bus
     artifacts: ArtifactStore
     journal: Journal
+    limiter: RequestLimiter | None = None
 
 
 def get_services(request: Request) -> GatewayServices:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
@@ -12,7 +13,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from services.core.errors import LoopdError
+from services.core.errors import LoopdError, RateLimited
 
 logger = logging.getLogger(__name__)
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -27,7 +28,12 @@ def error_response(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoopdError)
     async def loopd_error(_: Request, error: LoopdError) -> JSONResponse:
-        return error_response(error.http_status, error.code, error.message)
+        headers: dict[str, str] = {}
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+        elif error.http_status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return error_response(error.http_status, error.code, error.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,8 @@ _DIGITS = re.compile(r"^[0-9]{1,19}\Z")
 RunId = Annotated[str, Path(pattern=ID_PATTERN, description="a run id")]
 AgentId = Annotated[str, Path(pattern=ID_PATTERN, description="an agent id")]
 CallId = Annotated[str, Path(pattern=ID_PATTERN, description="a tool call id")]
+KeyIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="an API key's id (never the key)")]
+TenantId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="a tenant id")]
 IdField = Annotated[str, Field(pattern=ID_PATTERN)]
 # A cursor is opaque: its decoder refuses anything it did not write (code invalid_cursor).
 Cursor = Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")]
@@ -51,10 +53,13 @@ class ErrorResponse(BaseModel):
 
 _WHY = {
     400: "The request is malformed (its JSON, a path).",
+    401: "No API key, or one that is unknown, revoked or expired.",
+    403: "The API key's role does not allow this.",
     404: "Not found.",
     409: "The request conflicts with the resource's state.",
     413: "The request body is too large.",
     422: "The input is invalid or cannot be stored.",
+    429: "Too many requests for this API key; Retry-After says when to try again.",
     503: "A dependency is unavailable.",
 }
 BODY_ERRORS = (400, 413, 422)

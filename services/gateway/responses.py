@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.agents import AgentSpec
 from services.core.payloads import ErrorInfo, Event, ForkOrigin, Number, Timestamp, WaitingFor
@@ -116,3 +116,62 @@ class Health(Body):
 class Readiness(Body):
     status: Literal["ready"]
     checks: dict[str, str]
+
+
+class ApiKey(Body):
+    """A key as listed: never the key itself, only its first characters (`prefix`)."""
+
+    id: str
+    tenant: str
+    name: str
+    role: Literal["admin", "member", "viewer"]
+    prefix: str
+    created_by: str | None
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+
+
+class NewApiKey(ApiKey):
+    key: str = Field(description="the key itself: shown this once and never again")
+
+
+class ApiKeyList(Body):
+    data: list[ApiKey]
+
+
+class TenantQuotas(Body):
+    max_running_runs: int | None
+    max_sandboxes: int | None
+    monthly_tokens: int | None
+    monthly_cost_usd: float | None
+
+
+class Tenant(Body):
+    id: str
+    name: str
+    quotas: TenantQuotas
+    created_at: Timestamp
+
+
+class NewTenant(Tenant):
+    admin_key: NewApiKey = Field(description="the tenant's first admin key, shown this once")
+
+
+class TenantList(Body):
+    data: list[Tenant]
+
+
+class AuditEntry(Body):
+    id: int
+    at: Timestamp
+    key_id: str | None
+    action: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any]
+
+
+class AuditPage(Body):
+    data: list[AuditEntry]
+    next_after: int | None

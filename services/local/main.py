@@ -29,6 +29,9 @@ def up(settings: Settings | None = None) -> None:
     async def serve() -> None:
         async with LocalStack(settings) as stack:
             typer.echo(f"loopd is up at {stack.url} (Ctrl-C to stop)")
+            if stack.new_admin_key:
+                # Shown this once; it stays in the data folder (mode 0600) for the stack's next start.
+                typer.echo(f"admin API key of tenant {stack.settings.tenant}: {stack.admin_key}")
             await stack.wait_closed()
 
     run(serve())
@@ -48,13 +51,13 @@ def demo(task: str, agent: Path, settings: Settings | None = None) -> int:
 async def _run_demo(settings: Settings, task: str, spec_file: Path) -> int:
     async with LocalStack(settings) as stack:
         typer.echo(f"loopd local stack at {stack.url}; running the demo agent ({spec_file.name})\n")
-        env = {**os.environ, "LOOPD_URL": stack.url}
+        env = {**os.environ, "LOOPD_URL": stack.url, "LOOPD_API_KEY": stack.admin_key}
         loopd = shutil.which("loopd", path=str(Path(sys.executable).parent)) or "loopd"
         followed = await asyncio.to_thread(
             subprocess.run, [loopd, "run", task, "--agent", str(spec_file), "--follow"], env=env, check=False
         )
         # The client is synchronous and the gateway serves from this loop: ask from a thread.
-        run_id = await asyncio.to_thread(_last_run_id, stack.url)
+        run_id = await asyncio.to_thread(_last_run_id, stack.url, stack.admin_key)
         if run_id is not None:
             target = settings.data_dir.resolve() / "demo-artifacts" / run_id
             await asyncio.to_thread(
@@ -64,10 +67,10 @@ async def _run_demo(settings: Settings, task: str, spec_file: Path) -> int:
         return followed.returncode
 
 
-def _last_run_id(url: str) -> str | None:
+def _last_run_id(url: str, key: str) -> str | None:
     from loopd import Client
 
-    with Client(url) as client:
+    with Client(url, token=key) as client:
         runs = client.list_runs(limit=1)
     return runs.data[0].id if runs.data else None
 

@@ -9,17 +9,20 @@ import logging
 from contextlib import AsyncExitStack
 
 import uvicorn
+from pydantic import SecretStr
 
 from services.brain.worker import BrainWorker
+from services.core import keys
 from services.core.artifacts import build_artifact_store
 from services.core.db.migrate import upgrade_async
-from services.core.identity import stack_id
+from services.core.identity import stack_id, stored_value
 from services.core.process import open_bus, open_engine
 from services.core.settings import Settings
 from services.gateway.app import create_app
 from services.local.postgres import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
+ADMIN_KEY_FILE = "admin-key"
 
 
 class LocalStack:
@@ -28,8 +31,18 @@ class LocalStack:
     def __init__(self, settings: Settings) -> None:
         data_dir = settings.data_dir.resolve()
         self.postgres = EmbeddedPostgres(data_dir / "postgres")
+        key_file = data_dir / ADMIN_KEY_FILE
+        # The first start makes the stack's admin key; `new_admin_key` says this start made it.
+        self.new_admin_key = settings.admin_key is None and not key_file.exists()
+        admin_key = (
+            settings.admin_key.get_secret_value()
+            if settings.admin_key is not None
+            else stored_value(key_file, keys.mint)
+        )
+        self.admin_key = admin_key
         self.settings = settings.model_copy(
             update={
+                "admin_key": SecretStr(admin_key),
                 "bus_url": "local://",
                 "artifacts_dir": settings.artifacts_dir
                 if settings.artifacts_dir.is_absolute()
@@ -41,6 +54,11 @@ class LocalStack:
         self._exit = AsyncExitStack()
         self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a request of the root tenant's admin carries."""
+        return {"Authorization": f"Bearer {self.admin_key}"}
 
     @property
     def url(self) -> str:

@@ -19,7 +19,13 @@ DEMO_AGENT = Path(__file__).parents[2] / "examples" / "agents" / "demo.yaml"
 
 
 def loopd(deployment: Deployment, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LOOPD_URL": deployment.url, "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "LOOPD_URL": deployment.url,
+        "LOOPD_API_KEY": deployment.admin_key,
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
     return subprocess.run(
         [str(Path(sys.executable).parent / "loopd"), *args],
         capture_output=True,
@@ -46,7 +52,7 @@ def test_the_demo_agent_runs_from_the_cli_and_artifacts_download(
 
     downloaded = loopd(deployment, "artifacts", run_id, "--download", str(tmp_path / "out"))
     assert downloaded.returncode == 0, downloaded.stderr
-    with httpx.Client(base_url=deployment.url) as api:
+    with httpx.Client(base_url=deployment.url, headers=deployment.headers) as api:
         artifacts = api.get(f"/v1/runs/{run_id}/artifacts").json()["data"]
     assert {a["path"] for a in artifacts} >= {"textstats.py", "test_textstats.py"}
     for artifact in artifacts:

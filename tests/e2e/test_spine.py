@@ -55,7 +55,9 @@ def follow(deployment: Deployment, run_id: str, timeout: float = 120) -> list[di
     """Read the SSE stream until the run ends; returns the persisted events in order."""
     seen: list[dict[str, Any]] = []
     with (
-        httpx.Client(base_url=deployment.url, timeout=httpx.Timeout(timeout)) as client,
+        httpx.Client(
+            base_url=deployment.url, timeout=httpx.Timeout(timeout), headers=deployment.headers
+        ) as client,
         connect_sse(client, "GET", f"/v1/runs/{run_id}/events/stream") as source,
     ):
         for message in source.iter_sse():

@@ -35,7 +35,10 @@ def stack_root() -> Iterator[Path]:
 @asynccontextmanager
 async def local_stack(data_dir: Path, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     values = {"data_dir": data_dir, "port": free_port(), "hands_warm_pool": 0, **settings}
-    async with LocalStack(Settings(**values)) as stack, httpx.AsyncClient(base_url=stack.url) as api:
+    async with (
+        LocalStack(Settings(**values)) as stack,
+        httpx.AsyncClient(base_url=stack.url, headers=stack.headers) as api,
+    ):
         yield api
 
 

@@ -16,6 +16,7 @@ from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.core.errors import BadRequest, NotFound
+from services.gateway.auth import Caller, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import RunId, errors
 from services.gateway.responses import ArtifactList
@@ -32,17 +33,17 @@ register_url_convertor("anything", _AnyPath())
 router = APIRouter(prefix="/v1/runs/{run_id}/artifacts", tags=["artifacts"])
 
 
-async def _artifacts(services: ServicesDep, run_id: str) -> dict[str, dict[str, Any]]:
+async def _artifacts(services: ServicesDep, caller: Caller, run_id: str) -> dict[str, dict[str, Any]]:
     async with autocommit(services.engine).connect() as conn:
-        await run_store.get_run(conn, services.settings.tenant, run_id)
+        await run_store.get_run(conn, caller.tenant_id, run_id)
         found = await event_log.data_of_type(conn, run_id, event_log.ARTIFACT_CREATED)
     # A later turn of the run may export a file again; the newest version wins.
     return {artifact["path"]: artifact for artifact in found}
 
 
 @router.get("", response_model=ArtifactList, responses=errors(404, 422))
-async def list_artifacts(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
-    found = await _artifacts(services, run_id)
+async def list_artifacts(run_id: RunId, caller: Viewer, services: ServicesDep) -> dict[str, Any]:
+    found = await _artifacts(services, caller, run_id)
     return {"data": [{"path": a["path"], "size": a["size"], "sha256": a["sha256"]} for a in found.values()]}
 
 
@@ -57,11 +58,13 @@ async def list_artifacts(run_id: RunId, services: ServicesDep) -> dict[str, Any]
         **errors(400, 404, 422),
     },
 )
-async def download_artifact(run_id: RunId, path: str, services: ServicesDep) -> StreamingResponse:
+async def download_artifact(
+    run_id: RunId, path: str, caller: Viewer, services: ServicesDep
+) -> StreamingResponse:
     parts = path.split("/")
     if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\x00" in path:
         raise BadRequest(f"artifact path {path!r} is not a plain relative path", code="invalid_path")
-    artifact = (await _artifacts(services, run_id)).get(path)
+    artifact = (await _artifacts(services, caller, run_id)).get(path)
     if artifact is None:
         raise NotFound(f"run {run_id} has no artifact {path!r}", code="artifact_not_found")
     return StreamingResponse(

@@ -15,6 +15,7 @@ from services.core import runs as run_store
 from services.core.bus import run_channel
 from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest
+from services.gateway.auth import Viewer
 from services.gateway.deps import GatewayServices, ServicesDep
 from services.gateway.params import AfterSeq, RunId, errors, seq_of
 from services.gateway.responses import EventPage
@@ -30,12 +31,13 @@ CATCH_UP_SECONDS = 2.0
 @router.get("", response_model=EventPage, response_model_exclude_unset=True, responses=errors(404, 422))
 async def list_events(
     run_id: RunId,
+    caller: Viewer,
     services: ServicesDep,
     after: AfterSeq = 0,
     limit: int = Query(500, ge=1, le=5000),
 ) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
-        await run_store.get_run(conn, services.settings.tenant, run_id)
+        await run_store.get_run(conn, caller.tenant_id, run_id)
         page = await event_log.read(conn, run_id, after=after, limit=limit)
     next_after = page[-1].seq if len(page) == limit else None
     return {"data": [event.to_wire() for event in page], "next_after": next_after}
@@ -55,6 +57,7 @@ async def list_events(
 )
 async def stream_events(
     run_id: RunId,
+    caller: Viewer,
     services: ServicesDep,
     after: AfterSeq = 0,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -66,7 +69,7 @@ async def stream_events(
             raise InvalidRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
         start = max(start, seq)
     async with autocommit(services.engine).connect() as conn:
-        await run_store.get_run(conn, services.settings.tenant, run_id)
+        await run_store.get_run(conn, caller.tenant_id, run_id)
     return EventSourceResponse(_follow(services, run_id, start), ping=15)
 
 

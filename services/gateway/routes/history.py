@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.core import audit
 from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.db.engine import autocommit
+from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BIGINT_MAX, BODY_ERRORS, IdField, RunId, errors
 from services.gateway.responses import Diff, Run
@@ -41,16 +43,19 @@ class Fork(BaseModel):
 
 
 @router.post("/{run_id}/fork", status_code=201, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409))
-async def fork_run(run_id: RunId, body: Fork, services: ServicesDep) -> dict[str, Any]:
+async def fork_run(run_id: RunId, body: Fork, caller: Member, services: ServicesDep) -> dict[str, Any]:
     override = body.overrides.tool_result
     async with services.engine.begin() as conn:
-        parent = await run_store.get_run(conn, services.settings.tenant, run_id)
+        parent = await run_store.get_run(conn, caller.tenant_id, run_id)
         row, appended = await run_store.fork_run(
             conn,
             parent,
             body.at_seq,
             overrides=body.overrides.model_dump(exclude_none=True),
             tool_result=None if override is None else (override.call_id, override.output),
+        )
+        await audit.record(
+            conn, caller.actor, "run.forked", "run", row.id, {"from_run": run_id, "at_seq": body.at_seq}
         )
     await services.journal.publish(appended)
     await services.bus.wake(row.id)
@@ -65,11 +70,11 @@ async def fork_run(run_id: RunId, body: Fork, services: ServicesDep) -> dict[str
     responses=errors(404, 422),
 )
 async def diff_runs(
-    run_a: RunId, run_b: RunId, services: ServicesDep, limit: int = Query(200, ge=1, le=5000)
+    run_a: RunId, run_b: RunId, caller: Viewer, services: ServicesDep, limit: int = Query(200, ge=1, le=5000)
 ) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         for run_id in (run_a, run_b):
-            await run_store.get_run(conn, services.settings.tenant, run_id)
+            await run_store.get_run(conn, caller.tenant_id, run_id)
         a = await event_log.read(conn, run_a)
         b = await event_log.read(conn, run_b)
     diverges_at = next(

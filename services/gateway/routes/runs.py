@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.core import agent_store, payloads
+from services.core import agent_store, audit, payloads
 from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import AgentSpec, BudgetLimits
@@ -17,6 +17,7 @@ from services.core.db.engine import autocommit
 from services.core.errors import Conflict, IdempotencyKeyTaken, InvalidRequest
 from services.core.schemas import SchemaLimits
 from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
+from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
 from services.gateway.responses import Run, RunPage
@@ -61,11 +62,12 @@ class CancelRun(BaseModel):
 @router.post("", status_code=201, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409))
 async def create_run(
     body: CreateRun,
+    caller: Member,
     services: ServicesDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    tenant = services.settings.tenant
+    tenant = caller.tenant_id
     request_hash = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
@@ -89,6 +91,8 @@ async def create_run(
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
             )
+            details = {"agent_id": agent_id, "agent_version": version}
+            await audit.record(conn, caller.actor, "run.created", "run", row.id, details)
     except IdempotencyKeyTaken:
         # A concurrent request with the same Idempotency-Key won the race: answer with its run.
         async with autocommit(services.engine).connect() as conn:
@@ -122,6 +126,7 @@ async def _resolve_agent(
 
 @router.get("", response_model=RunPage, responses=errors(422))
 async def list_runs(
+    caller: Viewer,
     services: ServicesDep,
     status: RunStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
@@ -129,32 +134,38 @@ async def list_runs(
 ) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         rows, next_cursor = await run_store.list_runs(
-            conn, services.settings.tenant, status=status, limit=limit, cursor=cursor
+            conn, caller.tenant_id, status=status, limit=limit, cursor=cursor
         )
     return {"data": [run_store.run_to_wire(row) for row in rows], "next_cursor": next_cursor}
 
 
 @router.get("/{run_id}", response_model=Run, responses=errors(404, 422))
-async def get_run(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
+async def get_run(run_id: RunId, caller: Viewer, services: ServicesDep) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
-        return run_store.run_to_wire(await run_store.get_run(conn, services.settings.tenant, run_id))
+        return run_store.run_to_wire(await run_store.get_run(conn, caller.tenant_id, run_id))
 
 
 @router.post(
     "/{run_id}/messages", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409)
 )
-async def send_message(run_id: RunId, body: SendMessage, services: ServicesDep) -> dict[str, Any]:
+async def send_message(
+    run_id: RunId, body: SendMessage, caller: Member, services: ServicesDep
+) -> dict[str, Any]:
     async with services.engine.begin() as conn:
-        run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
+        run = await run_store.get_run(conn, caller.tenant_id, run_id, lock=True)
         if run.status == RunStatus.CANCELLED:
             raise Conflict(f"run {run_id} was cancelled", code="run_cancelled")
         waiting = run.waiting_for or {}
         if run.status == RunStatus.WAITING and waiting.get("type") == "input":
             limits = SchemaLimits.of(services.settings)
             appended = await answer_question(conn, run, body.content, limits)
+            await audit.record(
+                conn, caller.actor, "run.answered", "run", run_id, {"call_id": waiting.get("call_id")}
+            )
         else:
             appended = await _user_message(conn, run, _message_text(body.content))
-        row = await run_store.get_run(conn, services.settings.tenant, run_id)
+            await audit.record(conn, caller.actor, "run.messaged", "run", run_id)
+        row = await run_store.get_run(conn, caller.tenant_id, run_id)
     await services.journal.publish(appended)
     await services.bus.wake(run_id)
     return run_store.run_to_wire(row)
@@ -185,14 +196,17 @@ async def _user_message(conn: Any, run: Any, content: str) -> list[event_log.Eve
 @router.post(
     "/{run_id}/cancel", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409)
 )
-async def cancel_run(run_id: RunId, services: ServicesDep, body: CancelRun | None = None) -> dict[str, Any]:
+async def cancel_run(
+    run_id: RunId, caller: Member, services: ServicesDep, body: CancelRun | None = None
+) -> dict[str, Any]:
     reason = (body or CancelRun()).reason
     async with services.engine.begin() as conn:
-        run = await run_store.get_run(conn, services.settings.tenant, run_id, lock=True)
+        run = await run_store.get_run(conn, caller.tenant_id, run_id, lock=True)
         if run.status in TERMINAL_STATUSES:
             raise Conflict(f"run {run_id} is already {run.status}", code="run_finished")
         cancelled = await run_store.cancel_tree(conn, run_id, reason)
-        row = await run_store.get_run(conn, services.settings.tenant, run_id)
+        await audit.record(conn, caller.actor, "run.cancelled", "run", run_id, {"reason": reason})
+        row = await run_store.get_run(conn, caller.tenant_id, run_id)
     for appended in cancelled.values():
         await services.journal.publish(appended)
     # Wake-ups let brains stop calls in flight and release the runs' sandboxes promptly.

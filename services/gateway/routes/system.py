@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from services.core import runs as run_store
 from services.core.bus import HandsInfo
-from services.core.db.engine import ping
+from services.core.db.engine import autocommit, ping
 from services.core.metrics import exposition
+from services.gateway.auth import Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.errors import error_response
 from services.gateway.params import errors
@@ -44,19 +46,24 @@ async def readyz(services: ServicesDep) -> Any:
     return response
 
 
-@router.get("/v1/hands", response_model=HandsList)
-async def list_hands(services: ServicesDep) -> dict[str, Any]:
+@router.get("/v1/hands", response_model=HandsList, responses=errors(401, 403, 429))
+async def list_hands(caller: Viewer, services: ServicesDep) -> dict[str, Any]:
     """The pool's capacity. Addresses and the runs each worker holds stay internal: an address is
-    where sandboxes take orders, and run ids are other people's work."""
-    return {"data": [_public(info) for info in await services.bus.list_hands()]}
+    where sandboxes take orders, and run ids are other people's work. `sandbox_count` counts the
+    caller's tenant's sandboxes only."""
+    workers = await services.bus.list_hands()
+    async with autocommit(services.engine).connect() as conn:
+        held = [run_id for info in workers for run_id in info.sandboxes]
+        ours = await run_store.owned_by(conn, caller.tenant_id, held)
+    return {"data": [_public(info, ours) for info in workers]}
 
 
-def _public(info: HandsInfo) -> dict[str, Any]:
+def _public(info: HandsInfo, ours: set[str]) -> dict[str, Any]:
     return {
         "hands_id": info.hands_id,
         "slots_total": info.slots_total,
         "slots_free": info.slots_free,
-        "sandbox_count": len(info.sandboxes),
+        "sandbox_count": sum(1 for run_id in info.sandboxes if run_id in ours),
         "state": info.labels.get("state", "serving"),
         "started_at": info.started_at,
     }

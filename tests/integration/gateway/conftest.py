@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.core.bus import Bus, build_bus
+from services.core.keys import mint
 from services.core.settings import Settings
 from services.gateway.app import create_app
 
@@ -29,6 +30,7 @@ def gateway_settings(database_url: str, tmp_path: Path) -> Settings:
         artifacts_dir=tmp_path / "artifacts",
         tenant=f"tenant-{secrets.token_hex(4)}",
         max_body_bytes=64 * 1024,
+        admin_key=mint(),
     )
 
 
@@ -37,5 +39,8 @@ async def api(gateway_settings: Settings, local_bus: Bus) -> AsyncIterator[httpx
     app = create_app(gateway_settings, bus=local_bus)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://loopd.test") as client:
+        headers = {"Authorization": f"Bearer {gateway_settings.admin_key.get_secret_value()}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://loopd.test", headers=headers
+        ) as client:
             yield client

@@ -50,7 +50,7 @@ async def stack(data_root: Path) -> AsyncIterator[LocalStack]:
 
 
 async def test_one_process_serves_every_role_metrics_once(stack: LocalStack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30, headers=stack.headers) as api:
         created = await api.post("/v1/runs", json={"agent": AGENT, "input": "go"})
         assert created.status_code == 201, created.text
         run_id = created.json()["id"]

@@ -28,6 +28,7 @@ from services.core.bus import Bus, HandsInfo, run_channel
 from services.core.db.engine import autocommit, create_engine
 from services.core.db.schema import run_leases
 from services.core.errors import HandsUnavailable
+from services.core.keys import mint
 from services.core.settings import Settings
 from services.gateway.app import create_app
 from services.hands.calls.execute import Calls
@@ -153,6 +154,7 @@ class Loop:
             "tool_timeout_seconds": 30.0,
             # The session's database is migrated once; a test with a database of its own migrates it.
             "migrate_on_start": False,
+            "admin_key": mint(),
         }
         self.settings = Settings(database_url=database_url, **{**defaults, **settings})
         self.artifacts = build_artifact_store(self.settings.artifacts_path)
@@ -189,9 +191,14 @@ class Loop:
         await self._exit.enter_async_context(app.router.lifespan_context(app))
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         self.api = await self._exit.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://loopd.test")
+            httpx.AsyncClient(transport=transport, base_url="http://loopd.test", headers=self.headers)
         )
         return self
+
+    @property
+    def headers(self) -> dict[str, str]:
+        assert self.settings.admin_key is not None
+        return {"Authorization": f"Bearer {self.settings.admin_key.get_secret_value()}"}
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._exit.aclose()

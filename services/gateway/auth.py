@@ -1,0 +1,93 @@
+"""Who is calling: the API key on the request, checked against the database on every request, and
+the role each route needs. Routes take a `Viewer`, `Member` or `Admin` and scope every query to its
+tenant.
+
+A key comes as `Authorization: Bearer <key>` or as `x-api-key: <key>` (what model SDKs send).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from services.core import keys
+from services.core.audit import Actor
+from services.core.db.engine import autocommit
+from services.core.errors import Forbidden, Unauthenticated
+from services.core.keys import Role
+from services.gateway.deps import ServicesDep
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer lk_...")
+_api_key_header = APIKeyHeader(name="x-api-key", auto_error=False, description="an API key, as SDKs send it")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The key behind a request. `root` says its tenant is the deployment's own (settings.tenant)."""
+
+    key_id: str
+    tenant_id: str
+    role: Role
+    root: bool
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.tenant_id, self.key_id)
+
+
+def presented_key(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str:
+    key = bearer.credentials if bearer is not None else api_key
+    if not key:
+        raise Unauthenticated(
+            "this needs an API key: send Authorization: Bearer <key> or x-api-key: <key>",
+            code="missing_api_key",
+        )
+    return key.strip()
+
+
+async def authenticate(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Caller:
+    key = presented_key(bearer, api_key)
+    record = None
+    if keys.looks_like_key(key):
+        async with autocommit(services.engine).connect() as conn:
+            record = await keys.find_by_key(conn, key)
+    if record is None:
+        raise Unauthenticated("the API key is not known", code="invalid_api_key")
+    refusal = record.refusal(datetime.now(UTC))
+    if refusal is not None:
+        raise Unauthenticated(f"the API key is {refusal.removeprefix('api_key_')}", code=refusal)
+    caller = Caller(record.id, record.tenant_id, record.role, record.tenant_id == services.settings.tenant)
+    if services.limiter is not None:
+        await services.limiter.hit(caller.key_id, writes=request.method not in ("GET", "HEAD", "OPTIONS"))
+    return caller
+
+
+def _needs(role: Role):  # type: ignore[no-untyped-def]
+    async def check(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+        if not caller.role.allows(role):
+            raise Forbidden(
+                f"this needs a key with the {role} role; this key is a {caller.role}", code="forbidden"
+            )
+        return caller
+
+    return check
+
+
+Viewer = Annotated[Caller, Depends(_needs(Role.VIEWER))]
+Member = Annotated[Caller, Depends(_needs(Role.MEMBER))]
+Admin = Annotated[Caller, Depends(_needs(Role.ADMIN))]
+
+
+def require_root(caller: Caller) -> None:
+    """Tenants are the deployment's business: only admins of the root tenant manage them."""
+    if not caller.root:
+        raise Forbidden("only admins of the deployment's root tenant manage tenants", code="forbidden")
