@@ -49,6 +49,7 @@ from bench._support import (
     table,
 )
 from harness.processes import LoopdProcess, ProcessGroup
+from services.core.keys import mint
 from services.local.postgres import free_port
 
 AGENT = {"name": "bench", "model": "openai/fake", "tools": []}
@@ -93,9 +94,10 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def gateway_ready(url: str) -> bool:
+def gateway_ready(url: str, key: str) -> bool:
     try:
-        return httpx.get(f"{url}/v1/runs", params={"limit": 1}, timeout=2).status_code == 200
+        response = httpx.get(f"{url}/v1/runs", params={"limit": 1}, timeout=2, headers=auth(key))
+        return response.status_code == 200
     except httpx.TransportError:
         return False
 
@@ -106,11 +108,15 @@ def brain_started(brain: LoopdProcess) -> bool:
     return " started" in brain.log_path.read_text(errors="replace")
 
 
-async def create_runs(url: str, count: int, parallel: int) -> dict[str, str]:
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def create_runs(url: str, key: str, count: int, parallel: int) -> dict[str, str]:
     """run id -> its first input, created over REST with at most `parallel` requests in flight."""
     gate = asyncio.Semaphore(parallel)
     created: dict[str, str] = {}
-    async with httpx.AsyncClient(base_url=url, timeout=120) as api:
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=auth(key)) as api:
 
         async def one(index: int) -> None:
             user_input = f"run {index} {secrets.token_hex(4)}"
@@ -124,13 +130,19 @@ async def create_runs(url: str, count: int, parallel: int) -> dict[str, str]:
 
 
 async def drive_turns(
-    url: str, database_url: str, run_ids: set[str], turns: int, brains: list[LoopdProcess], timeout: float
+    url: str,
+    key: str,
+    database_url: str,
+    run_ids: set[str],
+    turns: int,
+    brains: list[LoopdProcess],
+    timeout: float,
 ) -> Observed:
     """Send the next message to every run whose turn completed, until all runs finished `turns` turns."""
     observed = Observed(started=time.time())
     sent: dict[str, int] = dict.fromkeys(run_ids, 1)
     async with (
-        httpx.AsyncClient(base_url=url, timeout=120) as api,
+        httpx.AsyncClient(base_url=url, timeout=120, headers=auth(key)) as api,
         await psycopg.AsyncConnection.connect(plain_url(database_url), autocommit=True) as conn,
     ):
         gate = asyncio.Semaphore(64)
@@ -265,6 +277,7 @@ def environment(running: Servers, model_url: str, concurrency: int) -> dict[str,
         "LOOPD_BUS_URL": running.redis.url,
         "LOOPD_ARTIFACTS_DIR": str(running.root / "artifacts"),
         "LOOPD_TENANT": "bench",
+        "LOOPD_ADMIN_KEY": mint(),
         "LOOPD_PORT": str(free_port()),
         "LOOPD_OPENAI_BASE_URL": f"{model_url}/v1",
         "LOOPD_BRAIN_CONCURRENCY": str(concurrency),
@@ -283,8 +296,9 @@ def measure(
 ) -> tuple[Observed, Turns, dict[str, str]]:
     url = f"http://127.0.0.1:{group.base_env['LOOPD_PORT']}"
     group.start("gateway", "services.gateway")
-    wait_until(lambda: gateway_ready(url), 60, "gateway")
-    inputs = asyncio.run(create_runs(url, args.runs, parallel=32))
+    key = group.base_env["LOOPD_ADMIN_KEY"]
+    wait_until(lambda: gateway_ready(url, key), 60, "gateway")
+    inputs = asyncio.run(create_runs(url, key, args.runs, parallel=32))
     brains = [group.start(f"brain-{n}", "services.brain", LOOPD_BRAIN_ID=f"brain-{n}") for n in (1, 2)]
     for brain in brains:
         wait_until(lambda b=brain: brain_started(b), 60, brain.name)
@@ -294,7 +308,7 @@ def measure(
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     client_before = time.process_time()
     observed = asyncio.run(
-        drive_turns(url, running.database_url, set(inputs), args.turns, brains, args.timeout)
+        drive_turns(url, key, running.database_url, set(inputs), args.turns, brains, args.timeout)
     )
     observed.cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     observed.cpu["benchmark client"] = time.process_time() - client_before
