@@ -125,7 +125,7 @@ class ToolDispatcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
             wait=wait_exponential_jitter(
-                initial=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
+                multiplier=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
             ),
             retry=retry_if_exception(
                 lambda error: isinstance(error, InfrastructureError) and error.retryable

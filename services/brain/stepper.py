@@ -226,4 +226,4 @@ def _model_wait(retry_state: object) -> float:
     retry_after = getattr(error, "retry_after", None)
     if isinstance(retry_after, int | float) and retry_after > 0:
         return float(min(retry_after, 60.0))
-    return float(wait_exponential_jitter(initial=0.5, max=20.0)(retry_state))  # type: ignore[arg-type]
+    return float(wait_exponential_jitter(multiplier=0.5, max=20.0)(retry_state))  # type: ignore[arg-type]

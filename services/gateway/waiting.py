@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.core import events as event_log
 from services.core import payloads, schemas
 from services.core import runs as run_store
+from services.core.agents import BudgetLimits
 from services.core.errors import Conflict, InvalidRequest, NotFound
+from services.core.settings import Ceilings
 from services.core.status import RunStatus
 from services.core.tools import Tool
 
@@ -50,3 +52,14 @@ async def answer_question(
     return await run_store.settle_wait(
         conn, run.id, [event_log.NewEvent.of(result)], None, tool_calls=event_log.Increment(1)
     )
+
+
+def check_wall_time(limits: BudgetLimits, ceilings: Ceilings) -> None:
+    """A wall time past the tenant's ceiling could never be used: the ceiling ends the run first."""
+    wanted = limits.max_wall_time_seconds
+    if wanted is not None and wanted > ceilings.run_wall_time_seconds:
+        raise InvalidRequest(
+            f"max_wall_time_seconds {wanted:g} is past this tenant's ceiling of "
+            f"{ceilings.run_wall_time_seconds:g}s",
+            code="above_ceiling",
+        )

@@ -17,7 +17,7 @@ from services.gateway.auth import Caller, Member
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, CallId, RunId, errors
 from services.gateway.responses import Run
-from services.gateway.waiting import ensure_call, waiting_for
+from services.gateway.waiting import check_wall_time, ensure_call, waiting_for
 
 router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])
 
@@ -102,6 +102,8 @@ async def interrupt(
 async def raise_budget(
     run_id: RunId, body: BudgetLimits, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
+    check_wall_time(body, services.settings.ceilings_for(caller.tenant_id))
+
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         waiting_for(run, "budget", "not_waiting_for_budget")
         raised = event_log.NewEvent.of(payloads.BudgetRaised.parse(body.model_dump(exclude_none=True)))

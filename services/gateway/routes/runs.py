@@ -21,7 +21,7 @@ from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
 from services.gateway.responses import Run, RunPage
-from services.gateway.waiting import answer_question
+from services.gateway.waiting import answer_question, check_wall_time
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -68,6 +68,8 @@ async def create_run(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     tenant = caller.tenant_id
+    if body.budget is not None:
+        check_wall_time(body.budget, services.settings.ceilings_for(tenant))
     request_hash = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()

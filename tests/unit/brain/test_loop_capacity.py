@@ -115,3 +115,20 @@ async def test_a_sub_agents_calls_name_the_run_at_the_top_of_its_tree(loop: Loop
     assert {request.root_run_id for request in sent} == {run_id}
     assert len({request.run_id for request in sent}) == 2
     assert {request.tenant for request in sent} == {loop.settings.tenant}
+
+
+async def test_a_budget_past_the_wall_time_ceiling_is_refused_when_asked_for(capped: Loop) -> None:
+    agent = scripted({"text": "never"}, limits={"max_wall_time_seconds": 1.0})
+    created = await capped.api.post(
+        "/v1/runs", json={"agent": agent, "input": "go", "budget": {"max_wall_time_seconds": 10.0}}
+    )
+    assert created.status_code == 422 and created.json()["error"]["code"] == "above_ceiling"
+
+    run_id = await capped.start(
+        scripted({"tool_calls": [SLEEP]}, {"text": "never"}, limits={"max_wall_time_seconds": 0.2})
+    )
+    await capped.until(run_id, "waiting")
+    raised = await capped.api.post(f"/v1/runs/{run_id}/budget", json={"max_wall_time_seconds": 3600})
+    assert raised.status_code == 422 and raised.json()["error"]["code"] == "above_ceiling"
+    within = await capped.api.post(f"/v1/runs/{run_id}/budget", json={"max_wall_time_seconds": 2.5})
+    assert within.status_code == 202, within.text
