@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import docker
 import pytest
@@ -19,12 +20,13 @@ pytestmark = pytest.mark.docker
 
 
 async def test_an_image_built_for_another_user_is_refused(
-    sandbox_image: str, docker_api: docker.APIClient
+    sandbox_image: str, docker_api: docker.APIClient, tmp_path: Path
 ) -> None:
     hands_id = f"test-user-{uuid.uuid4().hex[:10]}"
     built_for = Settings().sandbox_user
     uid, gid = (int(part) + 1 for part in built_for.split(":"))
-    settings = Settings(sandbox_image=sandbox_image, sandbox_user=f"{uid}:{gid}")
+    # Its workspace disk, if one gets made, lives under the test's folder, not the checkout's.
+    settings = Settings(sandbox_image=sandbox_image, sandbox_user=f"{uid}:{gid}", data_dir=tmp_path)
     driver = DockerDriver(
         SandboxSpec.from_settings(settings, {HANDS_LABEL: hands_id}), base_url=settings.sandbox_docker_host
     )
