@@ -390,7 +390,12 @@ def test_the_cli_approves_a_waiting_call(loop: ModelCluster) -> None:
     run_id = start(loop, ASK_BASH)
     run = until_status(loop, run_id, "waiting")
     [call_id] = run["waiting_for"]["call_ids"]
-    env = {**os.environ, "LOOPD_URL": loop.cluster.url, "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "LOOPD_URL": loop.cluster.url,
+        "LOOPD_API_KEY": loop.cluster.admin_key,
+        "NO_COLOR": "1",
+    }
     loopd = str(Path(sys.executable).parent / "loopd")
     shown = subprocess.run([loopd, "show", run_id], capture_output=True, text=True, env=env, timeout=60)
     assert f"loopd approve {run_id} {call_id}" in shown.stdout
