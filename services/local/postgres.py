@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -40,7 +41,7 @@ def binaries_dir() -> Path:
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 
-PORT_ATTEMPTS = 3
+START_ATTEMPTS = 10  # a taken port, or a killed server whose backends are still exiting
 # The fixed password of folders made before passwords were random (their superuser was loopd).
 _LEGACY_PASSWORD = "loopd"
 
@@ -88,14 +89,20 @@ class EmbeddedPostgres:
             self._initdb(bin_dir)
         elif (self.data_dir / "postmaster.pid").exists():
             self._stop_leftover(bin_dir)
-        for attempt in range(PORT_ATTEMPTS):
+        for attempt in range(START_ATTEMPTS):
             self._launch(bin_dir)
             try:
                 self._wait_ready(bin_dir, timeout)
                 break
             except EmbeddedPostgresError as error:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+                if "shared memory block" in str(error) and "still in use" in str(error):
+                    # Backends of a killed server hold its shared memory until they notice and exit.
+                    time.sleep(0.5)
+                    continue
                 # A free port we picked can be taken by someone else before the server binds it.
-                if not self._chose_port or "already in use" not in str(error) or attempt == PORT_ATTEMPTS - 1:
+                if not self._chose_port or "already in use" not in str(error):
                     raise
                 self.port = free_port()
         self._ensure_roles(bin_dir)
@@ -145,9 +152,13 @@ class EmbeddedPostgres:
         self._process = None
 
     def kill(self) -> None:
-        """Stop the server abruptly, as a crash would (used by fault tests)."""
+        """Stop the server abruptly, as a crash of its machine would: every backend at once, too
+        (used by fault tests)."""
         if self._process is not None:
-            self._process.kill()
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)  # its own session: see _launch
+            except ProcessLookupError:
+                pass
             self._process.wait()
             self._process = None
 
