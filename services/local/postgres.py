@@ -8,6 +8,7 @@ beside the data folder: a superuser for set-up and tests, and the role loopd use
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -155,10 +156,8 @@ class EmbeddedPostgres:
         """Stop the server abruptly, as a crash of its machine would: every backend at once, too
         (used by fault tests)."""
         if self._process is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signal.SIGKILL)  # its own session: see _launch
-            except ProcessLookupError:
-                pass
             self._process.wait()
             self._process = None
 
