@@ -57,6 +57,6 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (agents, runs, control, history, events, artifacts, keys, tenants, audit):
         # Every /v1 route needs a key and counts against the key's rate limit.
-        app.include_router(module.router, responses=errors(401, 403, 429))
+        app.include_router(module.router, responses=errors(401, 403, 429, 503))
     app.include_router(system.router)
     return app

@@ -6,10 +6,11 @@ import logging
 import math
 from collections.abc import Mapping
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -63,11 +64,37 @@ def install_error_handlers(app: FastAPI) -> None:
         reason = getattr(getattr(error.orig, "diag", None), "message_primary", None) or "refused"
         return error_response(422, "unstorable_input", f"the database cannot store the input: {reason}")
 
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+        if error.connection_invalidated or _is_unavailable(error):
+            # PostgreSQL is down or restarting: the request may succeed shortly, unchanged.
+            logger.warning(
+                "database unavailable on %s %s: %s",
+                request.method,
+                request.url.path,
+                type(error.orig).__name__,
+            )
+            return error_response(
+                503,
+                "database_unavailable",
+                "the database is unavailable; retry shortly",
+                {"Retry-After": "1"},
+            )
+        return await unexpected(request, error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         # The server drops the connection after an unhandled error, so the response says it will.
         return error_response(500, "internal", "internal error; see the gateway log", {"Connection": "close"})
+
+
+def _is_unavailable(error: DBAPIError) -> bool:
+    """Connection-level failures (refused, reset, server shutting down), not a query's own fault."""
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return isinstance(error.orig, psycopg.OperationalError) and (
+        not sqlstate or sqlstate.startswith(("08", "57P"))
+    )
 
 
 def _allowed_methods(request: Request) -> str:
