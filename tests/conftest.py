@@ -1,4 +1,5 @@
-"""Session-wide real servers: one embedded PostgreSQL and one Redis, on free loopback ports.
+"""Session-wide real servers: one embedded PostgreSQL and one Redis, on free loopback ports, and a
+private config file for the `loopd` CLI.
 
 Tests isolate themselves with random ids rather than fresh servers; tests that need a pristine
 database create their own. Workspace disks that tests leave mounted are unmounted at the end.
@@ -62,6 +63,18 @@ async def engine(database_url: str) -> AsyncIterator[object]:
     built = create_engine(Settings(database_url=database_url), pool_size=5)
     yield built
     await built.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cli_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The `loopd` CLI's config file, and the local stack's copy of its key, go to this session's
+    temporary folder (here and in every process a test starts), never to the user's own."""
+    path = tmp_path_factory.mktemp("cli-config") / "config.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOPD_CONFIG", str(path))
+        for name in ("LOOPD_API_KEY", "LOOPD_TOKEN"):
+            patch.delenv(name, raising=False)
+        yield path
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,7 +2,7 @@
 
 from loopd import Client
 
-with Client("http://127.0.0.1:8080") as loopd:
+with Client("http://127.0.0.1:8080", api_key="lk_...") as loopd:
     run = loopd.create_run("say hello", agent={"model": "openai/gpt-4o-mini"})
     for event in loopd.stream_events(run.id):
         print(event.seq, event.type)
@@ -11,6 +11,7 @@ with Client("http://127.0.0.1:8080") as loopd:
 """
 
 from loopd.async_client import AsyncClient
+from loopd.calls import AuditQuery
 from loopd.client import Client
 from loopd.errors import (
     ChecksumMismatchError,
@@ -23,16 +24,23 @@ from loopd.errors import (
 )
 from loopd.models import (
     Agent,
+    ApiKey,
     Artifact,
+    AuditEntry,
+    AuditPage,
     Budget,
     Event,
     EventPage,
     ForkedFrom,
     HandsWorker,
+    NewApiKey,
+    NewTenant,
     Page,
     PendingCall,
     Run,
     RunDiff,
+    Tenant,
+    TenantQuotas,
     Usage,
     WaitingFor,
 )
@@ -40,8 +48,12 @@ from loopd.stream import ReconnectPolicy
 
 __all__ = [
     "Agent",
+    "ApiKey",
     "Artifact",
     "AsyncClient",
+    "AuditEntry",
+    "AuditPage",
+    "AuditQuery",
     "Budget",
     "ChecksumMismatchError",
     "Client",
@@ -52,6 +64,8 @@ __all__ = [
     "LoopdAPIError",
     "LoopdConnectionError",
     "LoopdError",
+    "NewApiKey",
+    "NewTenant",
     "Page",
     "PendingCall",
     "ProtocolError",
@@ -59,6 +73,8 @@ __all__ = [
     "Run",
     "RunDiff",
     "SpecError",
+    "Tenant",
+    "TenantQuotas",
     "UnsafePathError",
     "Usage",
     "WaitingFor",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,10 +15,25 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from loopd import calls
-from loopd.calls import DEFAULT_URL, Call, decode, parse, parse_list
+from loopd.calls import DEFAULT_URL, AuditQuery, Call, Quotas, decode, parse, parse_list
 from loopd.downloads import VerifiedFile, safe_join
 from loopd.errors import LoopdAPIError, LoopdError, connection_error
-from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run, RunDiff
+from loopd.models import (
+    Agent,
+    ApiKey,
+    Artifact,
+    AuditEntry,
+    AuditPage,
+    Event,
+    EventPage,
+    HandsWorker,
+    NewApiKey,
+    NewTenant,
+    Page,
+    Run,
+    RunDiff,
+    Tenant,
+)
 from loopd.stream import (
     Backoff,
     ReconnectPolicy,
@@ -29,12 +46,16 @@ from loopd.stream import (
 
 
 class AsyncClient:
-    """Talks to a loopd gateway from asyncio code. Use `async with`, or await `aclose()`."""
+    """Talks to a loopd gateway from asyncio code. Use `async with`, or await `aclose()`.
+
+    `api_key` (or `token`, its older name) is sent as in `Client`.
+    """
 
     def __init__(
         self,
         base_url: str = DEFAULT_URL,
         *,
+        api_key: str | None = None,
         token: str | None = None,
         timeout: float = 30.0,
         stream_read_timeout: float = 60.0,
@@ -43,10 +64,11 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        key = calls.chosen_key(api_key, token)
         self.reconnect = reconnect or ReconnectPolicy()
         self._stream_timeout = httpx.Timeout(timeout, read=stream_read_timeout)
         self._http = httpx.AsyncClient(
-            transport=transport, **calls.http_options(base_url, token, timeout, headers)
+            transport=transport, **calls.http_options(base_url, key, timeout, headers)
         )
 
     async def aclose(self) -> None:
@@ -206,6 +228,53 @@ class AsyncClient:
                 async for chunk in response.aiter_bytes():
                     file.write(chunk)
         return destination
+
+    async def create_key(
+        self, name: str, *, role: str = "member", expires_at: datetime | None = None
+    ) -> NewApiKey:
+        return parse(NewApiKey, await self._send(calls.create_key(name, role, expires_at)))
+
+    async def list_keys(self) -> list[ApiKey]:
+        return parse_list(ApiKey, await self._send(calls.list_keys()))
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        return parse(ApiKey, await self._send(calls.revoke_key(key_id)))
+
+    async def create_tenant(
+        self, tenant_id: str, *, name: str | None = None, quotas: Quotas | None = None
+    ) -> NewTenant:
+        return parse(NewTenant, await self._send(calls.create_tenant(tenant_id, name, quotas)))
+
+    async def list_tenants(self) -> list[Tenant]:
+        return parse_list(Tenant, await self._send(calls.list_tenants()))
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        return parse(Tenant, await self._send(calls.get_tenant(tenant_id)))
+
+    async def update_tenant(
+        self, tenant_id: str, *, name: str | None = None, quotas: Quotas | None = None
+    ) -> Tenant:
+        return parse(Tenant, await self._send(calls.update_tenant(tenant_id, name, quotas)))
+
+    async def create_tenant_key(
+        self, tenant_id: str, name: str, *, role: str = "member", expires_at: datetime | None = None
+    ) -> NewApiKey:
+        call = calls.create_tenant_key(tenant_id, name, role, expires_at)
+        return parse(NewApiKey, await self._send(call))
+
+    async def read_audit(self, query: AuditQuery | None = None) -> AuditPage:
+        return parse(AuditPage, await self._send(calls.read_audit(query or AuditQuery())))
+
+    async def iter_audit(self, query: AuditQuery | None = None) -> AsyncIterator[AuditEntry]:
+        """Every audit entry `query` matches, page after page."""
+        query = query or AuditQuery()
+        while True:
+            page = await self.read_audit(query)
+            for entry in page.data:
+                yield entry
+            if page.next_after is None or not page.data:
+                return
+            query = replace(query, after=page.next_after)
 
     async def list_hands(self) -> list[HandsWorker]:
         return parse_list(HandsWorker, await self._send(calls.list_hands()))

@@ -5,7 +5,8 @@ Both the sync and the async client send these same `Call`s, so the two cannot dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -14,11 +15,25 @@ from pydantic import BaseModel, ValidationError
 
 from loopd.downloads import quote_artifact_path
 from loopd.errors import LoopdError, ProtocolError, api_error_from_response
+from loopd.models import TenantQuotas
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 USER_AGENT = "loopd-python"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+Quotas = TenantQuotas | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit entries to read: each filter narrows, `after` pages on by entry id."""
+
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    key_id: str | None = None
+    after: int = 0
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,13 +54,20 @@ class Call:
         return options
 
 
+def chosen_key(api_key: str | None, token: str | None) -> str | None:
+    """The API key a client sends: `api_key`, or `token`, its older name."""
+    if api_key and token and api_key != token:
+        raise LoopdError("give the key as api_key or as token, not two different ones", code="two_keys")
+    return api_key or token or None
+
+
 def http_options(
-    base_url: str, token: str | None, timeout: float, headers: dict[str, str] | None
+    base_url: str, api_key: str | None, timeout: float, headers: dict[str, str] | None
 ) -> dict[str, Any]:
     """Keyword arguments shared by the sync and async httpx clients."""
     merged = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
-    if token:
-        merged["Authorization"] = f"Bearer {token}"
+    if api_key:
+        merged["Authorization"] = f"Bearer {api_key}"
     return {"base_url": base_url.rstrip("/"), "headers": merged, "timeout": timeout}
 
 
@@ -182,6 +204,69 @@ def get_artifact(run_id: str, path: str) -> Call:
 
 def list_hands() -> Call:
     return Call("GET", "/v1/hands")
+
+
+def create_key(name: str, role: str, expires_at: datetime | None) -> Call:
+    return Call("POST", "/v1/keys", json=_key_body(name, role, expires_at))
+
+
+def _key_body(name: str, role: str, expires_at: datetime | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "role": role}
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            raise LoopdError("expires_at needs a time zone (e.g. UTC)", code="invalid_expiry")
+        body["expires_at"] = expires_at.isoformat()
+    return body
+
+
+def list_keys() -> Call:
+    return Call("GET", "/v1/keys")
+
+
+def revoke_key(key_id: str) -> Call:
+    return Call("DELETE", f"/v1/keys/{_segment(key_id)}")
+
+
+def create_tenant(tenant_id: str, name: str | None, quotas: Quotas | None) -> Call:
+    body: dict[str, Any] = {"id": tenant_id}
+    if name is not None:
+        body["name"] = name
+    if quotas is not None:
+        body["quotas"] = _quotas_body(quotas)
+    return Call("POST", "/v1/tenants", json=body)
+
+
+def list_tenants() -> Call:
+    return Call("GET", "/v1/tenants")
+
+
+def get_tenant(tenant_id: str) -> Call:
+    return Call("GET", f"/v1/tenants/{_segment(tenant_id)}")
+
+
+def update_tenant(tenant_id: str, name: str | None, quotas: Quotas | None) -> Call:
+    body: dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name
+    if quotas is not None:
+        body["quotas"] = _quotas_body(quotas)
+    if not body:
+        raise LoopdError("name a new name or quotas to change", code="nothing_to_update")
+    return Call("PATCH", f"/v1/tenants/{_segment(tenant_id)}", json=body)
+
+
+def create_tenant_key(tenant_id: str, name: str, role: str, expires_at: datetime | None) -> Call:
+    return Call("POST", f"/v1/tenants/{_segment(tenant_id)}/keys", json=_key_body(name, role, expires_at))
+
+
+def _quotas_body(quotas: Quotas) -> dict[str, Any]:
+    # Unset quotas are left out: the server reads a missing one as no limit.
+    given = quotas.model_dump(exclude_none=True) if isinstance(quotas, BaseModel) else quotas
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def read_audit(audit: AuditQuery) -> Call:
+    return Call("GET", "/v1/audit", params=asdict(audit))
 
 
 def health(ready: bool) -> Call:

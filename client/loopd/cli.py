@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 from typer.core import TyperGroup
 
+from loopd.access_cli import access_app
 from loopd.calls import DEFAULT_URL
 from loopd.cli_context import (
     EXIT_ERROR,
@@ -29,16 +31,22 @@ from loopd.cli_context import (
     budget_limits,
     client_for,
 )
-from loopd.console import io_error, out, print_error
+from loopd.config import CONFIG_ENV, default_path
+from loopd.console import err, io_error, out, print_error
 from loopd.control_cli import control_app
-from loopd.errors import LoopdError
+from loopd.errors import LoopdAPIError, LoopdError
 from loopd.follow import download_all, follow_events, follow_run
 from loopd.models import RUN_STATUSES
 from loopd.render import event_text
 from loopd.spec import load_agent_spec, parse_metadata, to_yaml
 from loopd.tables import agents_table, artifacts_table, hands_table, run_details, runs_table
+from loopd.tenants_cli import tenants_app
 
 EXIT_INTERRUPTED = 130
+NO_KEY_HINT = (
+    "give a key with --api-key or LOOPD_API_KEY, or keep one with `loopd login`; "
+    "the local stack (`loopd-server up`) keeps its own for this machine"
+)
 
 
 class LoopdGroup(TyperGroup):
@@ -50,6 +58,8 @@ class LoopdGroup(TyperGroup):
             return super().invoke(ctx)
         except LoopdError as error:
             print_error(error)
+            if isinstance(error, LoopdAPIError) and error.code == "missing_api_key":
+                err().print(Text(NO_KEY_HINT, style="dim"), soft_wrap=True)
         except BrokenPipeError:
             # The reader went away (`loopd logs RUN | head`): stop quietly, and keep the interpreter
             # from failing again when it flushes stdout on exit.
@@ -73,18 +83,35 @@ agent_app = typer.Typer(help="Store and inspect versioned agent specs.", no_args
 app.add_typer(agent_app, name="agent")
 # approve, deny, reply, interrupt, budget, tool-result, fork and diff: top-level commands.
 app.add_typer(control_app)
+# login, logout, keys and audit; tenants.
+app.add_typer(access_app)
+app.add_typer(tenants_app, name="tenants")
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
     url: Annotated[str, typer.Option(envvar="LOOPD_URL", help="loopd gateway URL.")] = DEFAULT_URL,
-    token: Annotated[
+    api_key: Annotated[
         str | None,
-        typer.Option(envvar=["LOOPD_API_KEY", "LOOPD_TOKEN"], help="Bearer token.", show_default=False),
+        typer.Option(
+            "--api-key",
+            "--token",
+            envvar=["LOOPD_API_KEY", "LOOPD_TOKEN"],
+            help="API key (lk_...); else the config file's key for --url.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=CONFIG_ENV,
+            help="Keys per gateway; else $XDG_CONFIG_HOME/loopd/config.json or ~/.config/loopd/config.json.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
-    ctx.obj = Connection(url, token)
+    ctx.obj = Connection(url, api_key, config or default_path())
 
 
 @app.command()

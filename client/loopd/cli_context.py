@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from loopd.client import Client
+from loopd.config import ConfigFile
 
 EXIT_ERROR = 2
 
 
 @dataclass(frozen=True)
 class Connection:
+    """The gateway to talk to, and the key given on the command line or in the environment, if any."""
+
     url: str
-    token: str | None
+    api_key: str | None
+    config_path: Path
+
+    @property
+    def config(self) -> ConfigFile:
+        return ConfigFile(self.config_path)
+
+    def key(self) -> str | None:
+        """The key to send: the one given, else the config file's for this gateway (read only now)."""
+        return self.api_key or self.config.api_key(self.url)
 
     def client(self) -> Client:
-        return Client(self.url, token=self.token)
+        return Client(self.url, api_key=self.key())
+
+
+def connection(ctx: typer.Context) -> Connection:
+    return ctx.find_object(Connection)  # type: ignore[return-value]
 
 
 def client_for(ctx: typer.Context) -> Client:
-    return ctx.find_object(Connection).client()  # type: ignore[union-attr]
+    return connection(ctx).client()
 
 
 RunId = Annotated[str, typer.Argument(metavar="RUN")]

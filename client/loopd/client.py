@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,10 +15,25 @@ import httpx
 from httpx_sse import connect_sse
 
 from loopd import calls
-from loopd.calls import DEFAULT_URL, Call, decode, parse, parse_list
+from loopd.calls import DEFAULT_URL, AuditQuery, Call, Quotas, decode, parse, parse_list
 from loopd.downloads import VerifiedFile, safe_join
 from loopd.errors import LoopdAPIError, LoopdError, connection_error
-from loopd.models import Agent, Artifact, Event, EventPage, HandsWorker, Page, Run, RunDiff
+from loopd.models import (
+    Agent,
+    ApiKey,
+    Artifact,
+    AuditEntry,
+    AuditPage,
+    Event,
+    EventPage,
+    HandsWorker,
+    NewApiKey,
+    NewTenant,
+    Page,
+    Run,
+    RunDiff,
+    Tenant,
+)
 from loopd.stream import (
     Backoff,
     ReconnectPolicy,
@@ -29,12 +46,17 @@ from loopd.stream import (
 
 
 class Client:
-    """Talks to a loopd gateway. Use as a context manager, or call `close()` when done."""
+    """Talks to a loopd gateway. Use as a context manager, or call `close()` when done.
+
+    `api_key` (an `lk_...` key; `token` is its older name) goes on every request as
+    `Authorization: Bearer`; its role and tenant decide what the calls may see and do.
+    """
 
     def __init__(
         self,
         base_url: str = DEFAULT_URL,
         *,
+        api_key: str | None = None,
         token: str | None = None,
         timeout: float = 30.0,
         stream_read_timeout: float = 60.0,
@@ -43,12 +65,11 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        key = calls.chosen_key(api_key, token)
         self.reconnect = reconnect or ReconnectPolicy()
         # The server pings idle streams every few seconds; silence longer than this means a dead link.
         self._stream_timeout = httpx.Timeout(timeout, read=stream_read_timeout)
-        self._http = httpx.Client(
-            transport=transport, **calls.http_options(base_url, token, timeout, headers)
-        )
+        self._http = httpx.Client(transport=transport, **calls.http_options(base_url, key, timeout, headers))
 
     def close(self) -> None:
         self._http.close()
@@ -239,6 +260,58 @@ class Client:
     def download_artifacts(self, run_id: str, directory: str | Path) -> list[Path]:
         """Save every artifact of a run under `directory`; stops at the first failure."""
         return [self.download_artifact(run_id, a, directory) for a in self.list_artifacts(run_id)]
+
+    def create_key(self, name: str, *, role: str = "member", expires_at: datetime | None = None) -> NewApiKey:
+        """A new key of the caller's tenant (admins only); `.key` is the key, shown this once."""
+        return parse(NewApiKey, self._send(calls.create_key(name, role, expires_at)))
+
+    def list_keys(self) -> list[ApiKey]:
+        """The tenant's keys, newest first, revoked and expired ones too; never the keys themselves."""
+        return parse_list(ApiKey, self._send(calls.list_keys()))
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Refuse a key from the next request on, on every gateway; revoking twice is harmless."""
+        return parse(ApiKey, self._send(calls.revoke_key(key_id)))
+
+    def create_tenant(
+        self, tenant_id: str, *, name: str | None = None, quotas: Quotas | None = None
+    ) -> NewTenant:
+        """A new tenant and its first admin key (`.admin_key.key`, shown this once). Root admins only."""
+        return parse(NewTenant, self._send(calls.create_tenant(tenant_id, name, quotas)))
+
+    def list_tenants(self) -> list[Tenant]:
+        """Every tenant of the deployment. Root admins only."""
+        return parse_list(Tenant, self._send(calls.list_tenants()))
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """A tenant and its quotas: root admins read any, a tenant's admins their own."""
+        return parse(Tenant, self._send(calls.get_tenant(tenant_id)))
+
+    def update_tenant(
+        self, tenant_id: str, *, name: str | None = None, quotas: Quotas | None = None
+    ) -> Tenant:
+        """Rename a tenant or set its quotas; `quotas` replaces them as a whole. Root admins only."""
+        return parse(Tenant, self._send(calls.update_tenant(tenant_id, name, quotas)))
+
+    def create_tenant_key(
+        self, tenant_id: str, name: str, *, role: str = "member", expires_at: datetime | None = None
+    ) -> NewApiKey:
+        """A key of another tenant, e.g. for one that lost its admin keys. Root admins only."""
+        return parse(NewApiKey, self._send(calls.create_tenant_key(tenant_id, name, role, expires_at)))
+
+    def read_audit(self, query: AuditQuery | None = None) -> AuditPage:
+        """One page of the tenant's audit log, oldest first (admins only); see `AuditQuery`."""
+        return parse(AuditPage, self._send(calls.read_audit(query or AuditQuery())))
+
+    def iter_audit(self, query: AuditQuery | None = None) -> Iterator[AuditEntry]:
+        """Every audit entry `query` matches, page after page."""
+        query = query or AuditQuery()
+        while True:
+            page = self.read_audit(query)
+            yield from page.data
+            if page.next_after is None or not page.data:
+                return
+            query = replace(query, after=page.next_after)
 
     def list_hands(self) -> list[HandsWorker]:
         return parse_list(HandsWorker, self._send(calls.list_hands()))

@@ -1,4 +1,5 @@
-"""Typed views of the v1 API's JSON: runs, events, agents, artifacts, hands workers and run diffs.
+"""Typed views of the v1 API's JSON: runs, events, agents, artifacts, hands workers, run diffs, and
+the teams calls' API keys, tenants and audit entries.
 
 Every model keeps fields it does not know (`extra="allow"`), so a newer server never breaks an
 older client; only the fields the client relies on are declared.
@@ -166,3 +167,70 @@ class RunDiff(WireModel):
     diverges_at: int | None = None
     a: list[Event] = Field(default_factory=list)
     b: list[Event] = Field(default_factory=list)
+
+
+class ApiKey(WireModel):
+    """A key as listings show it: never the key itself, only its `prefix` to tell keys apart."""
+
+    id: str
+    tenant: str | None = None
+    name: str = ""
+    role: str
+    prefix: str = ""
+    created_by: str | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def state(self, now: datetime) -> str:
+        """`revoked`, `expired` or `active` at `now` (an aware datetime)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+class NewApiKey(ApiKey):
+    """The one answer that carries the key itself; kept out of `repr` so logs do not catch it."""
+
+    key: str = Field(repr=False)
+
+
+class TenantQuotas(WireModel):
+    """A tenant's shares of the deployment; None is no limit beyond the server's ceilings."""
+
+    max_running_runs: int | None = None
+    max_sandboxes: int | None = None
+    monthly_tokens: int | None = None
+    monthly_cost_usd: float | None = None
+
+
+class Tenant(WireModel):
+    id: str
+    name: str = ""
+    quotas: TenantQuotas = Field(default_factory=TenantQuotas)
+    created_at: datetime | None = None
+
+
+class NewTenant(Tenant):
+    """A tenant just created, with its first admin key (shown this once)."""
+
+    admin_key: NewApiKey
+
+
+class AuditEntry(WireModel):
+    """Who (a key id; None for the server itself) did what to which object, and when."""
+
+    id: int
+    at: datetime | None = None
+    key_id: str | None = None
+    action: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditPage(WireModel):
+    data: list[AuditEntry]
+    next_after: int | None = None

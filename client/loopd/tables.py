@@ -1,19 +1,31 @@
-"""Rich tables for the listing commands (`runs`, `show`, `artifacts`, `agents`, `hands`)."""
+"""Rich tables for the listing commands (`runs`, `show`, `artifacts`, `agents`, `hands`, and the
+teams commands `keys list`, `tenants list|show` and `audit`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from loopd.models import Agent, Artifact, Budget, HandsWorker, Run
-from loopd.text import clip, number
+from loopd.models import (
+    Agent,
+    ApiKey,
+    Artifact,
+    AuditEntry,
+    Budget,
+    HandsWorker,
+    Run,
+    Tenant,
+    TenantQuotas,
+)
+from loopd.text import clip, compact_json, number
 from loopd.waiting import waiting_lines
 
+KEY_STATE_STYLES = {"active": "green", "expired": "yellow", "revoked": "red"}
 STATUS_STYLES = {
     "queued": "blue",
     "running": "cyan",
@@ -127,4 +139,54 @@ def hands_table(workers: Iterable[HandsWorker]) -> Table:
         busy = f"{worker.slots_total - worker.slots_free}/{worker.slots_total}"
         table.add_row(worker.hands_id, worker.state, busy, str(worker.sandbox_count))
     table.columns[0].no_wrap = True
+    return table
+
+
+def keys_table(keys: Iterable[ApiKey]) -> Table:
+    now = datetime.now(UTC)
+    table = Table("key", "name", "role", "prefix", "state", "created", "expires")
+    for key in keys:
+        state = key.state(now)
+        table.add_row(
+            key.id, key.name, key.role, key.prefix, Text(state, style=KEY_STATE_STYLES.get(state, "")),
+            when(key.created_at), when(key.expires_at) if key.expires_at else "never",
+        )  # fmt: skip
+    table.columns[0].no_wrap = True
+    return table
+
+
+def quotas_text(quotas: TenantQuotas) -> str:
+    """`max_running_runs 4, monthly_tokens 1000000`, or `no quotas`."""
+    limits = quotas.model_dump(exclude_none=True)
+    return ", ".join(f"{key} {number(value)}" for key, value in limits.items()) or "no quotas"
+
+
+def tenants_table(tenants: Iterable[Tenant]) -> Table:
+    table = Table("tenant", "name", "quotas", "created")
+    for tenant in tenants:
+        table.add_row(tenant.id, tenant.name, quotas_text(tenant.quotas), when(tenant.created_at))
+    table.columns[0].no_wrap = True
+    return table
+
+
+def tenant_details(tenant: Tenant) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("tenant", tenant.id)
+    grid.add_row("name", tenant.name)
+    for key, value in tenant.quotas.model_dump().items():
+        grid.add_row(key, "no limit" if value is None else number(value))
+    grid.add_row("created", when(tenant.created_at))
+    return grid
+
+
+def audit_table(entries: Iterable[AuditEntry]) -> Table:
+    table = Table("id", "at", "key", "action", "object", "details")
+    for entry in entries:
+        details = compact_json(entry.details, 80) if entry.details else ""
+        table.add_row(
+            str(entry.id), when(entry.at), entry.key_id or "server", entry.action,
+            f"{entry.object_type} {entry.object_id}", details,
+        )  # fmt: skip
     return table

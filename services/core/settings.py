@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         "stack makes one in data_dir when unset",
     )
     data_dir: Path = Path(".loopd")
+    config: Path | None = Field(
+        default=None,
+        description="the `loopd` CLI's config file, where `up` stores the local stack's admin key for its "
+        "URL (default: the CLI's own, $XDG_CONFIG_HOME/loopd/config.json or ~/.config/loopd/config.json)",
+    )
     stack_id: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",

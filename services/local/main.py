@@ -14,6 +14,8 @@ from pathlib import Path
 
 import typer
 import yaml
+from loopd.config import ConfigFile, default_path
+from loopd.errors import LoopdError
 
 from services.core.process import configure_logging, run
 from services.core.settings import Settings
@@ -32,9 +34,33 @@ def up(settings: Settings | None = None) -> None:
             if stack.new_admin_key:
                 # Shown this once; it stays in the data folder (mode 0600) for the stack's next start.
                 typer.echo(f"admin API key of tenant {stack.settings.tenant}: {stack.admin_key}")
+            if settings.admin_key is None:
+                _share_admin_key(stack, ConfigFile(settings.config or default_path()))
             await stack.wait_closed()
 
     run(serve())
+
+
+def _share_admin_key(stack: LocalStack, config: ConfigFile) -> None:
+    """Let the `loopd` CLI on this machine find the stack's admin key, filed under the stack's URL."""
+    try:
+        if share_admin_key(config, stack.url, stack.admin_key, new=stack.new_admin_key):
+            typer.echo(f"the loopd CLI on this machine finds it in {config.path}")
+    except (OSError, LoopdError) as error:
+        # The stack serves all the same; the CLI can still be given the key by hand.
+        typer.echo(f"could not store the admin key in {config.path}: {error}", err=True)
+
+
+def share_admin_key(config: ConfigFile, url: str, key: str, *, new: bool) -> bool:
+    """Store `key` for `url` if the stack just made it or the config has no key for `url` yet.
+
+    A key the config already holds for `url` is left alone, unless the stack is new: then the old
+    one belonged to a stack that is gone. True when the key was stored.
+    """
+    if not new and config.api_key(url) is not None:
+        return False
+    config.store_key(url, key)
+    return True
 
 
 def demo(task: str, agent: Path, settings: Settings | None = None) -> int:

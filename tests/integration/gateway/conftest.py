@@ -39,6 +39,7 @@ async def api(gateway_settings: Settings, local_bus: Bus) -> AsyncIterator[httpx
     app = create_app(gateway_settings, bus=local_bus)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        assert gateway_settings.admin_key is not None
         headers = {"Authorization": f"Bearer {gateway_settings.admin_key.get_secret_value()}"}
         async with httpx.AsyncClient(
             transport=transport, base_url="http://loopd.test", headers=headers

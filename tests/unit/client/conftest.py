@@ -16,9 +16,9 @@ def use_gateway(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeGateway], None
     """Make every command talk to `gateway`, reconnecting at once when a stream drops."""
 
     def install(gateway: FakeGateway) -> None:
-        def make_client(url: str, *, token: str | None = None) -> Client:
+        def make_client(url: str, *, api_key: str | None = None) -> Client:
             policy = ReconnectPolicy(initial_delay=0, max_delay=0)
-            return Client(url, token=token, transport=gateway.transport(), reconnect=policy)
+            return Client(url, api_key=api_key, transport=gateway.transport(), reconnect=policy)
 
         monkeypatch.setattr(loopd.cli_context, "Client", make_client)
 
