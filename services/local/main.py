@@ -96,7 +96,7 @@ async def _run_demo(settings: Settings, task: str, spec_file: Path) -> int:
 def _last_run_id(url: str, key: str) -> str | None:
     from loopd import Client
 
-    with Client(url, token=key) as client:
+    with Client(url, api_key=key) as client:
         runs = client.list_runs(limit=1)
     return runs.data[0].id if runs.data else None
 
