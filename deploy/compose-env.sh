@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes the compose deployment's secrets to .env beside docker-compose.yml (compose reads it):
-# random passwords for PostgreSQL and Redis and the hands secret. Values already in .env are kept,
-# so running it again changes nothing.
+# random passwords for PostgreSQL and Redis, the hands secret, and the root tenant's admin API key.
+# Values already in .env are kept, so running it again changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +14,8 @@ for name in LOOPD_POSTGRES_PASSWORD LOOPD_REDIS_PASSWORD LOOPD_HANDS_SECRET; do
     echo "${name}=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >>"$env_file"
   fi
 done
-echo "compose-env: secrets are in $env_file"
+if ! grep -q "^LOOPD_ADMIN_KEY=" "$env_file"; then
+  # An API key as loopd mints them: lk_ and 256 random bits.
+  echo "LOOPD_ADMIN_KEY=lk_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >>"$env_file"
+fi
+echo "compose-env: secrets are in $env_file (LOOPD_ADMIN_KEY is the root tenant's admin API key)"

@@ -37,6 +37,7 @@ SECRETS = {
     "LOOPD_POSTGRES_PASSWORD": "pg-secret",
     "LOOPD_REDIS_PASSWORD": "redis-secret",
     "LOOPD_HANDS_SECRET": "hands-secret",
+    "LOOPD_ADMIN_KEY": "lk_admin-key-of-the-root-tenant",
 }
 
 
@@ -98,6 +99,11 @@ def test_the_secrets_reach_the_stores_and_every_role() -> None:
         assert env["LOOPD_BUS_URL"] == "redis://:redis-secret@redis:6379/0"
         assert env["LOOPD_HANDS_SECRET"] == "hands-secret"
         assert env["LOOPD_STACK_ID"] == "compose"
+    # Only the gateway checks keys, so only it holds the admin key.
+    assert services["gateway"]["environment"]["LOOPD_ADMIN_KEY"] == "lk_admin-key-of-the-root-tenant"
+    assert all(
+        "LOOPD_ADMIN_KEY" not in services[name]["environment"] for name in ("brain", "hands", "migrate")
+    )
 
 
 def test_the_gateway_is_published_on_loopback_unless_told_otherwise() -> None:
