@@ -48,7 +48,7 @@ from bench._support import (
     servers,
     table,
 )
-from harness.processes import LoopdProcess, ProcessGroup
+from harness.processes import HIGH_RATE_LIMITS, LoopdProcess, ProcessGroup
 from services.core.keys import mint
 from services.local.postgres import free_port
 
@@ -284,6 +284,9 @@ def environment(running: Servers, model_url: str, concurrency: int) -> dict[str,
         # Hundreds of runs per brain need more than the default 10 (+10 in bursts) connections: with
         # too few, commits wait for a connection, and burst connections are opened and closed again.
         "LOOPD_DATABASE_POOL_SIZE": str(DATABASE_POOL_SIZE),
+        # Every run and every turn is sent with the one admin key, hundreds a second: the limiter is
+        # measured on each request, but must not refuse them.
+        **HIGH_RATE_LIMITS,
     }
 
 

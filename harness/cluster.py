@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from harness.processes import LoopdProcess, ProcessGroup
+from harness.processes import HIGH_RATE_LIMITS, LoopdProcess, ProcessGroup
 from harness.waiting import eventually_sync
 from services.core.bus import HandsInfo, build_bus
 from services.core.keys import mint
@@ -118,6 +118,8 @@ def running_cluster(
         "LOOPD_STACK_ID": f"test-{secrets.token_hex(4)}",
         "LOOPD_HANDS_SECRET": secrets.token_urlsafe(24),
         "LOOPD_ADMIN_KEY": admin_key,
+        # Every run is started and watched with the one admin key (a test may pass lower limits).
+        **HIGH_RATE_LIMITS,
         **settings,
     }
     group = ProcessGroup(root, env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -96,6 +96,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
+    # Requests per API key, as the limits library writes them ("600/minute", "10/second;600/minute":
+    # every part holds); empty turns a bucket off. The defaults match what hosted agent platforms
+    # allow (600 reads and 60 creates a minute), so clients written for those fit unchanged, and are
+    # far above what people and CI scripts send. A stream (SSE) is one read for its whole life.
+    rate_limit_reads: str = Field(
+        default="600/minute", description="GET requests per API key; empty: unlimited"
+    )
+    rate_limit_writes: str = Field(
+        default="60/minute",
+        description="POST, PUT, PATCH and DELETE requests per API key (runs, messages, approvals, "
+        "answers, keys...); empty: unlimited",
+    )
 
     # Metrics: the gateway serves them on /metrics; the brain and hands each on a port of their own.
     metrics_enabled: bool = Field(default=True, description="false: the brain and hands open no metrics port")
@@ -223,6 +235,16 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='JSON: {"openai/gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}',
     )
+
+    @field_validator("rate_limit_reads", "rate_limit_writes")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        value = value.strip()
+        if value:
+            parse_many(value)  # its ValueError names what it could not read
+        return value
 
     @model_validator(mode="after")
     def _valid_tenant_ceilings(self) -> Settings:

@@ -17,6 +17,7 @@ from services.gateway.bootstrap import ensure_root
 from services.gateway.deps import GatewayServices
 from services.gateway.errors import install_error_handlers
 from services.gateway.params import errors
+from services.gateway.rate_limit import open_limiter
 from services.gateway.request_metrics import RequestMetricsMiddleware
 from services.gateway.routes import (
     agents,
@@ -38,7 +39,11 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_engine(settings) as engine, open_bus(settings, bus) as active_bus:
+        async with (
+            open_engine(settings) as engine,
+            open_bus(settings, bus) as active_bus,
+            open_limiter(settings) as limiter,
+        ):
             await ensure_root(settings, engine)
             app.state.services = GatewayServices(
                 settings=settings,
@@ -46,6 +51,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
                 bus=active_bus,
                 artifacts=build_artifact_store(settings.artifacts_path),
                 journal=Journal(engine, active_bus),
+                limiter=limiter,
             )
             yield
 

@@ -17,7 +17,7 @@ from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-from harness.processes import ProcessGroup
+from harness.processes import HIGH_RATE_LIMITS, ProcessGroup
 from harness.servers import RedisServer
 from harness.waiting import eventually_sync
 from services.core.keys import mint
@@ -43,6 +43,8 @@ def gateway(
         "LOOPD_ARTIFACTS_DIR": str(root / "artifacts"),
         "LOOPD_TENANT": f"t-{secrets.token_hex(4)}",
         "LOOPD_PORT": str(port),
+        # Some 2,000 generated requests come from the one admin key within minutes.
+        **HIGH_RATE_LIMITS,
     }
     group = ProcessGroup(root, env)
     url = f"http://127.0.0.1:{port}"

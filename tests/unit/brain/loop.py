@@ -155,6 +155,10 @@ class Loop:
             # The session's database is migrated once; a test with a database of its own migrates it.
             "migrate_on_start": False,
             "admin_key": mint(),
+            # Tests start and poll every run with the one admin key; the brain is under test here,
+            # not the gateway's per-key limits (tests/integration/gateway/test_rate_limits.py).
+            "rate_limit_reads": "1000000/minute",
+            "rate_limit_writes": "1000000/minute",
         }
         self.settings = Settings(database_url=database_url, **{**defaults, **settings})
         self.artifacts = build_artifact_store(self.settings.artifacts_path)
