@@ -35,9 +35,13 @@ class LoopdError(Exception):
 class LoopdAPIError(LoopdError):
     """The server answered with an error status."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, code=code, retryable=status_code in RETRYABLE_STATUSES)
         self.status_code = status_code
+        # Seconds the server asked for before another try (Retry-After on 429 and 503), if it said.
+        self.retry_after = retry_after
 
 
 class LoopdConnectionError(LoopdError):
@@ -74,6 +78,21 @@ class ChecksumMismatchError(LoopdError):
 
 def api_error_from_response(response: httpx.Response) -> LoopdAPIError:
     """Read the error envelope of a failed response, tolerating bodies that are not loopd's."""
+    error = _api_error(response)
+    error.retry_after = _retry_after(response.headers.get("retry-after"))
+    return error
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds; loopd sends seconds (the HTTP-date form is not used)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 3600 else None
+
+
+def _api_error(response: httpx.Response) -> LoopdAPIError:
     status = response.status_code
     try:
         body = response.json()

@@ -50,7 +50,13 @@ class Backoff:
         self.failures += 1
         if self.failures >= self.policy.max_attempts:
             raise error
-        return self.policy.delay(self.failures)
+        asked = getattr(error, "retry_after", None)
+        # A server that says when to come back (rate limits, a database restart) is taken at its word.
+        return (
+            max(asked, self.policy.delay(self.failures))
+            if asked is not None
+            else self.policy.delay(self.failures)
+        )
 
 
 class StreamCursor:

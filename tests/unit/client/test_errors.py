@@ -7,6 +7,7 @@ import pytest
 from loopd import Client, LoopdAPIError, LoopdConnectionError, ProtocolError
 from loopd.console import error_line
 from loopd.errors import api_error_from_response, connection_error
+from loopd.stream import Backoff, ReconnectPolicy
 
 
 def test_the_error_envelope_gives_code_message_and_status() -> None:
@@ -39,6 +40,22 @@ def test_server_side_trouble_is_retryable_and_bad_requests_are_not() -> None:
     assert not api_error_from_response(
         httpx.Response(422, json={"error": {"code": "x", "message": ""}})
     ).retryable
+
+
+def test_a_rate_limited_answer_says_when_to_try_again() -> None:
+    body = {"error": {"code": "rate_limited", "message": "slow down"}}
+    limited = api_error_from_response(httpx.Response(429, json=body, headers={"Retry-After": "7"}))
+    assert (limited.code, limited.retryable, limited.retry_after) == ("rate_limited", True, 7.0)
+    assert api_error_from_response(httpx.Response(429, json=body)).retry_after is None
+    garbled = httpx.Response(429, json=body, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert api_error_from_response(garbled).retry_after is None
+
+
+def test_a_stream_reconnects_no_sooner_than_the_server_asked() -> None:
+    policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=5)
+    body = {"error": {"code": "rate_limited", "message": "slow down"}}
+    limited = api_error_from_response(httpx.Response(429, json=body, headers={"Retry-After": "3"}))
+    assert Backoff(policy).next_delay(limited) == 3.0
 
 
 def test_a_refused_connection_names_the_url_and_the_way_to_change_it() -> None:
