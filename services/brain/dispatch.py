@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from services.brain.context import RunState, SandboxLocation
 from services.brain.models import ToolCall
 from services.brain.models.openai import RAW_ARGUMENTS_KEY
+from services.brain.sandbox_claim import SandboxClaim
 from services.brain.stop_signal import wait_for_stop
 from services.core import events as event_log
 from services.core import metrics, payloads
@@ -51,7 +52,11 @@ from services.hands.contract.tools import TOOL_SCHEMAS
 logger = logging.getLogger(__name__)
 
 PREVIEW_BYTES = 8 * 1024
+# The result of a call that never ran because its tenant's runs held every sandbox of its quota.
+SANDBOX_QUOTA = "sandbox_quota"
 HANDS_POLL_SECONDS = 0.25
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class RunScope:
     tenant: str
     root_run_id: str
     wall_time_left: float = math.inf
+    # The run's claim on one of its tenant's sandboxes, for this drive; None: the run needs none.
+    sandbox: SandboxClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,9 @@ class ToolDispatcher:
         limit = CallLimit.of(call, spec, self.settings, scope)
         if limit.wall_time_out():
             return ToolOutcome([], await self._result_data(call, _out_of_wall_time(state)))
+        refused = await self._claim_sandbox(state, scope, limit)
+        if refused is not None:
+            return ToolOutcome([], await self._result_data(call, refused))
         sandbox_events: list[event_log.NewEvent] = []
         excluded: set[str] = set()
         policy = spec.retry
@@ -154,6 +164,25 @@ class ToolDispatcher:
                     # call itself may kill it) reaches the model as a tool error in the end.
                     raise SandboxLost(result.error_message or "the sandbox died during the call")
         return ToolOutcome(sandbox_events, await self._result_data(call, limit.explain(result)))
+
+    async def _claim_sandbox(
+        self, state: RunState, scope: RunScope, limit: CallLimit
+    ) -> ExecuteResult | None:
+        """Wait until the run holds one of its tenant's sandboxes (Quotas.max_sandboxes), for at most
+        LOOPD_SANDBOX_QUOTA_WAIT_SECONDS and the wall time the run has left; None once it does, else
+        the result of a call that did not run. A person's interrupt or cancel ends the wait too."""
+        claim = scope.sandbox
+        if claim is None or await claim.try_now():
+            return None
+        within = min(self.settings.sandbox_quota_wait_seconds, limit.wall_time_left())
+        claimed = await self._unless_stopped(claim.wait(within), state)
+        if isinstance(claimed, ExecuteResult):
+            return claimed
+        if claimed:
+            return None
+        if limit.wall_time_out():
+            return _out_of_wall_time(state)
+        return _no_sandbox(claim.limit, within)
 
     async def workspace_artifacts(self, state: RunState) -> list[dict[str, Any]]:
         """The files of the run's last workspace snapshot, whose blobs are already in the artifact store.
@@ -254,7 +283,7 @@ class ToolDispatcher:
                 await stale.aclose()
             raise
 
-    async def _unless_stopped(self, execution: Awaitable[ExecuteResult], state: RunState) -> ExecuteResult:
+    async def _unless_stopped(self, execution: Awaitable[T], state: RunState) -> T | ExecuteResult:
         """Run the call, but cut it short if a person interrupts or cancels the run meanwhile.
 
         Cancelling the gRPC call makes hands kill what the call started; its partial changes to the
@@ -367,8 +396,11 @@ class CallLimit:
         ceiling = settings.ceilings_for(scope.tenant).tool_timeout_seconds
         return cls(tool_timeout(call, spec, settings, ceiling), time.monotonic() + scope.wall_time_left)
 
+    def wall_time_left(self) -> float:
+        return self.wall_time_ends - time.monotonic()
+
     def wall_time_out(self) -> bool:
-        return self.wall_time_ends - time.monotonic() <= 0
+        return self.wall_time_left() <= 0
 
     def timeout(self) -> float:
         return max(min(self.tool_timeout, self.wall_time_ends - time.monotonic()), 0.001)
@@ -392,6 +424,24 @@ def _out_of_wall_time(state: RunState) -> ExecuteResult:
         truncated=False,
         duration_ms=0,
         sandbox_id=state.sandbox.sandbox_id if state.sandbox else "",
+        sandbox_created=False,
+    )
+
+
+def _no_sandbox(limit: int | None, waited: float) -> ExecuteResult:
+    message = (
+        f"the call did not run: the tenant's runs held all {limit} of its sandboxes for {waited:g}s; "
+        "try again later"
+    )
+    return ExecuteResult(
+        ok=False,
+        output=f"error: {message}",
+        exit_code=None,
+        error=SANDBOX_QUOTA,
+        error_message=message,
+        truncated=False,
+        duration_ms=int(waited * 1000),
+        sandbox_id="",
         sandbox_created=False,
     )
 

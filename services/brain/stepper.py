@@ -22,6 +22,7 @@ from services.brain.dispatch import RunScope, ToolDispatcher
 from services.brain.lease_keeper import LeaseKeeper
 from services.brain.models import ModelProvider, ModelRequest, ModelResponse
 from services.brain.providers import ProviderPool
+from services.brain.sandbox_claim import SandboxClaim
 from services.brain.tool_specs import tool_specs
 from services.brain.triage import Answer, Ask, Dispatch, Spawn, Wait, refusal, triage
 from services.core import events as event_log
@@ -46,8 +47,10 @@ class RunStepper:
         providers: ProviderPool,
         lease: LeaseKeeper,
         cached: RunState | None = None,
+        sandbox: SandboxClaim | None = None,
     ) -> None:
-        """`cached` is this run's state as a previous drive left it; it is continued from its seq."""
+        """`cached` is this run's state as a previous drive left it; it is continued from its seq.
+        `sandbox` is the run's claim on one of its tenant's sandboxes, if its tenant limits them."""
         self.settings = settings
         self.journal = journal
         self.dispatcher = dispatcher
@@ -58,6 +61,7 @@ class RunStepper:
         self.fence = lease.fence
         self.committer = StepCommitter(journal, lease.run_id, lease.fence)
         self.state = cached or RunState(run_id=lease.run_id)
+        self.sandbox = sandbox
         self.inputs: run_store.SteppingInputs | None = None
 
     async def drive(self) -> None:
@@ -107,7 +111,7 @@ class RunStepper:
         budget = Budget.effective(spec, overrides, self.state.budget_raises)
         ceiling = self.settings.ceilings_for(inputs.tenant_id).run_wall_time_seconds
         left = budget.wall_time_left(inputs.created_at, ceiling)
-        return RunScope(inputs.tenant_id, inputs.root_run_id, wall_time_left=left)
+        return RunScope(inputs.tenant_id, inputs.root_run_id, wall_time_left=left, sandbox=self.sandbox)
 
     async def _take(self, action: NextAction, spec: AgentSpec, provider: ModelProvider) -> None:
         if action is NextAction.CALL_MODEL:

@@ -23,9 +23,10 @@ from services.brain.dispatch import ToolDispatcher
 from services.brain.garbage import build_collector
 from services.brain.lease_keeper import LeaseKeeper
 from services.brain.providers import ProviderPool
+from services.brain.sandbox_claim import SandboxClaim
 from services.brain.state_cache import StateCache
 from services.brain.stepper import RunStepper
-from services.core import leases, metrics
+from services.core import leases, metrics, run_quota, tenants
 from services.core import runs as run_store
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus, WakeUp
@@ -145,11 +146,16 @@ class BrainWorker:
 
     async def _step_run(self, run_id: str) -> None:
         asked_at = time.monotonic()
-        async with autocommit(self.engine).connect() as conn:  # one statement
-            fence = await leases.acquire(conn, run_id, self.brain_id, self.settings.lease_seconds)
-        if fence is None:
-            return  # another brain holds it and will see whatever woke us
+        taken = await run_quota.take(self.engine, run_id, self.brain_id, self.settings.lease_seconds)
+        if taken.fence is None:
+            # Another brain holds it and will see whatever woke us; or the tenant's runs are at their
+            # quota, and whichever of them ends first wakes the next (the sweeper does too).
+            if taken.deferred:
+                metrics.RUNS_DEFERRED.inc()
+            return
+        fence = taken.fence
         keeper = LeaseKeeper(self.engine, run_id, fence, self.settings.lease_seconds, asked_at)
+        claim = SandboxClaim(self.engine, self.bus, keeper, taken.tenant, taken.quotas.max_sandboxes)
         stepping = asyncio.current_task()
 
         def stop_stepping() -> None:
@@ -158,7 +164,13 @@ class BrainWorker:
 
         renewer = asyncio.create_task(keeper.keep(on_lost=stop_stepping))
         stepper = RunStepper(
-            self.settings, self.journal, self.dispatcher, self.providers, keeper, self.states.take(run_id)
+            self.settings,
+            self.journal,
+            self.dispatcher,
+            self.providers,
+            keeper,
+            self.states.take(run_id),
+            sandbox=claim,
         )
         try:
             await stepper.drive()
@@ -173,6 +185,7 @@ class BrainWorker:
             # Hand the run back at once (if the database lets us) so the sweeper's next pass can
             # give it to a healthy brain instead of waiting for the lease to lapse.
             await self._release_quietly(run_id, fence)
+            await self._let_go(taken, claim)
             raise
         finally:
             renewer.cancel()
@@ -180,10 +193,27 @@ class BrainWorker:
         async with autocommit(self.engine).connect() as conn:
             await leases.release(conn, run_id, fence)
             row = await run_store.progress(conn, run_id)
+        await self._let_go(taken, claim)
         if row.status in RUNNABLE_STATUSES and row.last_seq > stepper.state.last_seq:
             await self.bus.wake(run_id)  # something arrived while we were finishing
         if row.status in TERMINAL_STATUSES and row.parent_run_id is not None:
             await self.children.deliver_to_parent(run_id)
+
+    async def _let_go(self, taken: run_quota.Taken, claim: SandboxClaim) -> None:
+        """Once a run's lease is released: what it held of its tenant's quotas goes to runs that wait."""
+        await claim.announce_freed()
+        limit = taken.quotas.max_running_runs
+        if limit is None:
+            return
+        try:
+            async with autocommit(self.engine).connect() as conn:
+                waiting = await run_quota.next_in_line(conn, taken.tenant, limit, excluding=taken.run_id)
+            for run_id in waiting:
+                await self.bus.wake(run_id)
+        except Exception:
+            logger.info(
+                "could not wake the runs of tenant %s waiting for a slot; the sweeper will", taken.tenant
+            )
 
     async def _ack_quietly(self, wakeup: WakeUp) -> None:
         """Ack a wake-up the run's drive in flight covers; this loop must not die of the bus failing."""
@@ -215,7 +245,11 @@ class BrainWorker:
             return await run_store.undelivered_children(conn, limit=100)
 
     async def _stranded_runs(self) -> list[str]:
+        """Runnable runs nobody holds: of tenants that limit their running runs, only as many as have a
+        free slot (oldest first), so a long queue is not woken, and turned away, on every sweep."""
         async with autocommit(self.engine).connect() as conn:
-            return await run_store.stranded_runs(
-                conn, quiet_seconds=self.settings.sweep_interval_seconds, limit=200
+            limits = await tenants.running_limits(conn)
+            stranded = await run_store.stranded_runs(
+                conn, quiet_seconds=self.settings.sweep_interval_seconds, limit=200, except_tenants=limits
             )
+            return stranded + await run_quota.waiting_for_slots(conn, limits)

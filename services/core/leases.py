@@ -1,7 +1,9 @@
 """Fenced run leases: at most one brain steps a run, and every new owner gets a higher token.
 
 A lease is taken only when the previous one has lapsed, and tokens only grow, so an append
-that checks its token (see events.append) can never come from a stale owner.
+that checks its token (see events.append) can never come from a stale owner. A lease may also carry
+its run's claim on one of the tenant's sandboxes (`claim_sandbox`): a new owner starts without one,
+and the claim ends when the lease is released or lapses.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ async def acquire(conn: AsyncConnection, run_id: str, owner: str, ttl_seconds: f
     expires = func.now() + timedelta(seconds=ttl_seconds)
     statement = (
         insert(run_leases)
-        .values(run_id=run_id, owner=owner, token=1, expires_at=expires)
+        .values(run_id=run_id, owner=owner, token=1, expires_at=expires, sandbox=False)
         .on_conflict_do_update(
             index_elements=[run_leases.c.run_id],
-            set_={"owner": owner, "token": run_leases.c.token + 1, "expires_at": expires},
+            set_={"owner": owner, "token": run_leases.c.token + 1, "expires_at": expires, "sandbox": False},
             where=run_leases.c.expires_at < func.now(),
         )
         .returning(run_leases.c.token)
@@ -68,5 +70,21 @@ async def release(conn: AsyncConnection, run_id: str, fence: Fence) -> None:
             run_leases.c.owner == fence.owner,
             run_leases.c.token == fence.token,
         )
-        .values(expires_at=func.now() - timedelta(seconds=1))
+        .values(expires_at=func.now() - timedelta(seconds=1), sandbox=False)
     )
+
+
+async def claim_sandbox(conn: AsyncConnection, run_id: str, fence: Fence) -> bool:
+    """Mark the held lease as holding a sandbox; False means the lease was lost."""
+    statement = (
+        update(run_leases)
+        .where(
+            run_leases.c.run_id == run_id,
+            run_leases.c.owner == fence.owner,
+            run_leases.c.token == fence.token,
+            run_leases.c.expires_at > func.now(),
+        )
+        .values(sandbox=True)
+        .returning(run_leases.c.token)
+    )
+    return (await conn.execute(statement)).scalar() is not None

@@ -81,6 +81,18 @@ ADMISSION_LIMIT = Gauge(
     ("brain_id",),
     registry=REGISTRY,
 )
+RUNS_DEFERRED = Counter(
+    "loopd_brain_runs_deferred",
+    "Wake-ups of runs left queued because their tenant's runs were at its max_running_runs.",
+    registry=REGISTRY,
+)
+SANDBOX_QUOTA_WAIT_SECONDS = Histogram(
+    "loopd_brain_sandbox_quota_wait_seconds",
+    "A tool call's wait for one of its tenant's max_sandboxes, by outcome (claimed or timeout).",
+    ("outcome",),
+    buckets=_SLOW,
+    registry=REGISTRY,
+)
 
 HANDS_TOOL_CALL_SECONDS = Histogram(
     "loopd_hands_tool_call_seconds",

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -266,17 +267,88 @@ async def depth(conn: AsyncConnection, run: Row[Any]) -> int:
     return levels
 
 
-async def stranded_runs(conn: AsyncConnection, *, quiet_seconds: float, limit: int) -> list[str]:
-    """Runnable runs that nobody holds and nobody has touched for `quiet_seconds`."""
+def _unheld() -> ColumnElement[bool]:
+    """No brain holds the run: it has no lease, or its lease has lapsed."""
+    return (run_leases.c.expires_at.is_(None)) | (run_leases.c.expires_at < func.now())
+
+
+async def stranded_runs(
+    conn: AsyncConnection, *, quiet_seconds: float, limit: int, except_tenants: Collection[str] = ()
+) -> list[str]:
+    """Runnable runs that nobody holds and nobody has touched for `quiet_seconds`, of tenants other
+    than `except_tenants` (whose runs may be waiting for a slot on purpose: see `next_in_line`)."""
     quiet_since = func.now() - timedelta(seconds=quiet_seconds)
     query = (
         select(runs.c.id)
         .outerjoin(run_leases, run_leases.c.run_id == runs.c.id)
         .where(runs.c.status.in_(RUNNABLE_STATUSES), runs.c.updated_at < quiet_since)
-        .where((run_leases.c.expires_at.is_(None)) | (run_leases.c.expires_at < func.now()))
+        .where(_unheld())
         .limit(limit)
     )
+    if except_tenants:
+        query = query.where(runs.c.tenant_id.not_in(list(except_tenants)))
     return list((await conn.execute(query)).scalars())
+
+
+async def tenant_of(conn: AsyncConnection, run_id: str) -> str | None:
+    return (await conn.execute(select(runs.c.tenant_id).where(runs.c.id == run_id))).scalar()
+
+
+async def running_count(conn: AsyncConnection, tenant: str, *, excluding: str | None = None) -> int:
+    """The tenant's runs a brain holds now: a live lease on a queued or running run. A run that waits
+    (or has ended) does not count, even in the moment before its brain lets go of the lease."""
+    query = (
+        select(func.count())
+        .select_from(runs.join(run_leases, run_leases.c.run_id == runs.c.id))
+        .where(runs.c.tenant_id == tenant, runs.c.status.in_(RUNNABLE_STATUSES))
+        .where(run_leases.c.expires_at > func.now())
+    )
+    if excluding is not None:
+        query = query.where(runs.c.id != excluding)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def next_in_line(
+    conn: AsyncConnection, tenant: str, count: int, *, excluding: str | None = None
+) -> list[str]:
+    """The tenant's `count` oldest runnable runs that no brain holds, oldest first."""
+    query = (
+        select(runs.c.id)
+        .outerjoin(run_leases, run_leases.c.run_id == runs.c.id)
+        .where(runs.c.tenant_id == tenant, runs.c.status.in_(RUNNABLE_STATUSES))
+        .where(_unheld())
+        .order_by(runs.c.created_at, runs.c.id)
+        .limit(count)
+    )
+    if excluding is not None:
+        query = query.where(runs.c.id != excluding)
+    return list((await conn.execute(query)).scalars())
+
+
+async def with_unheld_runs(conn: AsyncConnection, tenants: Collection[str]) -> list[str]:
+    """Which of these tenants have runnable runs that no brain holds."""
+    if not tenants:
+        return []
+    query = (
+        select(runs.c.tenant_id)
+        .distinct()
+        .outerjoin(run_leases, run_leases.c.run_id == runs.c.id)
+        .where(runs.c.tenant_id.in_(list(tenants)), runs.c.status.in_(RUNNABLE_STATUSES))
+        .where(_unheld())
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def sandbox_holders(conn: AsyncConnection, tenant: str, *, excluding: str | None = None) -> int:
+    """The tenant's runs whose live lease claims a sandbox (see leases.claim_sandbox)."""
+    query = (
+        select(func.count())
+        .select_from(run_leases.join(runs, runs.c.id == run_leases.c.run_id))
+        .where(run_leases.c.sandbox, run_leases.c.expires_at > func.now(), runs.c.tenant_id == tenant)
+    )
+    if excluding is not None:
+        query = query.where(run_leases.c.run_id != excluding)
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def undelivered_children(conn: AsyncConnection, *, limit: int) -> list[str]:

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     wake_visibility_seconds: float = 30.0
     sweep_interval_seconds: float = 5.0
     hands_wait_seconds: float = 60.0
+    sandbox_quota_wait_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="a tool call waits this long for one of its tenant's max_sandboxes, then its result "
+        "says the call did not run",
+    )
 
     # Hands.
     hands_id: str | None = None

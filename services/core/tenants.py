@@ -91,6 +91,13 @@ async def quotas_of(conn: AsyncConnection, tenant_id: str) -> Quotas:
     return Quotas.model_validate(value or {})
 
 
+async def running_limits(conn: AsyncConnection) -> dict[str, int]:
+    """Every tenant that limits its running runs, with its max_running_runs."""
+    query = select(tenants.c.id, tenants.c.quotas).where(tenants.c.quotas.has_key("max_running_runs"))
+    limits = {row.id: Quotas.model_validate(row.quotas).max_running_runs for row in await conn.execute(query)}
+    return {tenant: limit for tenant, limit in limits.items() if limit is not None}
+
+
 def tenant_to_wire(row: Row[Any]) -> dict[str, Any]:
     return {
         "id": row.id,

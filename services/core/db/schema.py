@@ -2,13 +2,15 @@
 
 `events` is the append-only log, keyed by (run_id, seq). A `runs` row is only ever updated in the
 same transaction as an append to that run's log, so it is a cache of the log, never a second truth.
-Leases live in their own table because they coordinate brains, not describe runs.
+Leases live in their own table because they coordinate brains, not describe runs; a lease also says
+whether its run holds one of its tenant's sandboxes (core/sandbox_quota.py), a claim that ends with it.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -92,6 +95,8 @@ run_leases = Table(
     Column("owner", Text, nullable=False),
     Column("token", BigInteger, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("sandbox", Boolean, nullable=False, server_default="false"),
+    Index("run_leases_sandbox", "run_id", postgresql_where=text("sandbox")),
 )
 
 tenants = Table(

@@ -209,8 +209,17 @@ class Loop:
         for worker in self.hands.values():
             await worker.pool.close()
 
-    async def start(self, agent: dict[str, Any], task: str = "the task", **body: Any) -> str:
-        created = await self.api.post("/v1/runs", json={"agent": agent, "input": task, **body})
+    async def start(
+        self,
+        agent: dict[str, Any],
+        task: str = "the task",
+        headers: dict[str, str] | None = None,
+        **body: Any,
+    ) -> str:
+        """`headers` carry another tenant's key; by default, the root tenant's admin key."""
+        created = await self.api.post(
+            "/v1/runs", json={"agent": agent, "input": task, **body}, headers=headers
+        )
         assert created.status_code == 201, created.text
         return str(created.json()["id"])
 
@@ -229,12 +238,14 @@ class Loop:
             )
         return str(row.id)
 
-    async def run(self, run_id: str) -> dict[str, Any]:
-        response = await self.api.get(f"/v1/runs/{run_id}")
+    async def run(self, run_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self.api.get(f"/v1/runs/{run_id}", headers=headers)
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    async def until(self, run_id: str, *statuses: str, timeout: float = 20.0) -> dict[str, Any]:
+    async def until(
+        self, run_id: str, *statuses: str, timeout: float = 20.0, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """The run once it reaches one of `statuses`, looked at again each time the run commits events."""
         changed = asyncio.Event()
         async with self.bus.subscribe(run_channel(run_id)) as messages:
@@ -243,7 +254,7 @@ class Loop:
                 deadline = time.monotonic() + timeout
                 while True:
                     changed.clear()
-                    run = await self.run(run_id)
+                    run = await self.run(run_id, headers)
                     if run["status"] in statuses:
                         return run
                     left = deadline - time.monotonic()
@@ -256,8 +267,8 @@ class Loop:
                 pump.cancel()
                 await asyncio.gather(pump, return_exceptions=True)
 
-    async def events(self, run_id: str) -> list[dict[str, Any]]:
-        response = await self.api.get(f"/v1/runs/{run_id}/events", params={"limit": 5000})
+    async def events(self, run_id: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        response = await self.api.get(f"/v1/runs/{run_id}/events", params={"limit": 5000}, headers=headers)
         assert response.status_code == 200, response.text
         return list(response.json()["data"])
 
