@@ -12,15 +12,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from harness.spans import most_at_once, running_spans
 from harness.waiting import eventually
 from services.brain.worker import BrainWorker
+from services.core import leases
 from services.core.db.engine import autocommit, create_engine
 from services.core.db.schema import run_leases
 from services.hands.fleet.pool import RUN_LABEL
@@ -29,7 +30,6 @@ from tests.unit.brain.loop import Loop, call, holds_nothing, of_type, scripted
 
 # The model takes a moment over its answer, so runs that run at once overlap in their logs.
 THINKING = scripted({"sleep": 0.4, "text": "done"})
-ENDS = ("run.waiting", "run.completed", "run.failed", "run.cancelled")
 
 
 async def set_quotas(loop: Loop, **quotas: int) -> None:
@@ -42,29 +42,6 @@ async def another_tenant(loop: Loop) -> dict[str, str]:
     created = await loop.api.post("/v1/tenants", json={"id": f"other-{secrets.token_hex(4)}"})
     assert created.status_code == 201, created.text
     return {"Authorization": f"Bearer {created.json()['admin_key']['key']}"}
-
-
-def running_spans(events: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
-    """When the run was running: from each run.status `running` to the wait or end that follows it."""
-    spans, started = [], None
-    for event in events:
-        at = datetime.fromisoformat(event["at"])
-        if event["type"] == "run.status" and event["data"]["status"] == "running":
-            started = at
-        elif event["type"] in ENDS and started is not None:
-            spans.append((started, at))
-            started = None
-    return spans
-
-
-def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
-    # At the same instant an end comes before a start: the slot was freed before it was taken again.
-    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-    now = peak = 0
-    for _, step in edges:
-        now += step
-        peak = max(peak, now)
-    return peak
 
 
 async def spans_of(loop: Loop, run_ids: list[str], headers: dict[str, str] | None = None) -> list[Any]:
@@ -161,6 +138,22 @@ async def lease_owner(loop: Loop, run_id: str) -> str:
     async with autocommit(loop.engine).connect() as conn:
         owner = (await conn.execute(select(run_leases.c.owner).where(run_leases.c.run_id == run_id))).scalar()
     return str(owner)
+
+
+async def test_a_run_whose_slot_a_dead_brain_held_starts_once_that_lease_lapses(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    async with Loop(module_database_url, tmp_path, sweep_interval_seconds=0.2) as loop:
+        await set_quotas(loop, max_running_runs=1)
+        orphaned = await loop.create_unwoken(THINKING)
+        async with autocommit(loop.engine).connect() as conn:
+            assert await leases.acquire(conn, orphaned, "brain-that-died", ttl_seconds=1.0) is not None
+
+        waiting = await loop.start(THINKING)
+
+        assert (await loop.until(waiting, "completed"))["result"] == "done"
+        assert (await loop.until(orphaned, "completed"))["result"] == "done"
+        assert most_at_once(await spans_of(loop, [orphaned, waiting])) == 1
 
 
 class SandboxCount:
