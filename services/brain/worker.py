@@ -71,6 +71,7 @@ class BrainWorker:
         self.states = StateCache(settings.brain_state_cache_size)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
+        self._woken_again: set[str] = set()  # runs in _active whose wake-up came again meanwhile
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._chores = AsyncExitStack()
@@ -127,24 +128,33 @@ class BrainWorker:
             if wakeup is None or wakeup.run_id in self._active:
                 self._slots.release()
                 if wakeup is not None:
+                    self._woken_again.add(wakeup.run_id)
                     await self._ack_quietly(wakeup)
                 continue
             task = asyncio.create_task(self._handle(wakeup))
             self._active[wakeup.run_id] = task
 
     async def _handle(self, wakeup: WakeUp) -> None:
+        deferred = False
         try:
-            await self._step_run(wakeup.run_id)
+            deferred = await self._step_run(wakeup.run_id)
             await self.bus.ack(wakeup)
         except Exception:
             # Left unacked: the wake-up is delivered again after the visibility timeout.
             logger.exception("stepping run %s failed", wakeup.run_id)
         finally:
             self._active.pop(wakeup.run_id, None)
+            woken_again = wakeup.run_id in self._woken_again
+            self._woken_again.discard(wakeup.run_id)
             self._slots.release()
             self.admission.changed()
+        if deferred and woken_again:
+            # A drive in flight covers a wake-up that comes meanwhile, but a deferral does not: the
+            # wake-up may say that a slot freed after we counted.
+            await self._wake_quietly(wakeup.run_id)
 
-    async def _step_run(self, run_id: str) -> None:
+    async def _step_run(self, run_id: str) -> bool:
+        """Take the run and drive it; True if it was left queued because its tenant is at its quota."""
         asked_at = time.monotonic()
         taken = await run_quota.take(self.engine, run_id, self.brain_id, self.settings.lease_seconds)
         if taken.fence is None:
@@ -152,7 +162,7 @@ class BrainWorker:
             # quota, and whichever of them ends first wakes the next (the sweeper does too).
             if taken.deferred:
                 metrics.RUNS_DEFERRED.inc()
-            return
+            return taken.deferred
         fence = taken.fence
         keeper = LeaseKeeper(self.engine, run_id, fence, self.settings.lease_seconds, asked_at)
         claim = SandboxClaim(self.engine, self.bus, keeper, taken.tenant, taken.quotas.max_sandboxes)
@@ -177,7 +187,7 @@ class BrainWorker:
             self.states.keep(stepper.state)
         except LeaseLost:
             logger.warning("brain %s lost the lease of run %s; stopping", self.brain_id, run_id)
-            return
+            return False
         except Conflict:
             # The run ended under us (cancelled): free its sandbox.
             await self.dispatcher.release(stepper.state)
@@ -198,6 +208,7 @@ class BrainWorker:
             await self.bus.wake(run_id)  # something arrived while we were finishing
         if row.status in TERMINAL_STATUSES and row.parent_run_id is not None:
             await self.children.deliver_to_parent(run_id)
+        return False
 
     async def _let_go(self, taken: run_quota.Taken, claim: SandboxClaim) -> None:
         """Once a run's lease is released: what it held of its tenant's quotas goes to runs that wait."""
@@ -208,12 +219,20 @@ class BrainWorker:
         try:
             async with autocommit(self.engine).connect() as conn:
                 waiting = await run_quota.next_in_line(conn, taken.tenant, limit, excluding=taken.run_id)
-            for run_id in waiting:
-                await self.bus.wake(run_id)
         except Exception:
             logger.info(
-                "could not wake the runs of tenant %s waiting for a slot; the sweeper will", taken.tenant
+                "could not find the runs of tenant %s waiting for a slot; the sweeper will", taken.tenant
             )
+            return
+        for run_id in waiting:
+            await self._wake_quietly(run_id)
+
+    async def _wake_quietly(self, run_id: str) -> None:
+        """Wake a run waiting for a slot; if the bus fails, the sweeper wakes it instead."""
+        try:
+            await self.bus.wake(run_id)
+        except Exception:
+            logger.info("could not wake run %s; the sweeper will", run_id)
 
     async def _ack_quietly(self, wakeup: WakeUp) -> None:
         """Ack a wake-up the run's drive in flight covers; this loop must not die of the bus failing."""
