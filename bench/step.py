@@ -105,7 +105,7 @@ class LoopdSteps:
         self.engine = create_engine(self.settings)
         self.bus = build_bus(self.settings.bus_url)
         self.journal = Journal(self.engine, self.bus)
-        artifacts = build_artifact_store(self.settings.artifacts_path)
+        artifacts = build_artifact_store(self.settings)
         self.dispatcher = ToolDispatcher(self.settings, self.bus, artifacts, self.journal)
 
     def run(self, texts: list[str]) -> list[float]:

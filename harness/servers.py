@@ -1,15 +1,18 @@
-"""Real servers for the test suite: Redis and the embedded PostgreSQL, on free loopback ports."""
+"""Real servers for the test suite: Redis, the embedded PostgreSQL and S3 (moto), on free loopback ports."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from services.local.postgres import EmbeddedPostgres, free_port
 
@@ -51,6 +54,76 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+
+
+class S3Server:
+    """moto's standalone server: the S3 wire protocol on loopback, its objects in its memory.
+
+    It takes any credentials; the tests' settings give it fixed ones, as a deployment gives its own.
+    """
+
+    ACCESS_KEY = "loopd-test-access"
+    SECRET_KEY = "loopd-test-secret"  # moto checks no signature against it
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, timeout=60)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
+        )
+
+    def new_bucket(self) -> str:
+        """A bucket of its own for one test."""
+        name = f"loopd-test-{secrets.token_hex(6)}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def env(self, bucket: str, prefix: str = "loopd") -> dict[str, str]:
+        """The settings (as LOOPD_ variables) that put a deployment's artifacts in `bucket`."""
+        return {
+            "LOOPD_ARTIFACTS_URL": f"s3://{bucket}/{prefix}",
+            "LOOPD_S3_ENDPOINT_URL": self.endpoint_url,
+            "LOOPD_S3_REGION": "us-east-1",
+            "LOOPD_S3_ADDRESSING_STYLE": "path",
+            "LOOPD_S3_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "LOOPD_S3_SECRET_ACCESS_KEY": self.SECRET_KEY,
+        }
+
+
+@contextmanager
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextmanager

@@ -1,5 +1,5 @@
-"""Session-wide real servers: one embedded PostgreSQL and one Redis, on free loopback ports, and a
-private config file for the `loopd` CLI.
+"""Session-wide real servers: one embedded PostgreSQL, one Redis and one S3 server, on free loopback
+ports, and a private config file for the `loopd` CLI.
 
 Tests isolate themselves with random ids rather than fresh servers; tests that need a pristine
 database create their own. Workspace disks that tests leave mounted are unmounted at the end.
@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.servers import RedisServer, postgres_server, redis_server
+from harness.servers import RedisServer, S3Server, postgres_server, redis_server, s3_server
 from services.core.db.migrate import upgrade
 from services.local.postgres import EmbeddedPostgres
 
@@ -53,6 +53,18 @@ def redis() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_url(redis: RedisServer) -> str:
     return redis.url
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3: S3Server) -> dict[str, str]:
+    """The settings of a deployment whose artifacts live in a bucket of this test's own."""
+    return s3.env(s3.new_bucket())
 
 
 @pytest.fixture

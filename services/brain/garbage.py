@@ -15,12 +15,12 @@ from services.core.artifacts import ArtifactStore
 from services.core.artifacts.gc import Collector
 from services.core.db.engine import autocommit
 from services.core.settings import Settings
-from services.hands.workspace.ledger import build_ledger, ledger_root
+from services.hands.workspace.ledger import build_ledger
 from services.hands.workspace.references import snapshot_contents
 
 
 def build_collector(settings: Settings, engine: AsyncEngine, artifacts: ArtifactStore) -> Collector:
-    ledger = build_ledger(ledger_root(settings.artifacts_path))
+    ledger = build_ledger(settings)
 
     async def logged() -> set[str]:
         async with autocommit(engine).connect() as conn:

@@ -16,7 +16,7 @@ from services.core.settings import Settings
 async def serve(settings: Settings) -> None:
     stop = stop_requested()
     install_task_dump(asyncio.get_running_loop())
-    artifacts = build_artifact_store(settings.artifacts_path)
+    artifacts = build_artifact_store(settings)
     with listening(settings, "brain"):
         async with (
             open_engine(settings) as engine,

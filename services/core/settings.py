@@ -79,7 +79,29 @@ class Settings(BaseSettings):
     bus_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)"
     )
-    artifacts_dir: Path = Path(".loopd/artifacts")
+    artifacts_dir: Path = Field(
+        default=Path(".loopd/artifacts"),
+        description="the blobs, snapshots and call ledger on a filesystem every hands worker shares; "
+        "unused with artifacts_url",
+    )
+    artifacts_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/]+)*/?$",
+        description="s3://BUCKET/PREFIX: the blobs, snapshots and call ledger in an object store instead, "
+        "so hands workers need no shared disk",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="an S3-compatible server, e.g. http://minio:9000 (default: AWS's own)"
+    )
+    s3_region: str | None = Field(default=None, description="the bucket's region (default: the SDK's)")
+    s3_access_key_id: SecretStr | None = Field(
+        default=None,
+        description="with s3_secret_access_key; both unset: the SDK's own chain (a pod or instance role)",
+    )
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", description="path: http://host/BUCKET/key, which most self-hosted servers want"
+    )
     inline_output_limit: int = Field(
         default=64 * 1024, description="tool output above this goes to the artifact store"
     )
@@ -251,6 +273,12 @@ class Settings(BaseSettings):
         if value:
             parse_many(value)  # its ValueError names what it could not read
         return value
+
+    @model_validator(mode="after")
+    def _s3_key_pair(self) -> Settings:
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("s3_access_key_id and s3_secret_access_key are set together or not at all")
+        return self
 
     @model_validator(mode="after")
     def _valid_tenant_ceilings(self) -> Settings:

@@ -49,7 +49,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
                 settings=settings,
                 engine=engine,
                 bus=active_bus,
-                artifacts=build_artifact_store(settings.artifacts_path),
+                artifacts=build_artifact_store(settings),
                 journal=Journal(engine, active_bus),
                 limiter=limiter,
             )

@@ -18,7 +18,7 @@ logger = logging.getLogger("services.hands")
 
 async def serve(settings: Settings) -> None:
     stop = stop_requested()
-    artifacts = build_artifact_store(settings.artifacts_path)
+    artifacts = build_artifact_store(settings)
     with listening(settings, "hands"):
         async with open_bus(settings) as bus, HandsWorker(settings, bus, artifacts) as worker:
             logger.info("hands %s ready at %s", worker.hands_id, worker.address)

@@ -41,7 +41,7 @@ from services.hands.fleet.reaper import Reaper
 from services.hands.fleet.registry import Registration
 from services.hands.fleet.warm import WarmSandboxes
 from services.hands.sandbox import SandboxDriver, build_driver
-from services.hands.workspace.ledger import CallLedger, build_ledger, ledger_root
+from services.hands.workspace.ledger import CallLedger, build_ledger
 from services.hands.workspace.snapshots import Snapshots
 
 HANDS_LABEL = "loopd.hands_id"
@@ -86,7 +86,7 @@ class HandsWorker:
         }
         self._driver = driver
         self._owns_driver = driver is None
-        self._ledger = ledger or build_ledger(ledger_root(settings.artifacts_path))
+        self._ledger = ledger or build_ledger(settings)
         self._slots = Slots(settings.hands_slots)
         self._pool: SandboxPool | None = None
         self._warm: WarmSandboxes | None = None

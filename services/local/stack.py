@@ -74,7 +74,7 @@ class LocalStack:
         )
         bus = await self._exit.enter_async_context(open_bus(self.settings))
         engine = await self._exit.enter_async_context(open_engine(self.settings))
-        artifacts = build_artifact_store(self.settings.artifacts_path)
+        artifacts = build_artifact_store(self.settings)
 
         from services.hands.server import HandsWorker  # the brain-only path never imports Docker
 

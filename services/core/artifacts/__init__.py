@@ -2,7 +2,8 @@
 
 Large tool outputs and workspace files live here; events only hold `BlobRef`s. Blobs that nothing
 references are removed by the collector (gc.py) once they are older than its grace period; writing or
-touching a blob makes it young again. Backends: filesystem.py.
+touching a blob makes it young again. Backends: filesystem.py (the default, and the local stack's) and
+s3.py (an object store, so that hands workers on other machines share it), picked by the settings.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from services.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,13 @@ class ArtifactStore(Protocol):
         ...
 
 
-def build_artifact_store(root: Path) -> ArtifactStore:
+def build_artifact_store(settings: Settings) -> ArtifactStore:
+    """The store every loopd process uses: the bucket at artifacts_url if set, else artifacts_dir."""
+    if settings.artifacts_url is not None:
+        from services.core.artifacts.bucket import Bucket
+        from services.core.artifacts.s3 import S3ArtifactStore
+
+        return S3ArtifactStore(Bucket(settings))
     from services.core.artifacts.filesystem import FilesystemArtifactStore
 
-    return FilesystemArtifactStore(root)
+    return FilesystemArtifactStore(settings.artifacts_path)

@@ -15,7 +15,8 @@ from typing import Any
 import docker
 import pytest
 
-from services.core.artifacts import ArtifactStore, build_artifact_store
+from services.core.artifacts import ArtifactStore
+from services.core.artifacts.filesystem import FilesystemArtifactStore
 from services.core.bus import Bus, build_bus
 from services.core.settings import Settings
 from services.hands.contract.client import HandsClient
@@ -88,7 +89,7 @@ async def bus() -> AsyncIterator[Bus]:
 
 @pytest.fixture
 def artifacts(tmp_path: Path) -> ArtifactStore:
-    return build_artifact_store(tmp_path / "artifacts")
+    return FilesystemArtifactStore(tmp_path / "artifacts")
 
 
 @pytest.fixture

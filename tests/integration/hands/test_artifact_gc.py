@@ -14,7 +14,7 @@ import pytest
 from services.core.artifacts.filesystem import FilesystemArtifactStore
 from services.core.artifacts.gc import Collector
 from services.hands.contract.client import HandsClient, ReleaseRequest
-from services.hands.workspace.ledger import build_ledger, ledger_root
+from services.hands.workspace.ledger.filesystem import FilesystemLedger
 from services.hands.workspace.references import snapshot_contents
 from tests.integration.hands.calls import bash, new_run
 
@@ -42,7 +42,7 @@ async def test_a_collection_keeps_the_runs_snapshots_and_removes_an_old_orphan(
     young = (await store.put(b"the content of a snapshot being taken")).sha256
     collector = Collector(
         store,
-        [build_ledger(ledger_root(root)).snapshots],
+        [FilesystemLedger(root / "ledger").snapshots],
         refers=functools.partial(snapshot_contents, store),
         grace_seconds=GRACE,
     )

@@ -44,7 +44,7 @@ from services.hands.contract.api import (
 )
 from services.hands.fleet.pool import SandboxPool
 from services.hands.fleet.registry import Registration
-from services.hands.workspace.ledger import build_ledger
+from services.hands.workspace.ledger.filesystem import FilesystemLedger
 from services.hands.workspace.snapshots import Snapshots
 from tests.unit.hands.workspace_driver import WorkspaceDriver
 
@@ -75,7 +75,7 @@ class HandsInProcess:
             self.pool,
             self.slots,
             Snapshots(self.driver, artifacts, owner=settings.sandbox_user),
-            build_ledger(root / "ledger"),
+            FilesystemLedger(root / "ledger"),
             default_timeout=settings.tool_timeout_seconds,
             output_cap=settings.tool_output_cap,
         )
@@ -161,7 +161,7 @@ class Loop:
             "rate_limit_writes": "1000000/minute",
         }
         self.settings = Settings(database_url=database_url, **{**defaults, **settings})
-        self.artifacts = build_artifact_store(self.settings.artifacts_path)
+        self.artifacts = build_artifact_store(self.settings)
         self.hands = {
             f"hands-{i}": HandsInProcess(f"hands-{i}", self.settings, self.artifacts, root / f"hands-{i}")
             for i in range(1, hands + 1)

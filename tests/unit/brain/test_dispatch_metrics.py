@@ -8,7 +8,7 @@ from services.brain.context import RunState
 from services.brain.dispatch import ToolDispatcher
 from services.brain.models import ToolCall
 from services.core.agents import AgentSpec
-from services.core.artifacts import build_artifact_store
+from services.core.artifacts.filesystem import FilesystemArtifactStore
 from services.core.bus import build_bus
 from services.core.db.engine import create_engine
 from services.core.journal import Journal
@@ -25,7 +25,7 @@ async def test_a_refused_call_is_observed_as_an_error_of_an_unknown_tool(tmp_pat
     settings = Settings(bus_url="local://")
     bus = build_bus(settings.bus_url)
     engine = create_engine(settings)  # never connects: a refused call reaches no database
-    dispatcher = ToolDispatcher(settings, bus, build_artifact_store(tmp_path), Journal(engine, bus))
+    dispatcher = ToolDispatcher(settings, bus, FilesystemArtifactStore(tmp_path), Journal(engine, bus))
     spec = AgentSpec(name="t", model="scripted")
     before = observed("unknown", "error"), observed("bash", "error")
     try:

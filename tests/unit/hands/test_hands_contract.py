@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from harness.waiting import eventually
-from services.core.artifacts import build_artifact_store
+from services.core.artifacts.filesystem import FilesystemArtifactStore
 from services.core.errors import InvalidRequest
 from services.hands.calls.execute import Calls
 from services.hands.calls.in_process import InProcessHands
@@ -34,7 +34,7 @@ from services.hands.contract.auth import ServerAuth
 from services.hands.contract.client import HandsClient
 from services.hands.contract.proto import hands_pb2_grpc
 from services.hands.fleet.pool import SandboxPool
-from services.hands.workspace.ledger import build_ledger
+from services.hands.workspace.ledger.filesystem import FilesystemLedger
 from services.hands.workspace.snapshots import Snapshots
 from tests.unit.hands.workspace_driver import WorkspaceDriver
 
@@ -51,13 +51,13 @@ async def worker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     driver = WorkspaceDriver()
     pool = SandboxPool(driver)
     slots = Slots(2)
-    artifacts = build_artifact_store(tmp_path / "artifacts")
+    artifacts = FilesystemArtifactStore(tmp_path / "artifacts")
     calls = Calls(
         driver,
         pool,
         slots,
         Snapshots(driver, artifacts, owner="1000:1000"),
-        build_ledger(tmp_path / "ledger"),
+        FilesystemLedger(tmp_path / "ledger"),
         default_timeout=30.0,
         output_cap=1 << 20,
     )

@@ -2,20 +2,25 @@
 
 It is what makes a call's effect happen once: a worker looks a call up before running it and records
 its result after, and the ledger outlives the worker, so a retry on another worker or after a restart
-finds it. Backend: filesystem.py (beside the artifact store, shared by the workers).
+finds it. Backends, beside the artifact store and shared by the workers as it is: filesystem.py and
+s3.py (an object store), picked by the same settings as the store.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
-from pathlib import Path
+import re
 from typing import Any, Protocol
 
+from services.core.settings import Settings
 from services.hands.contract.api import ExecuteResult
 
 _FORMAT = "loopd.call-result/1"
+# Ids made of these are their own names; any other id is named by its hash ("~" marks those).
+_PLAIN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 
 
 class CallLedger(Protocol):
@@ -56,12 +61,24 @@ def decode(data: bytes) -> ExecuteResult:
     return ExecuteResult(**fields)
 
 
-def ledger_root(artifacts_root: Path) -> Path:
-    """Where the ledger lives: beside the blobs, shared by every worker that shares them."""
-    return artifacts_root / "ledger"
+def entry_name(run_id: str, call_id: str) -> str:
+    """Where a call's result is recorded, relative to the ledger's root: <run_id>/<call_id>.json."""
+    return f"{_name(run_id)}/{_name(call_id)}.json"
 
 
-def build_ledger(root: Path) -> CallLedger:
+def build_ledger(settings: Settings) -> CallLedger:
+    """The ledger beside the artifact store the settings name: in its bucket, or in artifacts_dir/ledger."""
+    if settings.artifacts_url is not None:
+        from services.core.artifacts.bucket import Bucket
+        from services.hands.workspace.ledger.s3 import S3Ledger
+
+        return S3Ledger(Bucket(settings))
     from services.hands.workspace.ledger.filesystem import FilesystemLedger
 
-    return FilesystemLedger(root)
+    return FilesystemLedger(settings.artifacts_path / "ledger")
+
+
+def _name(an_id: str) -> str:
+    if _PLAIN.match(an_id):
+        return an_id
+    return "~" + hashlib.sha256(an_id.encode("utf-8", "surrogatepass")).hexdigest()

@@ -13,17 +13,12 @@ workspace still lands once. Snapshots, which that guarantee rests on, are flushe
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from services.hands.contract.api import ExecuteResult
-from services.hands.workspace.ledger import decode, encode
-
-# Ids made of these are their own file names; any other id is named by its hash ("~" marks those).
-_PLAIN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+from services.hands.workspace.ledger import decode, encode, entry_name
 
 
 class FilesystemLedger:
@@ -31,7 +26,7 @@ class FilesystemLedger:
         self._root = root
 
     def path_of(self, run_id: str, call_id: str) -> Path:
-        return self._root / _name(run_id) / f"{_name(call_id)}.json"
+        return self._root / entry_name(run_id, call_id)
 
     async def get(self, run_id: str, call_id: str) -> ExecuteResult | None:
         return await asyncio.to_thread(self._read, self.path_of(run_id, call_id))
@@ -74,9 +69,3 @@ class FilesystemLedger:
         finally:
             Path(temp_name).unlink(missing_ok=True)
         return result
-
-
-def _name(an_id: str) -> str:
-    if _PLAIN.match(an_id):
-        return an_id
-    return "~" + hashlib.sha256(an_id.encode("utf-8", "surrogatepass")).hexdigest()
