@@ -29,7 +29,9 @@ LATER = 2.0
 
 def settings_of(env: dict[str, str]) -> Settings:
     """Settings as a process given these LOOPD_ variables parses them."""
-    return Settings.model_validate({name.removeprefix("LOOPD_").lower(): value for name, value in env.items()})
+    return Settings.model_validate(
+        {name.removeprefix("LOOPD_").lower(): value for name, value in env.items()}
+    )
 
 
 @pytest.fixture(params=["filesystem", "s3"])
