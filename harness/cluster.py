@@ -99,8 +99,17 @@ class Cluster:
 
 @contextmanager
 def running_cluster(
-    root: Path, *, database_url: str, bus_url: str, brains: int = 2, hands: int = 2, **settings: str
+    root: Path,
+    *,
+    database_url: str,
+    bus_url: str,
+    brains: int = 2,
+    hands: int = 2,
+    own_disks: bool = False,
+    **settings: str,
 ) -> Iterator[Cluster]:
+    """`own_disks`: every process gets artifacts and data folders of its own, as on machines of their
+    own, so only an object store (LOOPD_ARTIFACTS_URL) lets the roles share artifacts."""
     port = free_port()
     admin_key = mint()
     env = {
@@ -124,14 +133,24 @@ def running_cluster(
     }
     group = ProcessGroup(root, env)
     cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url, bus_url, admin_key)
+
+    def disks(name: str) -> dict[str, str]:
+        if not own_disks:
+            return {}
+        return {
+            "LOOPD_ARTIFACTS_DIR": str(root / name / "artifacts"),
+            "LOOPD_DATA_DIR": str(root / name / "data"),
+        }
+
     try:
-        group.start("gateway", "services.gateway")
+        group.start("gateway", "services.gateway", **disks("gateway"))
         for n in range(1, brains + 1):
             group.start(
                 f"brain-{n}",
                 "services.brain",
                 LOOPD_BRAIN_ID=f"brain-{n}-{secrets.token_hex(3)}",
                 LOOPD_BRAIN_METRICS_PORT=str(free_port()),
+                **disks(f"brain-{n}"),
             )
         for n in range(1, hands + 1):
             group.start(
@@ -139,6 +158,7 @@ def running_cluster(
                 "services.hands",
                 LOOPD_HANDS_ID=f"hands-{n}-{secrets.token_hex(3)}",
                 LOOPD_HANDS_METRICS_PORT=str(free_port()),
+                **disks(f"hands-{n}"),
             )
         cluster.wait_ready(hands)
         yield cluster

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -21,6 +23,13 @@ __all__ = ["FaultCluster", "assert_gapless"]
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
+    with fault_cluster(tmp_path_factory.mktemp("faults")) as cluster:
+        yield cluster
+
+
+@contextmanager
+def fault_cluster(root: Path, *, own_disks: bool = False, **settings: str) -> Iterator[FaultCluster]:
+    """A cluster with its own PostgreSQL, Redis and model server; `settings` as in running_cluster."""
     pg_root = Path(tempfile.mkdtemp(prefix="loopd-faults-pg-"))
     pg_root.chmod(0o755)
     postgres = EmbeddedPostgres(pg_root / "data")
@@ -29,7 +38,6 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
     redis.start()
     model = FakeModelServer(by_turn=True)
     model.start()
-    root = tmp_path_factory.mktemp("faults")
     try:
         with running_cluster(
             root,
@@ -39,6 +47,9 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
             LOOPD_OPENAI_API_KEY="test-key",
             LOOPD_LEASE_SECONDS="3",
             LOOPD_SWEEP_INTERVAL_SECONDS="1",
+            own_disks=own_disks,
+            # Only LOOPD_ names, none of running_cluster's own parameters.
+            **cast(dict[str, Any], settings),
         ) as cluster:
             yield ModelCluster(cluster, postgres, redis, model)
     finally:

@@ -80,6 +80,11 @@ def test_a_brain_killed_after_the_model_commit_runs_the_tool_once(faults: FaultC
 
 
 def test_a_hands_worker_killed_mid_call_is_retried_from_the_snapshot(faults: FaultCluster) -> None:
+    kill_the_hands_mid_call(faults)
+
+
+def kill_the_hands_mid_call(faults: FaultCluster) -> None:
+    """Kill the hands worker that runs a call; the retry restores the snapshot on the other worker."""
     faults.use_script(
         [
             {"tool_calls": [{"name": "write_file", "input": {"path": "log.txt", "content": "first\n"}}]},
