@@ -93,17 +93,17 @@ class Bucket:
 
 def missing(exc: BaseException) -> bool:
     """Whether a client error says the object is not there."""
-    return _error_code(exc) in _MISSING
+    return error_code(exc) in _MISSING
 
 
 def taken(exc: BaseException) -> bool:
     """Whether a client error says a conditional write (If-None-Match) found the object there."""
-    return _error_code(exc) in _TAKEN
+    return error_code(exc) in _TAKEN
 
 
 def conflicting(exc: BaseException) -> bool:
     """Whether a client error says another conditional write of the same key is under way."""
-    return _error_code(exc) in _CONFLICTING
+    return error_code(exc) in _CONFLICTING
 
 
 def _guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -114,13 +114,14 @@ def _guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except ClientError as exc:
         if missing(exc) or taken(exc) or conflicting(exc):
             raise
-        raise InfrastructureError(f"the object store failed: {_error_code(exc)}") from exc
+        raise InfrastructureError(f"the object store failed: {error_code(exc)}") from exc
     except BotoCoreError as exc:
         # Their messages name the endpoint and the operation, never a credential.
         raise InfrastructureError(f"the object store is unreachable: {exc}") from exc
 
 
-def _error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
+    """The S3 error code a client error carries ("" for any other exception)."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return ""

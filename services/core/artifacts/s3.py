@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from services.core.artifacts import BlobRef, Swept
-from services.core.artifacts.bucket import Bucket, missing
+from services.core.artifacts.bucket import Bucket, error_code, missing
 from services.core.errors import InfrastructureError, NotFound
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BLOB = re.compile(r"^(?P<fanout>[0-9a-f]{2})/(?P<sha256>[0-9a-f]{64})$")
+# What a range over an empty object gets.
+_EMPTY = {"416", "InvalidRange"}
 # Last-modified times are whole seconds.
 _RESOLUTION = 1.0
 # Parts of a multipart upload or copy; S3 takes at most 10,000 per object, and the SDK grows them
@@ -96,7 +98,15 @@ class S3ArtifactStore:
             return data
 
     async def stream(self, sha256: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
-        body = await self._bucket.call(self._open, self.key_of(sha256))
+        # The first chunk on its own, so that a reader after a blob's first bytes (the collector,
+        # telling manifests apart) fetches no more of it; then the rest as one streamed GET.
+        key = self.key_of(sha256)
+        first, size = await self._bucket.call(self._first, key, chunk_size)
+        if first:
+            yield first
+        if size <= len(first):
+            return
+        body = await self._bucket.call(self._open, key, f"bytes={len(first)}-")
         with closing(body):
             while chunk := await self._bucket.call(body.read, chunk_size):
                 yield chunk
@@ -144,13 +154,32 @@ class S3ArtifactStore:
         except S3UploadFailedError as exc:
             raise InfrastructureError(f"the object store failed an upload: {exc}") from exc
 
-    def _open(self, key: str) -> Any:
+    def _open(self, key: str, byte_range: str | None = None) -> Any:
+        ranged = {"Range": byte_range} if byte_range else {}
         try:
-            return self._bucket.client.get_object(Bucket=self._name, Key=key)["Body"]
+            return self._bucket.client.get_object(Bucket=self._name, Key=key, **ranged)["Body"]
         except Exception as exc:
             if missing(exc):
                 raise NotFound(f"no blob at {key}", code="artifact_not_found") from None
             raise
+
+    def _first(self, key: str, length: int) -> tuple[bytes, int]:
+        """A blob's first `length` bytes, and its whole size."""
+        try:
+            response = self._bucket.client.get_object(
+                Bucket=self._name, Key=key, Range=f"bytes=0-{length - 1}"
+            )
+        except Exception as exc:
+            if missing(exc):
+                raise NotFound(f"no blob at {key}", code="artifact_not_found") from None
+            if error_code(exc) in _EMPTY:
+                return b"", 0  # no byte to range over: the blob is empty
+            raise
+        with closing(response["Body"]) as body:
+            # At most `length` bytes, even from a server that ignores ranges and sends it all.
+            data: bytes = body.read(length)
+        whole = response.get("ContentRange", "").rpartition("/")[2]
+        return data, int(whole) if whole.isdigit() else int(response["ContentLength"])
 
     def _exists(self, key: str) -> bool:
         return self._modified(key) is not None

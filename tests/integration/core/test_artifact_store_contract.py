@@ -122,6 +122,20 @@ async def test_a_large_file_goes_in_and_comes_back_in_pieces(store: ArtifactStor
     assert await store.put_file(source) == ref
 
 
+async def test_small_and_empty_blobs_stream_back_whole(store: ArtifactStore) -> None:
+    small = await store.put(b"0123456789abcdef!")
+    empty = await store.put(b"")
+
+    chunks = [chunk async for chunk in store.stream(small.sha256, 5)]
+    assert b"".join(chunks) == b"0123456789abcdef!" and max(map(len, chunks)) <= 5
+    assert b"".join([chunk async for chunk in store.stream(empty.sha256)]) == b""
+    first = b""
+    async for chunk in store.stream(small.sha256, 4):
+        first = chunk
+        break
+    assert first == b"0123"
+
+
 async def test_a_touch_names_the_blobs_that_are_missing(store: ArtifactStore) -> None:
     stored = (await store.put(b"a content a snapshot names")).sha256
     absent = hashlib.sha256(b"collected long ago").hexdigest()
