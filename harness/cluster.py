@@ -105,11 +105,10 @@ def running_cluster(
     bus_url: str,
     brains: int = 2,
     hands: int = 2,
-    own_disks: bool = False,
     **settings: str,
 ) -> Iterator[Cluster]:
-    """`own_disks`: every process gets artifacts and data folders of its own, as on machines of their
-    own, so only an object store (LOOPD_ARTIFACTS_URL) lets the roles share artifacts."""
+    """With an object store (LOOPD_ARTIFACTS_URL in `settings`), every process gets artifacts and data
+    folders of its own, as on machines of their own: the bucket is all they share."""
     port = free_port()
     admin_key = mint()
     env = {
@@ -135,7 +134,7 @@ def running_cluster(
     cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url, bus_url, admin_key)
 
     def disks(name: str) -> dict[str, str]:
-        if not own_disks:
+        if not settings.get("LOOPD_ARTIFACTS_URL"):
             return {}
         return {
             "LOOPD_ARTIFACTS_DIR": str(root / name / "artifacts"),

@@ -7,7 +7,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
@@ -28,7 +27,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
 
 
 @contextmanager
-def fault_cluster(root: Path, *, own_disks: bool = False, **settings: str) -> Iterator[FaultCluster]:
+def fault_cluster(root: Path, **settings: str) -> Iterator[FaultCluster]:
     """A cluster with its own PostgreSQL, Redis and model server; `settings` as in running_cluster."""
     pg_root = Path(tempfile.mkdtemp(prefix="loopd-faults-pg-"))
     pg_root.chmod(0o755)
@@ -43,13 +42,13 @@ def fault_cluster(root: Path, *, own_disks: bool = False, **settings: str) -> It
             root,
             database_url=postgres.url,
             bus_url=redis.url,
+            brains=2,
+            hands=2,
             LOOPD_OPENAI_BASE_URL=model.openai_base_url,
             LOOPD_OPENAI_API_KEY="test-key",
             LOOPD_LEASE_SECONDS="3",
             LOOPD_SWEEP_INTERVAL_SECONDS="1",
-            own_disks=own_disks,
-            # Only LOOPD_ names, none of running_cluster's own parameters.
-            **cast(dict[str, Any], settings),
+            **settings,
         ) as cluster:
             yield ModelCluster(cluster, postgres, redis, model)
     finally:

@@ -22,7 +22,7 @@ def bucket(s3: S3Server) -> str:
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, bucket: str) -> Iterator[FaultCluster]:
     root = tmp_path_factory.mktemp("faults-s3")
-    with fault_cluster(root, own_disks=True, **s3.env(bucket)) as cluster:
+    with fault_cluster(root, **s3.env(bucket)) as cluster:
         yield cluster
 
 
