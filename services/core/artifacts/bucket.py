@@ -52,9 +52,6 @@ class Location:
         prefix = match["prefix"]
         return cls(match["bucket"], f"{prefix}/" if prefix else "")
 
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
 
 @dataclass(frozen=True)
 class Listed:
@@ -66,11 +63,11 @@ class Listed:
 class Bucket:
     """One deployment's share of a bucket: its keys under `location.prefix`, and a client to reach them."""
 
-    def __init__(self, settings: Settings, *, client: Any = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         if settings.artifacts_url is None:
             raise ValueError("artifacts_url is not set")
         self.location = Location.parse(settings.artifacts_url)
-        self.client = client if client is not None else _client(settings)
+        self.client = _client(settings)
         self._threads = ThreadPoolExecutor(_CONNECTIONS, thread_name_prefix="loopd-s3")
 
     def key(self, name: str) -> str:
