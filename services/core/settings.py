@@ -44,7 +44,10 @@ class Ceilings(BaseModel):
 class Settings(BaseSettings):
     """Every knob of every loopd process; each process parses it once and passes it down."""
 
-    model_config = SettingsConfigDict(env_prefix="LOOPD_", env_file=None, extra="ignore")
+    # Errors name the setting, never its value: values include keys, secrets and database passwords.
+    model_config = SettingsConfigDict(
+        env_prefix="LOOPD_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     tenant: str = Field(default="default", description="the root tenant: its admins manage the other tenants")
     admin_key: SecretStr | None = Field(
@@ -273,6 +276,20 @@ class Settings(BaseSettings):
         if value:
             parse_many(value)  # its ValueError names what it could not read
         return value
+
+    @field_validator("admin_key")
+    @classmethod
+    def _key_shaped(cls, value: SecretStr | None) -> SecretStr | None:
+        """Stripped, as a key on a request is (one read from a file often ends in a newline), and of
+        the shape the gateway looks up (services/core/keys.py), or it would refuse it on every request."""
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        if not (key.startswith("lk_") and 16 <= len(key) <= 128 and key.isascii() and key.isprintable()):
+            raise ValueError("must be a loopd API key: lk_ and 13 to 125 more printable ASCII characters")
+        if " " in key:
+            raise ValueError("must be a loopd API key, without spaces")
+        return SecretStr(key)
 
     @model_validator(mode="after")
     def _s3_key_pair(self) -> Settings:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.core.bus import Bus, build_bus
 from services.core.keys import mint
@@ -35,13 +36,26 @@ def gateway_settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def api(gateway_settings: Settings, local_bus: Bus) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway_app(gateway_settings: Settings, local_bus: Bus) -> AsyncIterator[FastAPI]:
+    """The gateway, started: its lifespan has run, so it serves requests through ASGI."""
     app = create_app(gateway_settings, bus=local_bus)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        assert gateway_settings.admin_key is not None
-        headers = {"Authorization": f"Bearer {gateway_settings.admin_key.get_secret_value()}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://loopd.test", headers=headers
-        ) as client:
-            yield client
+        yield app
+
+
+def client_of(app: FastAPI, key: str | None = None, *, header: str = "authorization") -> httpx.AsyncClient:
+    """A client of the in-process gateway that sends `key` (none if None) as `Authorization: Bearer`,
+    or as `x-api-key` when `header` says so."""
+    headers = {}
+    if key is not None:
+        headers = {"x-api-key": key} if header == "x-api-key" else {"Authorization": f"Bearer {key}"}
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://loopd.test", headers=headers)
+
+
+@pytest.fixture
+async def api(gateway_app: FastAPI, gateway_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with the root tenant's admin key (LOOPD_ADMIN_KEY)."""
+    assert gateway_settings.admin_key is not None
+    async with client_of(gateway_app, gateway_settings.admin_key.get_secret_value()) as client:
+        yield client

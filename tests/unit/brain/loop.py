@@ -191,13 +191,15 @@ class Loop:
             self.brain = await self._exit.enter_async_context(
                 BrainWorker(self.settings, self.engine, self.bus, self.artifacts, connect=self.connect)
             )
-        app = create_app(self.settings, bus=self.bus)
-        await self._exit.enter_async_context(app.router.lifespan_context(app))
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        self.api = await self._exit.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://loopd.test", headers=self.headers)
-        )
+        self.app = create_app(self.settings, bus=self.bus)
+        await self._exit.enter_async_context(self.app.router.lifespan_context(self.app))
+        self.api = await self._exit.enter_async_context(self.client(self.headers))
         return self
+
+    def client(self, headers: dict[str, str]) -> httpx.AsyncClient:
+        """Another client of the gateway, e.g. with a key of another tenant; the caller closes it."""
+        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+        return httpx.AsyncClient(transport=transport, base_url="http://loopd.test", headers=headers)
 
     @property
     def headers(self) -> dict[str, str]:
