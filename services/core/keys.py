@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -116,9 +116,18 @@ def _values(key: str, *, tenant_id: str, name: str, role: Role, created_by: str 
 
 
 async def find_by_key(conn: AsyncConnection, key: str) -> KeyRecord | None:
+    return await _find(conn, api_keys.c.key_hash == hash_key(key))
+
+
+async def find_by_id(conn: AsyncConnection, key_id: str) -> KeyRecord | None:
+    """A key already presented, looked at again (a stream it opened outlives its request)."""
+    return await _find(conn, api_keys.c.id == key_id)
+
+
+async def _find(conn: AsyncConnection, where: ColumnElement[bool]) -> KeyRecord | None:
     query = select(
         api_keys.c.id, api_keys.c.tenant_id, api_keys.c.role, api_keys.c.expires_at, api_keys.c.revoked_at
-    ).where(api_keys.c.key_hash == hash_key(key))
+    ).where(where)
     row = (await conn.execute(query)).first()
     if row is None:
         return None

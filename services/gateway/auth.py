@@ -19,7 +19,7 @@ from services.core.audit import Actor
 from services.core.db.engine import autocommit
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.keys import Role
-from services.gateway.deps import ServicesDep
+from services.gateway.deps import GatewayServices, ServicesDep
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer lk_...")
 _api_key_header = APIKeyHeader(name="x-api-key", auto_error=False, description="an API key, as SDKs send it")
@@ -69,6 +69,13 @@ async def authenticate(
     if services.limiter is not None:
         await services.limiter.hit(caller.key_id, writes=request.method not in ("GET", "HEAD", "OPTIONS"))
     return caller
+
+
+async def still_usable(services: GatewayServices, caller: Caller) -> bool:
+    """Whether the caller's key works now: a stream asks now and then, as it outlives its request."""
+    async with autocommit(services.engine).connect() as conn:
+        record = await keys.find_by_id(conn, caller.key_id)
+    return record is not None and record.refusal(datetime.now(UTC)) is None
 
 
 def _needs(role: Role):  # type: ignore[no-untyped-def]

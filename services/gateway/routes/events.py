@@ -1,9 +1,11 @@
-"""A run's event log: paged reads, and a live SSE stream that resumes from Last-Event-ID."""
+"""A run's event log: paged reads, and a live SSE stream that resumes from Last-Event-ID and ends once
+the key that opened it is revoked or expires."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -15,7 +17,7 @@ from services.core import runs as run_store
 from services.core.bus import run_channel
 from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest
-from services.gateway.auth import Viewer
+from services.gateway.auth import Caller, Viewer, still_usable
 from services.gateway.deps import GatewayServices, ServicesDep
 from services.gateway.params import AfterSeq, RunId, errors, seq_of
 from services.gateway.responses import EventPage
@@ -25,6 +27,8 @@ router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
 # How often a live stream re-reads PostgreSQL when the bus is quiet: a lost fan-out message
 # costs at most this much latency.
 CATCH_UP_SECONDS = 2.0
+# How soon an open stream ends once its key is revoked or expires; the client's reconnect hears why.
+KEY_CHECK_SECONDS = 2.0
 
 
 # Payload fields their writer left out stay out, as they are stored.
@@ -70,10 +74,12 @@ async def stream_events(
         start = max(start, seq)
     async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, caller.tenant_id, run_id)
-    return EventSourceResponse(_follow(services, run_id, start), ping=15)
+    return EventSourceResponse(_follow(services, caller, run_id, start), ping=15)
 
 
-async def _follow(services: GatewayServices, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+async def _follow(
+    services: GatewayServices, caller: Caller, run_id: str, after: int
+) -> AsyncIterator[dict[str, Any]]:
     live: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     async with services.bus.subscribe(run_channel(run_id)) as messages:
         # Subscribed before the first read, so nothing committed after it can be missed.
@@ -81,7 +87,12 @@ async def _follow(services: GatewayServices, run_id: str, after: int) -> AsyncIt
         try:
             last = after
             behind = True
+            key_checked = time.monotonic()
             while True:
+                if time.monotonic() - key_checked >= KEY_CHECK_SECONDS:
+                    if not await still_usable(services, caller):
+                        return
+                    key_checked = time.monotonic()
                 if behind:
                     async for event in _catch_up(services, run_id, last):
                         last = event["seq"]

@@ -170,7 +170,7 @@ async def test_every_operation_answers_the_second_tenant_with_nothing_of_the_fir
 
 async def test_the_pool_counts_only_the_callers_own_sandboxes(world: World) -> None:
     async def first_sees_its_sandbox() -> bool:
-        hands = (await world.first.get("/v1/hands")).json()["data"]
+        hands: list[dict[str, int]] = (await world.first.get("/v1/hands")).json()["data"]
         return sum(h["sandbox_count"] for h in hands) >= 1
 
     await eventually(first_sees_its_sandbox)

@@ -5,6 +5,7 @@ neither writes a key to its log."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from harness.waiting import eventually_sync
 from services.core import keys
 from services.core.db.migrate import sync_url
 from services.local.postgres import EmbeddedPostgres, free_port
-from tests.integration.gateway.operations import error_code
+from tests.integration.gateway.operations import SCRIPTED, error_code
 
 NAMES = ("gateway-1", "gateway-2")
 
@@ -147,6 +148,35 @@ def test_a_key_revoked_on_one_gateway_is_refused_by_the_other_at_once(
             with gateways.client(name, key, header=header) as member:
                 refused = member.get("/v1/runs")
                 assert (refused.status_code, error_code(refused)) == (401, "api_key_revoked"), refused.text
+
+
+def test_a_stream_ends_once_its_key_is_revoked(gateways: Gateways) -> None:
+    with gateways.client("gateway-1") as admin:
+        created = admin.post("/v1/keys", json={"name": "streaming", "role": "viewer"})
+        # No brain serves these gateways: the run stays queued, and its stream stays open.
+        run = admin.post("/v1/runs", json={"agent": SCRIPTED, "input": "watched"})
+    assert created.status_code == 201 and run.status_code == 201, run.text
+    key_id, key = created.json()["id"], created.json()["key"]
+    gateways.made.append(key)
+    path = f"/v1/runs/{run.json()['id']}/events/stream"
+
+    with gateways.client("gateway-2", key) as viewer:
+        with viewer.stream("GET", path, timeout=httpx.Timeout(10, read=30)) as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            while not next(lines).startswith("id: 2"):
+                pass  # the log so far, run.created and the user message
+            with gateways.client("gateway-1") as admin:
+                assert admin.delete(f"/v1/keys/{key_id}").status_code == 200
+            # Pings keep an open stream talking, so the clock, not the read timeout, bounds it.
+            deadline = time.monotonic() + 10
+            rest = []
+            for line in lines:
+                assert time.monotonic() < deadline, "the stream outlived its key"
+                rest.append(line)
+        assert not any(line.startswith("id:") for line in rest), rest
+        again = viewer.get(path)
+        assert (again.status_code, error_code(again)) == (401, "api_key_revoked")
 
 
 def test_no_key_reaches_either_gateways_log(gateways: Gateways) -> None:
