@@ -129,7 +129,17 @@ class World:
 
 
 async def build(exit_stack: AsyncExitStack, database_url: str, root: Path) -> World:
-    loop = await exit_stack.enter_async_context(Loop(database_url, root, tool_timeout_seconds=900.0))
+    # The walk sends a few hundred requests with one key within seconds: far past the default rate
+    # limits, which are tested in test_rate_limits.py, so they are raised (not turned off) here.
+    loop = await exit_stack.enter_async_context(
+        Loop(
+            database_url,
+            root,
+            tool_timeout_seconds=900.0,
+            rate_limit_reads="100000/minute",
+            rate_limit_writes="100000/minute",
+        )
+    )
     first = loop.api
     tenant_id = f"second-{random.token_hex(4)}"
     made = await first.post("/v1/tenants", json={"id": tenant_id, "name": "the second tenant"})
@@ -162,6 +172,8 @@ async def build(exit_stack: AsyncExitStack, database_url: str, root: Path) -> Wo
     runs = {"done": launched.json()["id"]}
     for part, (agent, body, _) in _STARTED.items():
         runs[part] = await loop.start(agent, f"task {MARKER}", **body)
+    # Cancelled before the loop stops, which would otherwise wait out the brain's drain for it.
+    exit_stack.push_async_callback(first.post, f"/v1/runs/{runs['sleeping']}/cancel")
     second_run = await _second_run(loop, second)
 
     await loop.until(runs["done"], "completed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,21 @@ async def test_gateways_starting_at_once_store_the_admin_key_once(
     # As many as the engine's pool holds: each start is its own transaction, all racing.
     await asyncio.gather(*(ensure_root(settings, engine) for _ in range(5)))
     await ensure_root(settings, engine)  # and a restart
+    assert await _stored(engine, key) == (1, 1)
+
+
+async def test_a_revoked_admin_key_stays_revoked_across_restarts(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    key = keys.mint()
+    settings = Settings(database_url=database_url, tenant=f"t-{secrets.token_hex(4)}", admin_key=key)
+    await ensure_root(settings, engine)
+    async with engine.begin() as conn:
+        await keys.revoke(conn, settings.tenant, keys.configured_key_id(key))
+    await ensure_root(settings, engine)
+    async with engine.connect() as conn:
+        record = await keys.find_by_key(conn, key)
+    assert record is not None and record.refusal(datetime.now(UTC)) == "api_key_revoked"
     assert await _stored(engine, key) == (1, 1)
 
 

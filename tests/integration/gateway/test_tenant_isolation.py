@@ -39,6 +39,8 @@ async def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @dataclass(frozen=True)
 class Call:
+    """One request of the walk, by the second tenant's admin."""
+
     values: dict[str, str] = field(default_factory=lambda: dict(NOWHERE))
     body: Any = None
     params: dict[str, str] | None = None
