@@ -77,3 +77,30 @@ def migrate(
     configure_logging()
     upgrade(Settings().database_url, revision)
     typer.echo(f"database migrated to {revision}")
+
+
+@app.command("wait-for-schema")
+def wait_for_schema(
+    timeout: Annotated[float, typer.Option(help="seconds to wait before giving up (exit 1)")] = 600.0,
+) -> None:
+    """Wait until LOOPD_DATABASE_URL's schema is at this version's newest migration, which a separate
+    `loopd-server migrate` applies (a Kubernetes init container, before a role starts)."""
+    import time
+
+    from services.core.db.migrate import at_head
+    from services.core.settings import Settings
+
+    url, deadline = Settings().database_url, time.monotonic() + timeout
+    while True:
+        try:
+            if at_head(url):
+                typer.echo("database schema is up to date")
+                return
+            why = "migrations not applied yet"
+        except Exception as error:  # the database may still be starting
+            why = f"database unreachable ({type(error).__name__})"
+        if time.monotonic() > deadline:
+            typer.echo(f"gave up after {timeout:g}s: {why}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"waiting: {why}")
+        time.sleep(2)

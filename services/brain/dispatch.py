@@ -31,7 +31,7 @@ from services.core import metrics, payloads
 from services.core.agents import AgentSpec
 from services.core.artifacts import ArtifactStore
 from services.core.bus import Bus
-from services.core.errors import HandsUnavailable, InfrastructureError, SandboxLost
+from services.core.errors import HandsStopping, HandsUnavailable, InfrastructureError, SandboxLost
 from services.core.identity import hands_secret
 from services.core.journal import Journal
 from services.core.settings import Settings
@@ -150,10 +150,10 @@ class ToolDispatcher:
                     break
                 try:
                     result = await self._execute(location, state, call, spec, limit, scope)
-                except HandsUnavailable:
+                except HandsUnavailable as error:
                     excluded.add(location[1])
                     if state.sandbox is not None:
-                        sandbox_events.append(_lost(state.sandbox.sandbox_id, "hands worker unreachable"))
+                        sandbox_events.append(_lost(state.sandbox.sandbox_id, _why_unavailable(error)))
                         state.sandbox = None
                     raise
                 sandbox_events += self._sandbox_changes(state, location, result)
@@ -218,20 +218,24 @@ class ToolDispatcher:
         """The worker holding the run's sandbox if it is alive, else the one with most free slots.
 
         `excluded` holds addresses that just failed: a restarted worker keeps its id but gets a new
-        address, so it is welcome again at once. An empty pool is waited for (workers restart or
-        scale up), up to `hands_wait_seconds`, rather than spending the run's retry budget.
+        address, so it is welcome again at once. A draining worker (scale-in, a rolling update) is
+        passed over: it would hand the call back, and the run's workspace is in its snapshots. An
+        empty pool is waited for (workers restart or scale up), up to `hands_wait_seconds`, rather
+        than spending the run's retry budget.
         """
         deadline = time.monotonic() + self.settings.hands_wait_seconds
         while True:
-            alive = [h for h in await self.bus.list_hands() if h.address not in excluded]
+            listed = [h for h in await self.bus.list_hands() if h.address not in excluded]
+            alive = [h for h in listed if not h.draining]
             if alive or time.monotonic() > deadline:
                 break
             await asyncio.sleep(HANDS_POLL_SECONDS)
         if state.sandbox is not None:
-            for hands in alive:
-                if hands.hands_id == state.sandbox.hands_id:
-                    return hands.hands_id, hands.address
-            sandbox_events.append(_lost(state.sandbox.sandbox_id, "hands worker left the pool"))
+            holder = next((h for h in listed if h.hands_id == state.sandbox.hands_id), None)
+            if holder is not None and not holder.draining:
+                return holder.hands_id, holder.address
+            why = "hands worker is stopping" if holder is not None else "hands worker left the pool"
+            sandbox_events.append(_lost(state.sandbox.sandbox_id, why))
             state.sandbox = None
         if not alive:
             raise HandsUnavailable(
@@ -459,6 +463,10 @@ def _stopped(state: RunState, why: str) -> ExecuteResult:
         sandbox_id=state.sandbox.sandbox_id if state.sandbox else "",
         sandbox_created=False,
     )
+
+
+def _why_unavailable(error: HandsUnavailable) -> str:
+    return "hands worker is stopping" if isinstance(error, HandsStopping) else "hands worker unreachable"
 
 
 def _lost(sandbox_id: str, reason: str) -> event_log.NewEvent:

@@ -100,6 +100,12 @@ class HandsUnavailable(InfrastructureError):
     code = "hands_unavailable"
 
 
+class HandsStopping(HandsUnavailable):
+    """The worker is stopping and handed the call back before it ran: another worker may take it."""
+
+    code = "hands_stopping"
+
+
 class SandboxLost(InfrastructureError):
     code = "sandbox_lost"
 

@@ -121,6 +121,12 @@ SLOTS_BUSY = Gauge(
     "loopd_hands_slots_busy", "Call slots running a tool call now.", ("hands_id",), registry=REGISTRY
 )
 SLOTS_TOTAL = Gauge("loopd_hands_slots_total", "Call slots of the worker.", ("hands_id",), registry=REGISTRY)
+CALLS_WAITING = Gauge(
+    "loopd_hands_calls_waiting",
+    "Tool calls queued on the worker for a call slot; with the busy slots, the load autoscaling reads.",
+    ("hands_id",),
+    registry=REGISTRY,
+)
 COLLECTED_BLOBS = Counter(
     "loopd_brain_collected_blobs",
     "Blobs the artifact store's collector removed because nothing referenced them.",

@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     hands_listen: str = "127.0.0.1:0"
     hands_advertise_host: str = "127.0.0.1"
     hands_slots: int = 8
+    hands_stop_seconds: float = Field(
+        default=150.0,
+        gt=10,
+        description="from SIGTERM to exit: calls in flight may finish until the last 10s, then are "
+        "handed back; a pod's terminationGracePeriodSeconds must be this",
+    )
     hands_heartbeat_seconds: float = 2.0
     hands_ttl_seconds: float = 6.0
     sandbox_image: str = "loopd-sandbox:latest"

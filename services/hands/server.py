@@ -3,12 +3,17 @@
 Start: remove sandboxes a previous process with the same hands_id (of this stack) left behind, bind
 and serve (every call but health checks must carry the stack's hands secret), start
 filling the warm pool and the reaper, then register on the bus. Snapshots and the call ledger live
-beside the artifact store, so every worker sharing it can take over any run. Stop: report NOT_SERVING,
-drain in-flight calls, unregister, stop the reaper, and destroy the warm and the remaining sandboxes.
+beside the artifact store, so every worker sharing it can take over any run. Stop (SIGTERM, or a
+scale-in), within `hands_stop_seconds`: report NOT_SERVING and show the registry a draining worker,
+so brains send it nothing new; hand back the calls still waiting for a slot; let the calls running
+finish (each snapshots the workspace before its result) until the cleanup margin, and cut the rest
+(the caller retries them from their base snapshot elsewhere); unregister, stop the reaper, and
+destroy the warm and the remaining sandboxes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -52,8 +57,8 @@ STACK_LABEL = "loopd.stack"
 # deployments that share a Docker engine leave each other's alone.
 REGISTRY_LABEL = "loopd.registry"
 SERVICE_NAME = hands_pb2.DESCRIPTOR.services_by_name["Hands"].full_name
-# Beyond the longest call, time for provisioning and for a timeout's kill.
-_DRAIN_MARGIN = 15.0
+# What a stopping worker keeps of its hands_stop_seconds to unregister and destroy its sandboxes.
+CLEANUP_SECONDS = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -154,6 +159,7 @@ class HandsWorker:
         slots = self._slots
         self._readings.add(metrics.SLOTS_BUSY, lambda: slots.total - slots.free)
         self._readings.add(metrics.SLOTS_TOTAL, lambda: slots.total)
+        self._readings.add(metrics.CALLS_WAITING, lambda: slots.waiting)
         self._readings.add(metrics.WARM_SANDBOXES, lambda: len(warm))
         self._readings.add(metrics.RUN_SANDBOXES, lambda: len(pool))
         calls = Calls(
@@ -216,12 +222,23 @@ class HandsWorker:
     async def _stop(self) -> None:
         if self._stopped:
             return
+        loop = asyncio.get_running_loop()
+        drain_ends = loop.time() + self._settings.hands_stop_seconds - CLEANUP_SECONDS
         self._stopped = self._draining = True
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             if self._registration is not None:
                 await self._registration.beat()
-            await self._server.stop(grace=self._settings.tool_timeout_seconds + _DRAIN_MARGIN)
+            waiting, running = self._slots.waiting, self._slots.total - self._slots.free
+            self._slots.close(f"hands worker {self.hands_id} is stopping")
+            if self._warm is not None:
+                await self._warm.stop_refilling()
+            log.info("hands %s draining: %d calls running, %d handed back", self.hands_id, running, waiting)
+            # New calls are refused at once; at the end of the grace, the calls still running are
+            # cancelled, which kills what they started, and their callers retry them elsewhere.
+            await self._server.stop(grace=max(drain_ends - loop.time(), 0.0))
+            if cut := self._slots.total - self._slots.free:
+                log.warning("hands %s cut %d calls at its stop deadline", self.hands_id, cut)
         # Unregisters, then stops the reaper.
         await self._background.aclose()
         if self._pool is not None:

@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_COMMANDS = {"gateway", "brain", "hands", "up", "demo", "migrate"}
+SERVER_COMMANDS = {"gateway", "brain", "hands", "up", "demo", "migrate", "wait-for-schema"}
 
 
 def console_scripts() -> dict[str, str]:

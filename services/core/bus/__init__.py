@@ -33,6 +33,11 @@ class HandsInfo:
     started_at: float = 0.0
     labels: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def draining(self) -> bool:
+        """A stopping worker stays listed while it finishes its calls, but takes no new ones."""
+        return self.labels.get("state") == "draining"
+
 
 class Bus(Protocol):
     async def wake(self, run_id: str) -> None:

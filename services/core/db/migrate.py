@@ -1,4 +1,5 @@
-"""Applies the Alembic migrations; every process calls `upgrade` on start."""
+"""Applies the Alembic migrations; every process calls `upgrade` on start, unless a one-shot
+`loopd-server migrate` does it for them (then `at_head` tells them when it has)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -33,3 +37,15 @@ def downgrade(database_url: str, revision: str) -> None:
 
 async def upgrade_async(database_url: str) -> None:
     await asyncio.to_thread(upgrade, database_url)
+
+
+def at_head(database_url: str) -> bool:
+    """Whether the database's schema is at the newest revision this version of loopd ships."""
+    config = alembic_config(database_url)
+    wanted = set(ScriptDirectory.from_config(config).get_heads())
+    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return set(MigrationContext.configure(connection).get_current_heads()) == wanted
+    finally:
+        engine.dispose()

@@ -4,6 +4,9 @@ A call may name shares it belongs to (the tree of a run and its sub-agents, a te
 most slots its calls may hold at once. A share at its limit waits while calls of other shares take
 the free slots, so one tree or tenant cannot take a worker's every slot while others wait. Waiting
 calls are served in arrival order among those whose shares have room.
+
+A stopping worker closes its slots: the calls still waiting, and any that come after, are handed
+back (HandsStopping) so the caller can take them to another worker; calls holding a slot go on.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+from services.core.errors import HandsStopping
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,15 @@ class Ticket:
         self._released = False
 
     async def granted(self, within: float | None = None) -> bool:
-        """Wait up to `within` seconds for the slot; whether the call holds it now."""
+        """Wait up to `within` seconds for the slot; whether the call holds it now. Raises
+        HandsStopping once the slots are closed, unless the call already held its slot."""
         if not self._granted.done():
             try:
                 async with asyncio.timeout(within):
                     await asyncio.shield(self._granted)
             except TimeoutError:
                 return False
+        self._granted.result()  # raises for a call that was handed back
         return True
 
     def release(self) -> None:
@@ -48,9 +55,12 @@ class Ticket:
     def _grant(self) -> None:
         self._granted.set_result(None)
 
+    def _refuse(self, reason: str) -> None:
+        self._granted.set_exception(HandsStopping(reason))
+
     @property
     def holds(self) -> bool:
-        return self._granted.done()
+        return self._granted.done() and self._granted.exception() is None
 
 
 class Slots:
@@ -59,10 +69,16 @@ class Slots:
         self._in_use = 0
         self._held: Counter[str] = Counter()
         self._waiting: list[Ticket] = []
+        self._closed: str | None = None  # why, once closed
 
     @property
     def free(self) -> int:
         return self.total - self._in_use
+
+    @property
+    def waiting(self) -> int:
+        """Calls queued for a slot: with the busy slots, the worker's load (what autoscaling reads)."""
+        return len(self._waiting)
 
     def held(self, key: str) -> int:
         """Slots the calls of one share hold now."""
@@ -75,9 +91,19 @@ class Slots:
     def ticket(self, shares: Sequence[Share] = ()) -> Ticket:
         """Queue a call; it may hold its slot at once. Release the ticket in every case."""
         ticket = Ticket(self, shares)
+        if self._closed is not None:
+            ticket._refuse(self._closed)
+            return ticket
         self._waiting.append(ticket)
         self._serve()
         return ticket
+
+    def close(self, reason: str) -> None:
+        """Take no more calls: every call still waiting, and every later one, is handed back."""
+        self._closed = self._closed or reason
+        waiting, self._waiting = self._waiting, []
+        for ticket in waiting:
+            ticket._refuse(self._closed)
 
     @asynccontextmanager
     async def hold(self, shares: Sequence[Share] = ()) -> AsyncIterator[None]:
@@ -106,6 +132,6 @@ class Slots:
             self._in_use -= 1
             self._held.subtract(s.key for s in ticket.shares)
             self._held += Counter()  # drops the keys that reached zero
-        else:
+        elif ticket in self._waiting:  # not so for a call the closed slots handed back
             self._waiting.remove(ticket)
         self._serve()

@@ -35,6 +35,7 @@ _ERROR_CLASSES: tuple[type[errors.LoopdError], ...] = (
     errors.Unauthenticated,
     errors.InfrastructureError,
     errors.HandsUnavailable,
+    errors.HandsStopping,
     errors.SandboxLost,
     errors.ModelError,
     SnapshotMissing,

@@ -43,14 +43,18 @@ class WarmSandboxes:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await self.stop_refilling()
         ready, self._ready = self._ready, []
         for sandbox_id in ready:
             try:
                 await self._driver.destroy(sandbox_id)
             except LoopdError:
                 log.exception("could not destroy warm sandbox %s", sandbox_id[:12])
+
+    async def stop_refilling(self) -> None:
+        """Start no more sandboxes (a stopping worker); those ready stay until the exit."""
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def claim(self) -> str | None:
         """A started sandbox, now the caller's; None when none is ready."""

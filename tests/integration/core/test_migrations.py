@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from services.core.db.migrate import downgrade, sync_url, upgrade
+from services.core.db.migrate import at_head, downgrade, sync_url, upgrade
 from services.core.db.schema import metadata
 from services.core.process import open_engine
 from services.core.settings import Settings
@@ -85,3 +85,22 @@ def test_loopd_server_migrate_applies_the_migrations_and_exits(fresh_database_ur
     )
     assert migrated.returncode == 0, migrated.stderr
     assert {"agents", "runs", "events", "run_leases", "alembic_version"} <= table_names(fresh_database_url)
+
+
+def test_at_head_says_whether_the_newest_migration_is_applied(fresh_database_url: str) -> None:
+    assert not at_head(fresh_database_url)
+    upgrade(fresh_database_url, "0001")
+    assert not at_head(fresh_database_url)
+    upgrade(fresh_database_url)
+    assert at_head(fresh_database_url)
+
+
+def test_wait_for_schema_waits_for_the_migration_and_gives_up_without_one(fresh_database_url: str) -> None:
+    env = {**os.environ, "LOOPD_DATABASE_URL": fresh_database_url}
+    command = [str(Path(sys.executable).parent / "loopd-server"), "wait-for-schema", "--timeout", "0"]
+    given_up = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    upgrade(fresh_database_url)
+    ready = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert given_up.returncode == 1 and "migrations not applied yet" in given_up.stderr
+    assert ready.returncode == 0, ready.stderr

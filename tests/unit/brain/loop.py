@@ -81,6 +81,12 @@ class HandsInProcess:
         )
         self.hands: Hands = InProcessHands(calls, self.pool, self.status)
         self.registration: Registration | None = None
+        self.draining = False
+
+    def drain(self) -> None:
+        """Show the registry a stopping worker, as HandsWorker does from SIGTERM on."""
+        self.draining = True
+        self._changed()
 
     def status(self) -> HandsStatus:
         return HandsStatus(self.hands_id, self.slots.total, self.slots.free, self.pool.snapshot())
@@ -91,8 +97,9 @@ class HandsInProcess:
             hands_id=self.hands_id,
             address=self.address,
             slots_total=status.slots_total,
-            slots_free=status.slots_free,
+            slots_free=0 if self.draining else status.slots_free,
             sandboxes=tuple(s.run_id for s in status.sandboxes),
+            labels={"state": "draining" if self.draining else "serving"},
         )
 
     def sandbox_of(self, run_id: str) -> str | None:

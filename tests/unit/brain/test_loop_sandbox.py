@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.waiting import eventually
 from tests.unit.brain.loop import Loop, call, of_type, scripted
 
 WRITE = call("write_file", path="kept.txt", content="kept\n")
@@ -100,6 +101,37 @@ async def test_a_run_whose_worker_left_moves_to_another_with_its_workspace(
 
     assert [p["hands_id"] for p in of_type(events, "sandbox.provisioned")][1:] != [first]
     assert of_type(events, "tool.result")[-1]["output"] == "kept\n"
+
+
+async def test_a_run_whose_worker_is_draining_moves_to_another_without_calling_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    agent = scripted(
+        {"tool_calls": [WRITE]},
+        {"tool_calls": [call("bash", command="cat kept.txt")]},
+        {"text": "done"},
+        permissions={"bash": "ask"},
+    )
+    async with Loop(database_url, tmp_path, hands=2) as loop:
+        run_id = await loop.start(agent)
+        run = await loop.until(run_id, "waiting")
+        first = of_type(await loop.events(run_id), "sandbox.provisioned")[0]["hands_id"]
+        loop.hands[first].drain()
+
+        async def listed_draining() -> bool:
+            return any(h.draining for h in await loop.bus.list_hands() if h.hands_id == first)
+
+        await eventually(listed_draining)
+        [call_id] = run["waiting_for"]["call_ids"]
+        await loop.post(f"/v1/runs/{run_id}/approvals/{call_id}", {"decision": "allow"})
+        await loop.until(run_id, "completed")
+        events = await loop.events(run_id)
+
+    assert [p["hands_id"] for p in of_type(events, "sandbox.provisioned")][1:] != [first]
+    [lost] = of_type(events, "sandbox.lost")
+    assert lost["reason"] == "hands worker is stopping"
+    assert of_type(events, "tool.result")[-1]["output"] == "kept\n"
+    assert loop.hands[first].driver.commands == [], "the draining worker got no call"
 
 
 async def test_a_run_fails_when_no_hands_worker_comes(database_url: str, tmp_path: Path) -> None:

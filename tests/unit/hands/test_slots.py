@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from services.core.errors import HandsStopping
 from services.hands.calls.slots import Slots
 
 
@@ -62,3 +65,26 @@ async def test_every_share_is_at_least_one_slot() -> None:
     assert slots.share("tenant:t", 1.0).limit == 3
     async with slots.hold([slots.share("tree:a", 0.1)]):
         assert slots.free == 2
+
+
+async def test_closed_slots_hand_back_the_waiting_calls_and_every_later_one() -> None:
+    slots = Slots(1)
+    holder = slots.ticket()
+    queued = [slots.ticket(), slots.ticket()]
+    assert slots.waiting == 2
+
+    slots.close("stopping")
+
+    for ticket in queued:
+        with pytest.raises(HandsStopping, match="stopping"):
+            await ticket.granted(within=1)
+        ticket.release()
+    later = slots.ticket()
+    with pytest.raises(HandsStopping):
+        await later.granted(within=0)
+    later.release()
+    assert slots.waiting == 0
+    assert await holder.granted(within=0), "a call holding its slot keeps it"
+    assert slots.free == 0
+    holder.release()
+    assert slots.free == 1
