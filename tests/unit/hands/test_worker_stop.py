@@ -42,8 +42,8 @@ async def bus() -> AsyncIterator[Bus]:
 
 
 def start_worker(tmp_path: Path, bus: Bus, driver: WorkspaceDriver, **overrides: object) -> HandsWorker:
-    settings = Settings(
-        **{
+    settings = Settings.model_validate(
+        {
             "hands_id": f"hands-stop-{secrets.token_hex(4)}",
             "hands_listen": "127.0.0.1:0",
             "hands_slots": 1,
