@@ -83,17 +83,17 @@ def migrate(
 def wait_for_schema(
     timeout: Annotated[float, typer.Option(help="seconds to wait before giving up (exit 1)")] = 600.0,
 ) -> None:
-    """Wait until LOOPD_DATABASE_URL's schema is at this version's newest migration, which a separate
+    """Wait until LOOPD_DATABASE_URL's schema holds this version's migrations, which a separate
     `loopd-server migrate` applies (a Kubernetes init container, before a role starts)."""
     import time
 
-    from services.core.db.migrate import at_head
+    from services.core.db.migrate import migrated
     from services.core.settings import Settings
 
     url, deadline = Settings().database_url, time.monotonic() + timeout
     while True:
         try:
-            if at_head(url):
+            if migrated(url):
                 typer.echo("database schema is up to date")
                 return
             why = "migrations not applied yet"

@@ -1,5 +1,5 @@
 """Applies the Alembic migrations; every process calls `upgrade` on start, unless a one-shot
-`loopd-server migrate` does it for them (then `at_head` tells them when it has)."""
+`loopd-server migrate` does it for them (then `migrated` tells them when it has)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
 from sqlalchemy import create_engine, pool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -39,13 +40,20 @@ async def upgrade_async(database_url: str) -> None:
     await asyncio.to_thread(upgrade, database_url)
 
 
-def at_head(database_url: str) -> bool:
-    """Whether the database's schema is at the newest revision this version of loopd ships."""
-    config = alembic_config(database_url)
-    wanted = set(ScriptDirectory.from_config(config).get_heads())
+def migrated(database_url: str) -> bool:
+    """Whether the schema holds every migration this version of loopd ships. A revision this version
+    does not know is a newer version's, which has applied this one's before it."""
+    script = ScriptDirectory.from_config(alembic_config(database_url))
     engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
-            return set(MigrationContext.configure(connection).get_current_heads()) == wanted
+            current = MigrationContext.configure(connection).get_current_heads()
     finally:
         engine.dispose()
+    if not current:
+        return False
+    try:
+        applied = {r.revision for r in script.iterate_revisions(current, "base") if r is not None}
+    except ResolutionError:
+        return True
+    return set(script.get_heads()) <= applied

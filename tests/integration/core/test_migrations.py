@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from services.core.db.migrate import at_head, downgrade, sync_url, upgrade
+from services.core.db.migrate import downgrade, migrated, sync_url, upgrade
 from services.core.db.schema import metadata
 from services.core.process import open_engine
 from services.core.settings import Settings
@@ -87,12 +87,18 @@ def test_loopd_server_migrate_applies_the_migrations_and_exits(fresh_database_ur
     assert {"agents", "runs", "events", "run_leases", "alembic_version"} <= table_names(fresh_database_url)
 
 
-def test_at_head_says_whether_the_newest_migration_is_applied(fresh_database_url: str) -> None:
-    assert not at_head(fresh_database_url)
+def test_migrated_says_whether_this_versions_migrations_are_applied(fresh_database_url: str) -> None:
+    assert not migrated(fresh_database_url)
     upgrade(fresh_database_url, "0001")
-    assert not at_head(fresh_database_url)
+    assert not migrated(fresh_database_url)
     upgrade(fresh_database_url)
-    assert at_head(fresh_database_url)
+    assert migrated(fresh_database_url)
+
+    # A newer version's migration, which this version does not know, is past this version's.
+    dsn = sync_url(fresh_database_url).replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_a_newer_version'")
+    assert migrated(fresh_database_url)
 
 
 def test_wait_for_schema_waits_for_the_migration_and_gives_up_without_one(fresh_database_url: str) -> None:
