@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from services.core.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 LOOPD_SERVICES = ("gateway", "brain", "hands")
@@ -196,3 +198,10 @@ def test_the_image_installs_the_locked_dependencies_then_the_client_and_the_serv
     assert dockerfile.index("pip install -r requirements.lock") < dockerfile.index(
         "pip install --no-deps ./client ."
     )
+
+
+def test_compose_waits_for_a_stopping_hands_worker_and_brain_to_drain() -> None:
+    # A hands worker drains within hands_stop_seconds, a brain within 20s: compose must not kill first.
+    stop_seconds = Settings.model_fields["hands_stop_seconds"].default
+    assert service("hands")["stop_grace_period"] == f"{stop_seconds:.0f}s"
+    assert service("brain")["stop_grace_period"] == "30s"
