@@ -56,7 +56,7 @@ def start_worker(tmp_path: Path, bus: Bus, driver: WorkspaceDriver, **overrides:
             **overrides,
         }
     )
-    return HandsWorker(settings, bus, build_artifact_store(settings.artifacts_path), driver=driver)
+    return HandsWorker(settings, bus, build_artifact_store(settings), driver=driver)
 
 
 def gauge(name: str, worker: HandsWorker) -> float | None:
