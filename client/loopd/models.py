@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 RUN_STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled"})
 TERMINAL_EVENT_TYPES = frozenset({"run.completed", "run.failed", "run.cancelled"})
-WAITING_TYPES = ("approval", "input", "budget", "tool_result", "child", "interrupt")
+WAITING_TYPES = ("approval", "input", "budget", "tool_result", "child", "interrupt", "message")
 PERMISSIONS = ("allow", "ask", "deny")
 
 

@@ -125,6 +125,10 @@ def _interrupt(run: str, waiting_for: Mapping[str, Any]) -> list[str]:
     return [_hint("a message after an interrupt", f"loopd send {run} MESSAGE")]
 
 
+def _message(run: str, waiting_for: Mapping[str, Any]) -> list[str]:
+    return [_hint("a first message", f"loopd send {run} MESSAGE")]
+
+
 _DESCRIBERS: dict[str, Callable[[str, Mapping[str, Any]], list[str]]] = {
     "approval": _approval,
     "input": _input,
@@ -132,4 +136,5 @@ _DESCRIBERS: dict[str, Callable[[str, Mapping[str, Any]], list[str]]] = {
     "tool_result": _tool_result,
     "child": _child,
     "interrupt": _interrupt,
+    "message": _message,
 }

@@ -26,6 +26,7 @@ from services.brain.models import ToolCall
 from services.brain.models.openai import RAW_ARGUMENTS_KEY
 from services.brain.sandbox_claim import SandboxClaim
 from services.brain.stop_signal import wait_for_stop
+from services.brain.tool_specs import sandbox_schema
 from services.core import events as event_log
 from services.core import metrics, payloads
 from services.core.agents import AgentSpec
@@ -365,7 +366,8 @@ class ToolDispatcher:
 
 def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
     """A (code, message) the model can act on when it asked for a tool it may not use, or gave bad input."""
-    if call.name not in spec.tools or call.name not in TOOL_SCHEMAS:
+    schema = sandbox_schema(spec, call.name)
+    if call.name not in spec.tools or schema is None:
         return "unknown_tool", f"unknown tool {call.name!r}; available tools: {', '.join(spec.tools)}"
     if RAW_ARGUMENTS_KEY in call.input:
         return (
@@ -373,7 +375,7 @@ def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
             f"the arguments for {call.name} were not a JSON object: {call.input[RAW_ARGUMENTS_KEY]!r}",
         )
     try:
-        jsonschema.validate(call.input, TOOL_SCHEMAS[call.name]["input_schema"])
+        jsonschema.validate(call.input, schema["input_schema"])
     except jsonschema.ValidationError as error:
         return "invalid_input", f"invalid input for {call.name}: {error.message}"
     return None
@@ -382,6 +384,9 @@ def validate_call(call: ToolCall, spec: AgentSpec) -> tuple[str, str] | None:
 def tool_timeout(call: ToolCall, spec: AgentSpec, settings: Settings, ceiling: float) -> float:
     """The call's timeout: bash's own, else the agent's, else the default; never above the ceiling."""
     requested = call.input.get("timeout") if call.name == Tool.BASH else None
+    milliseconds = call.input.get("timeout_ms") if call.name == Tool.BASH else None
+    if isinstance(milliseconds, int) and not isinstance(milliseconds, bool) and milliseconds > 0:
+        requested = milliseconds / 1000
     limit = min(spec.limits.tool_timeout_seconds or settings.tool_timeout_seconds, ceiling)
     if isinstance(requested, int | float) and not isinstance(requested, bool) and requested > 0:
         return float(min(requested, limit))

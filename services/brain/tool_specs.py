@@ -8,7 +8,7 @@ from typing import Any
 from services.brain.models import ToolSpec
 from services.core.agents import AgentSpec
 from services.core.tools import Tool
-from services.hands.contract.tools import TOOL_SCHEMAS
+from services.hands.contract.tools import TOOL_SCHEMAS, TOOLSET_SCHEMAS
 
 BRAIN_TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
     Tool.ASK_USER: {
@@ -51,8 +51,15 @@ BRAIN_TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def sandbox_schema(spec: AgentSpec, name: str) -> dict[str, Any] | None:
+    """The description and input schema the agent offers a sandbox tool with (None: not one)."""
+    if spec.toolset is not None and name in TOOLSET_SCHEMAS:
+        return TOOLSET_SCHEMAS[name]
+    return TOOL_SCHEMAS.get(name)
+
+
 def tool_specs(spec: AgentSpec) -> tuple[ToolSpec, ...]:
-    schemas = {**TOOL_SCHEMAS, **BRAIN_TOOL_SCHEMAS}
+    schemas = {name: sandbox_schema(spec, name) or BRAIN_TOOL_SCHEMAS[name] for name in spec.tools}
     offered = [
         ToolSpec(name, schemas[name]["description"], schemas[name]["input_schema"]) for name in spec.tools
     ]

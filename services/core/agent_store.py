@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,12 +15,17 @@ from services.core.errors import Conflict, NotFound
 
 
 async def create_agent(
-    conn: AsyncConnection, tenant: str, agent_id: str, name: str, spec: dict[str, Any]
+    conn: AsyncConnection,
+    tenant: str,
+    agent_id: str,
+    name: str,
+    spec: dict[str, Any],
+    profile: dict[str, Any] | None = None,
 ) -> Row[Any]:
     """Store version 1 of a new agent; a Conflict if the id is taken."""
     statement = (
         agents.insert()
-        .values(tenant_id=tenant, id=agent_id, version=1, name=name, spec=spec)
+        .values(tenant_id=tenant, id=agent_id, version=1, name=name, spec=spec, profile=profile)
         .returning(*agents.c)
     )
     try:
@@ -30,11 +37,16 @@ async def create_agent(
 
 
 async def add_version(
-    conn: AsyncConnection, tenant: str, agent_id: str, name: str, spec: dict[str, Any]
+    conn: AsyncConnection,
+    tenant: str,
+    agent_id: str,
+    name: str,
+    spec: dict[str, Any],
+    profile: dict[str, Any] | None = None,
 ) -> Row[Any]:
     """Store the next version of an agent (version 1 if it is new)."""
     # Serialise concurrent versions of one agent so their numbers never collide.
-    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"{tenant}/{agent_id}"))))
+    await lock_agent(conn, tenant, agent_id)
     latest = (
         await conn.execute(
             select(func.max(agents.c.version)).where(agents.c.tenant_id == tenant, agents.c.id == agent_id)
@@ -42,7 +54,9 @@ async def add_version(
     ).scalar()
     statement = (
         agents.insert()
-        .values(tenant_id=tenant, id=agent_id, version=(latest or 0) + 1, name=name, spec=spec)
+        .values(
+            tenant_id=tenant, id=agent_id, version=(latest or 0) + 1, name=name, spec=spec, profile=profile
+        )
         .returning(*agents.c)
     )
     return (await conn.execute(statement)).one()
@@ -84,6 +98,83 @@ async def list_latest(conn: AsyncConnection, tenant: str, *, limit: int) -> list
         .limit(limit)
     )
     return list(await conn.execute(query))
+
+
+async def lock_agent(conn: AsyncConnection, tenant: str, agent_id: str) -> None:
+    """Hold off other new versions of this agent until the caller's transaction ends."""
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"{tenant}/{agent_id}"))))
+
+
+async def first_created(conn: AsyncConnection, tenant: str, agent_id: str) -> datetime | None:
+    """When version 1 of the agent was stored: the agent's own creation time."""
+    query = select(func.min(agents.c.created_at)).where(agents.c.tenant_id == tenant, agents.c.id == agent_id)
+    first: datetime | None = (await conn.execute(query)).scalar()
+    return first
+
+
+@dataclass(frozen=True)
+class AgentFilter:
+    include_archived: bool = False
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+async def page_latest(
+    conn: AsyncConnection, tenant: str, where: AgentFilter, *, after: tuple[datetime, str] | None, limit: int
+) -> list[Row[Any]]:
+    """The latest version of each agent, newest agent first, with `first_created_at`; `after` is the
+    (creation time, id) of the last agent of the previous page."""
+    latest = (
+        select(
+            agents.c.id,
+            func.max(agents.c.version).label("version"),
+            func.min(agents.c.created_at).label("first_created_at"),
+        )
+        .where(agents.c.tenant_id == tenant)
+        .group_by(agents.c.id)
+        .subquery()
+    )
+    query = (
+        select(agents, latest.c.first_created_at)
+        .join(latest, (agents.c.id == latest.c.id) & (agents.c.version == latest.c.version))
+        .where(agents.c.tenant_id == tenant)
+    )
+    if not where.include_archived:
+        query = query.where(agents.c.archived_at.is_(None))
+    if where.created_from is not None:
+        query = query.where(latest.c.first_created_at >= where.created_from)
+    if where.created_to is not None:
+        query = query.where(latest.c.first_created_at <= where.created_to)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                latest.c.first_created_at < at,
+                and_(latest.c.first_created_at == at, agents.c.id < last_id),
+            )
+        )
+    query = query.order_by(latest.c.first_created_at.desc(), agents.c.id.desc()).limit(limit)
+    return list(await conn.execute(query))
+
+
+async def page_versions(
+    conn: AsyncConnection, tenant: str, agent_id: str, *, before: int | None, limit: int
+) -> list[Row[Any]]:
+    """An agent's versions, newest first, below version `before` when it is given."""
+    query = select(agents).where(agents.c.tenant_id == tenant, agents.c.id == agent_id)
+    if before is not None:
+        query = query.where(agents.c.version < before)
+    return list(await conn.execute(query.order_by(agents.c.version.desc()).limit(limit)))
+
+
+async def archive_agent(conn: AsyncConnection, tenant: str, agent_id: str) -> None:
+    """Archive every version of the agent (once: a second archive keeps the first time)."""
+    statement = (
+        agents.update()
+        .where(agents.c.tenant_id == tenant, agents.c.id == agent_id, agents.c.archived_at.is_(None))
+        .values(archived_at=func.now())
+    )
+    await conn.execute(statement)
 
 
 def agent_to_wire(row: Row[Any]) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.core.tools import BRAIN_TOOLS, SANDBOX_TOOLS
+from services.core.tools import BRAIN_TOOLS, DEFAULT_SANDBOX_TOOLS, SANDBOX_TOOLS
 
 BUILTIN_TOOLS = tuple(str(tool) for tool in SANDBOX_TOOLS + BRAIN_TOOLS)
-DEFAULT_TOOLS = [str(tool) for tool in SANDBOX_TOOLS]
+DEFAULT_TOOLS = [str(tool) for tool in DEFAULT_SANDBOX_TOOLS]
 
 Permission = Literal["allow", "ask", "deny"]
 
@@ -117,6 +117,9 @@ class AgentSpec(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     script: list[ScriptedTurn] | None = None
+    # Which input schema `bash` is offered with: loopd's own (None), or the Managed Agents toolset's.
+    # Left out of stored specs when None, so that specs made natively keep the shape they always had.
+    toolset: Literal["agent_toolset_20260401"] | None = Field(None, exclude_if=lambda value: value is None)
 
     @field_validator("tools")
     @classmethod

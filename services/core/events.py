@@ -27,6 +27,8 @@ from services.core.text import jsonb_dumps, jsonb_text, storable
 
 # Event types; each one's payload is the model of that name in services.core.payloads.
 RUN_CREATED = payloads.RunCreated.TYPE
+RUN_UPDATED = payloads.RunUpdated.TYPE
+RUN_ARCHIVED = payloads.RunArchived.TYPE
 RUN_STATUS = payloads.RunStatusChanged.TYPE
 USER_MESSAGE = payloads.UserMessage.TYPE
 MODEL_RESPONSE = payloads.ModelResponse.TYPE
@@ -234,6 +236,26 @@ async def read(
     if limit is not None:
         query = query.limit(limit)
     result = await conn.execute(query)
+    return [Event(r.run_id, r.seq, r.type, r.at, r.data) for r in result]
+
+
+async def read_back(conn: AsyncConnection, run_id: str, *, before: int | None, limit: int) -> list[Event]:
+    """Events before seq `before` (the whole log when None), newest first."""
+    query = select(events).where(events.c.run_id == run_id)
+    if before is not None:
+        query = query.where(events.c.seq < before)
+    result = await conn.execute(query.order_by(events.c.seq.desc()).limit(limit))
+    return [Event(r.run_id, r.seq, r.type, r.at, r.data) for r in result]
+
+
+async def of_types(
+    conn: AsyncConnection, run_id: str, event_types: tuple[str, ...], *, upto: int | None = None
+) -> list[Event]:
+    """The run's events of these types (up to seq `upto` when given), oldest first."""
+    query = select(events).where(events.c.run_id == run_id, events.c.type.in_(event_types))
+    if upto is not None:
+        query = query.where(events.c.seq <= upto)
+    result = await conn.execute(query.order_by(events.c.seq))
     return [Event(r.run_id, r.seq, r.type, r.at, r.data) for r in result]
 
 

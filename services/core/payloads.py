@@ -103,13 +103,20 @@ class WaitingForInterrupt(Waiting):
     type: Literal["interrupt"] = "interrupt"
 
 
+class WaitingForMessage(Waiting):
+    """A run opened without input (a Managed Agents session) waits for its first user message."""
+
+    type: Literal["message"] = "message"
+
+
 WaitingFor = Annotated[
     WaitingForApproval
     | WaitingForToolResult
     | WaitingForInput
     | WaitingForChild
     | WaitingForBudget
-    | WaitingForInterrupt,
+    | WaitingForInterrupt
+    | WaitingForMessage,
     Field(discriminator="type"),
 ]
 
@@ -161,7 +168,8 @@ class StartsFrom(Model):
 
 
 class RunCreated(Payload):
-    """A run started by a caller carries its `metadata`; a sub-agent's names its `parent_run_id`."""
+    """A run started by a caller carries its `metadata`; a sub-agent's names its `parent_run_id`; a
+    Managed Agents session its `title` and `environment_id`."""
 
     TYPE = "run.created"
     input: str
@@ -169,6 +177,22 @@ class RunCreated(Payload):
     agent_version: int | None
     metadata: dict[str, Any] | None = None
     parent_run_id: str | None = None
+    title: str | None = None
+    environment_id: str | None = None
+
+
+class RunUpdated(Payload):
+    """A caller changed the run's title or metadata (the fields named; metadata is the whole new map)."""
+
+    TYPE = "run.updated"
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class RunArchived(Payload):
+    """The run takes no new messages from now on; its log stays readable."""
+
+    TYPE = "run.archived"
 
 
 class RunStatusChanged(Payload):
@@ -307,6 +331,8 @@ class ChildStarted(Payload):
 
 PAYLOADS: tuple[type[Payload], ...] = (
     RunCreated,
+    RunUpdated,
+    RunArchived,
     RunStatusChanged,
     UserMessage,
     ModelResponse,

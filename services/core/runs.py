@@ -74,6 +74,56 @@ async def create_run(
     return await get_run(conn, tenant, run_id), appended
 
 
+async def open_run(
+    conn: AsyncConnection,
+    *,
+    tenant: str,
+    spec: dict[str, Any],
+    agent_id: str,
+    agent_version: int,
+    metadata: dict[str, Any],
+    title: str | None,
+    environment_id: str,
+    budget: dict[str, Any] | None = None,
+) -> tuple[Row[Any], list[event_log.Event]]:
+    """A new run without input (a Managed Agents session): its log is run.created and a wait for the
+    first user message, which starts it like any message that reopens a run."""
+    run_id = new_id("run")
+    await _insert_run(
+        conn,
+        {
+            "id": run_id,
+            "tenant_id": tenant,
+            "agent_id": agent_id,
+            "agent_version": agent_version,
+            "agent_spec": spec,
+            "input": "",
+            "metadata": metadata,
+            "budget": budget or {},
+            "title": title,
+            "environment_id": environment_id,
+        },
+    )
+    created = payloads.RunCreated(
+        input="",
+        agent_id=agent_id,
+        agent_version=agent_version,
+        metadata=metadata,
+        title=title,
+        environment_id=environment_id,
+    )
+    waiting = event_log.NewEvent.of(payloads.RunWaiting(waiting_for=payloads.WaitingForMessage()))
+    appended = await event_log.append(
+        conn,
+        event_log.Append(
+            run_id,
+            (event_log.NewEvent.of(created), waiting),
+            {"status": RunStatus.WAITING, "waiting_for": waiting.data["waiting_for"]},
+        ),
+    )
+    return await get_run(conn, tenant, run_id), appended
+
+
 async def create_child(
     conn: AsyncConnection,
     parent: Row[Any],
@@ -145,6 +195,8 @@ async def fork_run(
             "budget": parent.budget,
             "last_seq": at_seq,
             "forked_from": origin,
+            "title": parent.title,
+            "environment_id": parent.environment_id,
             # The fork's usage starts where the parent's was at `at_seq`.
             **await event_log.counters_upto(conn, parent.id, at_seq),
         },
@@ -203,6 +255,23 @@ async def _open_log(
     return await event_log.append(
         conn, event_log.Append(run_id, (event_log.NewEvent.of(created), event_log.NewEvent.of(message)))
     )
+
+
+async def add_user_message(conn: AsyncConnection, run: Row[Any], content: str) -> list[event_log.Event]:
+    """A user message for a run the caller has locked: a running run reads it at its next step; a
+    finished run takes it as a new turn, and a paused or waiting one resumes with it."""
+    message = event_log.NewEvent.of(payloads.UserMessage(content=content))
+    if run.status in RUNNABLE_STATUSES:
+        return await event_log.append(conn, event_log.Append(run.id, (message,)))
+    resumed = (message, event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED)))
+    changes = {
+        "status": RunStatus.QUEUED,
+        "waiting_for": None,
+        "ended_at": None,
+        "result": None,
+        "error": None,
+    }
+    return await event_log.append(conn, event_log.Append(run.id, resumed, changes, allow_terminal=True))
 
 
 async def get_run(conn: AsyncConnection, tenant: str, run_id: str, *, lock: bool = False) -> Row[Any]:

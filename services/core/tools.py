@@ -16,9 +16,17 @@ class Tool(StrEnum):
     WRITE_FILE = "write_file"
     EDIT_FILE = "edit_file"
     LIST_FILES = "list_files"
+    # The Managed Agents toolset's own file tools (with bash), under its names and input schemas.
+    READ = "read"
+    WRITE = "write"
+    EDIT = "edit"
+    GLOB = "glob"
+    GREP = "grep"
     ASK_USER = "ask_user"
     SPAWN_AGENT = "spawn_agent"
 
 
-SANDBOX_TOOLS = (Tool.BASH, Tool.READ_FILE, Tool.WRITE_FILE, Tool.EDIT_FILE, Tool.LIST_FILES)
+DEFAULT_SANDBOX_TOOLS = (Tool.BASH, Tool.READ_FILE, Tool.WRITE_FILE, Tool.EDIT_FILE, Tool.LIST_FILES)
+TOOLSET_TOOLS = (Tool.BASH, Tool.READ, Tool.WRITE, Tool.EDIT, Tool.GLOB, Tool.GREP)
+SANDBOX_TOOLS = DEFAULT_SANDBOX_TOOLS + TOOLSET_TOOLS[1:]
 BRAIN_TOOLS = (Tool.ASK_USER, Tool.SPAWN_AGENT)

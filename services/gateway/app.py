@@ -12,6 +12,8 @@ from services.core.bus import Bus
 from services.core.journal import Journal
 from services.core.process import open_bus, open_engine
 from services.core.settings import Settings
+from services.gateway.anthropic.app import PREFIX as ANTHROPIC_PREFIX
+from services.gateway.anthropic.app import create_anthropic_app
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.bootstrap import ensure_root
 from services.gateway.deps import GatewayServices
@@ -53,6 +55,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
                 journal=Journal(engine, active_bus),
                 limiter=limiter,
             )
+            managed.state.services = app.state.services
             yield
 
     app = FastAPI(title="loopd", version="1", lifespan=lifespan)
@@ -65,4 +68,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         # Every /v1 route needs a key and counts against the key's rate limit.
         app.include_router(module.router, responses=errors(401, 403, 429, 503))
     app.include_router(system.router)
+    # The Managed Agents API, for the official SDK: Anthropic(base_url="http://HOST:PORT/anthropic").
+    managed = create_anthropic_app()
+    app.mount(ANTHROPIC_PREFIX, managed)
     return app

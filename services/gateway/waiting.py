@@ -27,6 +27,16 @@ def waiting_for(run: Any, kind: str, code: str) -> dict[str, Any]:
     return dict(waiting)
 
 
+def settle_call(run: Any, call_id: str, kind: str, code: str) -> dict[str, Any] | None:
+    """What the run still waits for once `call_id` is settled (None: nothing left), or a 409."""
+    waiting = waiting_for(run, kind, code)
+    if call_id not in waiting["call_ids"]:
+        raise Conflict(f"call {call_id} is not waiting for {kind.replace('_', ' ')}", code=code)
+    left = [c for c in waiting["call_ids"] if c != call_id]
+    calls = [c for c in waiting["calls"] if c["call_id"] != call_id]
+    return {**waiting, "call_ids": left, "calls": calls} if left else None
+
+
 async def ensure_call(conn: AsyncConnection, run_id: str, call_id: str) -> dict[str, Any]:
     """The tool.call event of `call_id` in this run, or a 404."""
     call = await event_log.find_tool_call(conn, run_id, call_id)

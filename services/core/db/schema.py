@@ -39,6 +39,11 @@ agents = Table(
     Column("name", Text, nullable=False),
     Column("spec", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # What the Managed Agents API was told about this version beyond the spec (description, metadata,
+    # the toolset's defaults), so that it reads back as it was written; None for agents made natively.
+    Column("profile", JSONB),
+    # Set on every version at once: archiving is the agent's, not one version's.
+    Column("archived_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("tenant_id", "id", "version"),
 )
 
@@ -70,6 +75,9 @@ runs = Table(
     Column("cost_usd", Float, nullable=False, server_default="0"),
     Column("parent_run_id", Text, ForeignKey("runs.id", ondelete="SET NULL")),
     Column("forked_from", JSONB),
+    Column("title", Text),
+    Column("environment_id", Text),
+    Column("archived_at", DateTime(timezone=True)),
     UniqueConstraint("tenant_id", "idempotency_key", name="runs_tenant_idempotency_key"),
     Index("runs_tenant_status_created", "tenant_id", "status", "created_at"),
     Index("runs_tenant_created", "tenant_id", "created_at"),
@@ -86,6 +94,24 @@ events = Table(
     Column("data", JSONB, nullable=False),
     PrimaryKeyConstraint("run_id", "seq"),
     Index("events_run_type", "run_id", "type"),
+)
+
+# The sandbox settings a run is started in, as the Managed Agents API names them. Unlike agents they are
+# edited in place: a run keeps only the id, and the policy it names is checked when the run is made.
+environments = Table(
+    "environments",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("config", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("archived_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    Index("environments_tenant_created", "tenant_id", "created_at"),
 )
 
 run_leases = Table(

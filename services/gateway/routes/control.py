@@ -17,7 +17,7 @@ from services.gateway.auth import Caller, Member
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, CallId, RunId, errors
 from services.gateway.responses import Run
-from services.gateway.waiting import check_wall_time, ensure_call, waiting_for
+from services.gateway.waiting import check_wall_time, ensure_call, settle_call, waiting_for
 
 router = APIRouter(prefix="/v1/runs/{run_id}", tags=["control"])
 
@@ -57,16 +57,6 @@ async def _apply(
     return run_store.run_to_wire(row)
 
 
-def _settle_call(run: Any, call_id: str, kind: str, code: str) -> dict[str, Any] | None:
-    """What the run still waits for once `call_id` is settled (None: nothing left), or a 409."""
-    waiting = waiting_for(run, kind, code)
-    if call_id not in waiting["call_ids"]:
-        raise Conflict(f"call {call_id} is not waiting for {kind.replace('_', ' ')}", code=code)
-    left = [c for c in waiting["call_ids"] if c != call_id]
-    calls = [c for c in waiting["calls"] if c["call_id"] != call_id]
-    return {**waiting, "call_ids": left, "calls": calls} if left else None
-
-
 @router.post(
     "/approvals/{call_id}", status_code=202, response_model=Run, responses=errors(*BODY_ERRORS, 404, 409)
 )
@@ -75,7 +65,7 @@ async def decide(
 ) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         await ensure_call(conn, run.id, call_id)
-        remaining = _settle_call(run, call_id, "approval", "not_waiting_for_approval")
+        remaining = settle_call(run, call_id, "approval", "not_waiting_for_approval")
         decision = event_log.NewEvent.of(payloads.ToolApproval(call_id=call_id, **body.model_dump()))
         return await run_store.settle_wait(conn, run.id, [decision], remaining)
 
@@ -122,7 +112,7 @@ async def submit_tool_result(
 ) -> dict[str, Any]:
     async def change(conn: Any, run: Any) -> list[event_log.Event]:
         call = await ensure_call(conn, run.id, call_id)
-        remaining = _settle_call(run, call_id, "tool_result", "not_waiting_for_tool_result")
+        remaining = settle_call(run, call_id, "tool_result", "not_waiting_for_tool_result")
         result = payloads.ToolResult(
             call_id=call_id,
             name=call["name"],

@@ -9,14 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.core import agent_store, audit, payloads
-from services.core import events as event_log
+from services.core import agent_store, audit, sessions
 from services.core import runs as run_store
 from services.core.agents import AgentSpec, BudgetLimits
 from services.core.db.engine import autocommit
 from services.core.errors import Conflict, IdempotencyKeyTaken, InvalidRequest
 from services.core.schemas import SchemaLimits
-from services.core.status import RUNNABLE_STATUSES, TERMINAL_STATUSES, RunStatus
+from services.core.status import TERMINAL_STATUSES, RunStatus
 from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
@@ -157,6 +156,7 @@ async def send_message(
         run = await run_store.get_run(conn, caller.tenant_id, run_id, lock=True)
         if run.status == RunStatus.CANCELLED:
             raise Conflict(f"run {run_id} was cancelled", code="run_cancelled")
+        sessions.ensure_open(run)
         waiting = run.waiting_for or {}
         if run.status == RunStatus.WAITING and waiting.get("type") == "input":
             limits = SchemaLimits.of(services.settings)
@@ -165,7 +165,7 @@ async def send_message(
                 conn, caller.actor, "run.answered", "run", run_id, {"call_id": waiting.get("call_id")}
             )
         else:
-            appended = await _user_message(conn, run, _message_text(body.content))
+            appended = await run_store.add_user_message(conn, run, _message_text(body.content))
             await audit.record(conn, caller.actor, "run.messaged", "run", run_id)
         row = await run_store.get_run(conn, caller.tenant_id, run_id)
     await services.journal.publish(appended)
@@ -177,22 +177,6 @@ def _message_text(content: Any) -> str:
     if not isinstance(content, str) or not content.strip() or len(content) > MAX_INPUT_CHARS:
         raise InvalidRequest(f"content must be a non-empty string of at most {MAX_INPUT_CHARS} characters")
     return content
-
-
-async def _user_message(conn: Any, run: Any, content: str) -> list[event_log.Event]:
-    message = event_log.NewEvent.of(payloads.UserMessage(content=content))
-    if run.status in RUNNABLE_STATUSES:
-        return await event_log.append(conn, event_log.Append(run.id, (message,)))
-    # A finished run takes the message as a new turn; a paused or waiting one resumes with it.
-    resumed = (message, event_log.NewEvent.of(payloads.RunStatusChanged(status=RunStatus.QUEUED)))
-    changes = {
-        "status": RunStatus.QUEUED,
-        "waiting_for": None,
-        "ended_at": None,
-        "result": None,
-        "error": None,
-    }
-    return await event_log.append(conn, event_log.Append(run.id, resumed, changes, allow_terminal=True))
 
 
 @router.post(

@@ -39,7 +39,7 @@ from services.hands.contract.api import (
     Progress,
 )
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, is_sha256
-from services.hands.contract.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS
+from services.hands.contract.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS, input_schemas
 from services.hands.fleet.pool import Assignment, SandboxPool
 from services.hands.sandbox import SandboxDriver
 from services.hands.workspace.ledger import CallLedger
@@ -255,10 +255,15 @@ def validate(request: ExecuteRequest) -> None:
         raise InvalidRequest("run_id and call_id are required")
     if request.base_snapshot is not None and not is_sha256(request.base_snapshot):
         raise InvalidRequest(f"base_snapshot {request.base_snapshot!r} is not a snapshot id")
-    schema = TOOL_SCHEMAS.get(request.tool)
-    if schema is None:
+    shapes = input_schemas(request.tool)
+    if not shapes:
         raise InvalidRequest(f"unknown tool {request.tool!r}; known tools: {', '.join(TOOL_SCHEMAS)}")
-    try:
-        jsonschema.validate(request.input, schema["input_schema"])
-    except jsonschema.ValidationError as exc:
-        raise InvalidRequest(f"invalid input for {request.tool}: {exc.message}") from None
+    problems = [error.message for shape in shapes for error in _errors(request.input, shape)]
+    # bash takes loopd's input or the toolset's: one shape that fits is enough.
+    if len(problems) >= len(shapes):
+        raise InvalidRequest(f"invalid input for {request.tool}: {problems[0]}")
+
+
+def _errors(instance: object, schema: dict[str, object]) -> list[jsonschema.ValidationError]:
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+    return [] if error is None else [error]

@@ -121,16 +121,16 @@ async def run_file_tool(driver: SandboxDriver, call: ToolCall) -> ToolOutcome:
     try:
         path = workspace_path(str(args.get("path") or "."))
         if call.tool == Tool.READ_FILE:
-            return await _program(driver, call, ("read", path, str(call.output_cap)))
+            return await run_program(driver, call, ("read", path, str(call.output_cap)))
         if call.tool == Tool.WRITE_FILE:
-            return await _write(driver, call, path, str(args["content"]))
+            return await write_file(driver, call, path, str(args["content"]))
         if call.tool == Tool.EDIT_FILE:
             old, new = str(args["old_string"]), str(args["new_string"])
             if max(len(old.encode()), len(new.encode())) > MAX_EDIT_STRING:
                 return tool_error(f"old_string and new_string are limited to {MAX_EDIT_STRING} bytes")
-            return await _program(driver, call, ("edit", path, old, new))
+            return await run_program(driver, call, ("edit", path, old, new))
         if call.tool == Tool.LIST_FILES:
-            return await _program(driver, call, ("list", path))
+            return await run_program(driver, call, ("list", path))
     except InvalidRequest as exc:
         return tool_error(exc.message)
     except SandboxLost:
@@ -138,8 +138,9 @@ async def run_file_tool(driver: SandboxDriver, call: ToolCall) -> ToolOutcome:
     raise InvalidRequest(f"unknown file tool {call.tool!r}")
 
 
-async def _write(driver: SandboxDriver, call: ToolCall, path: str, content: str) -> ToolOutcome:
-    prepared = await _program(driver, call, ("prepare", path))
+async def write_file(driver: SandboxDriver, call: ToolCall, path: str, content: str) -> ToolOutcome:
+    """Write `content` to the workspace `path` (absolute), keeping an existing file's mode."""
+    prepared = await run_program(driver, call, ("prepare", path))
     if not prepared.ok:
         return prepared
     mode, _, resolved = prepared.output.partition(" ")
@@ -151,11 +152,14 @@ async def _write(driver: SandboxDriver, call: ToolCall, path: str, content: str)
     return ToolOutcome(ok=True, output=f"wrote {len(data)} bytes to {posixpath.relpath(resolved, WORKSPACE)}")
 
 
-async def _program(driver: SandboxDriver, call: ToolCall, argv: tuple[str, ...]) -> ToolOutcome:
+async def run_program(
+    driver: SandboxDriver, call: ToolCall, argv: tuple[str, ...], program: str = PROGRAM
+) -> ToolOutcome:
+    """Run a helper program in the sandbox with `argv`: its stdout is the result, its stderr the error."""
     stdout, stderr = OutputCollector(call.output_cap), OutputCollector(call.output_cap)
     end = ExecExit(exit_code=None)
     request = ExecRequest(
-        argv=("python3", "-c", PROGRAM, *argv), timeout=call.timeout_seconds, output_cap=call.output_cap
+        argv=("python3", "-c", program, *argv), timeout=call.timeout_seconds, output_cap=call.output_cap
     )
     async with aclosing(driver.exec(call.sandbox_id, request)) as events:
         async for event in events:

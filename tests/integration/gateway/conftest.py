@@ -39,6 +39,7 @@ def gateway_settings(database_url: str, tmp_path: Path) -> Settings:
 async def gateway_app(gateway_settings: Settings, local_bus: Bus) -> AsyncIterator[FastAPI]:
     """The gateway, started: its lifespan has run, so it serves requests through ASGI."""
     app = create_app(gateway_settings, bus=local_bus)
+    assert gateway_settings.admin_key is not None
     async with app.router.lifespan_context(app):
         yield app
 

@@ -8,14 +8,33 @@ import sys
 import jsonschema
 import pytest
 
-from services.hands.contract.tools import TOOL_SCHEMAS
+from services.hands.contract.tools import TOOL_SCHEMAS, TOOLSET_SCHEMAS, input_schemas
 
 
-def test_the_five_tools_are_described() -> None:
-    assert set(TOOL_SCHEMAS) == {"bash", "read_file", "write_file", "edit_file", "list_files"}
-    for name, tool in TOOL_SCHEMAS.items():
+def test_loopd_tools_and_the_toolset_tools_are_described() -> None:
+    loopd = {"bash", "read_file", "write_file", "edit_file", "list_files"}
+    toolset = {"bash", "read", "write", "edit", "glob", "grep"}
+    assert set(TOOL_SCHEMAS) == loopd | toolset
+    assert set(TOOLSET_SCHEMAS) == toolset
+    for name, tool in [*TOOL_SCHEMAS.items(), *TOOLSET_SCHEMAS.items()]:
         assert tool["description"], name
         jsonschema.Draft202012Validator.check_schema(tool["input_schema"])
+
+
+@pytest.mark.parametrize(
+    ("args", "shapes_that_fit"),
+    [
+        ({"command": "ls", "timeout": 5}, 1),
+        ({"command": "ls", "timeout_ms": 5000}, 1),
+        ({"restart": True}, 1),
+        ({"command": "ls"}, 2),
+        ({"command": "ls", "timeout": 5, "timeout_ms": 5}, 0),
+    ],
+)
+def test_bash_takes_loopd_input_or_the_toolsets(args: dict[str, object], shapes_that_fit: int) -> None:
+    fits = [not list(jsonschema.Draft202012Validator(s).iter_errors(args)) for s in input_schemas("bash")]
+
+    assert sum(fits) == shapes_that_fit
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""The Managed Agents API's routes, one module per resource."""

@@ -1,0 +1,245 @@
+"""Sessions: create (idle, with no events, unless initial events are given), retrieve, update title and
+metadata, list, archive, delete. A session is a loopd run with the same id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.core import agent_store, audit, environments, schemas, sessions
+from services.core import runs as run_store
+from services.core.agents import BudgetLimits
+from services.core.db.engine import autocommit
+from services.core.errors import Conflict, InvalidRequest
+from services.core.settings import Settings
+from services.gateway.anthropic import event_pages, inputs, paging, wire
+from services.gateway.anthropic.params import CreatedAfter, CreatedBefore, CreatedFrom, CreatedTo, Page
+from services.gateway.auth import Member, Viewer
+from services.gateway.deps import ServicesDep
+from services.gateway.params import ID_PATTERN, RunId
+from services.gateway.waiting import check_wall_time
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+SessionId = RunId
+
+
+class SessionExtras(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budget: BudgetLimits | None = None
+
+
+class CreateSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str | dict[str, Any]
+    environment_id: str = Field(pattern=ID_PATTERN)
+    title: str | None = Field(None, max_length=1000)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+    budget: dict[str, Any] | None = None
+    initial_events: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    resources: list[Any] = Field(default_factory=list)
+    vault_ids: list[str] = Field(default_factory=list)
+    x_loopd: SessionExtras | None = None
+
+
+class UpdateSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=1000)
+    metadata: dict[str, str | None] | None = None
+    budget: dict[str, Any] | None = None
+    agent: dict[str, Any] | None = None
+    vault_ids: list[str] | None = None
+
+
+async def _agent_of(conn: AsyncConnection, tenant: str, agent: str | dict[str, Any]) -> Row[Any]:
+    if isinstance(agent, str):
+        row = await agent_store.get_agent(conn, tenant, agent)
+    elif agent.get("type") == "agent" and isinstance(agent.get("id"), str):
+        version = agent.get("version")
+        if version is not None and (not isinstance(version, int) or version < 1):
+            raise InvalidRequest("agent.version must be a positive integer", code="invalid_agent")
+        row = await agent_store.get_agent(conn, tenant, agent["id"], version)
+    elif agent.get("type") == "agent_with_overrides":
+        raise InvalidRequest(
+            "agent overrides are not served by loopd; make a new agent version", code="not_served"
+        )
+    else:
+        raise InvalidRequest("agent is an agent id or {type: agent, id, version}", code="invalid_agent")
+    if row.archived_at is not None:
+        raise Conflict(f"agent {row.id} is archived", code="agent_archived")
+    return row
+
+
+def _budget(body: CreateSession, spec: dict[str, Any], settings: Settings, tenant: str) -> dict[str, Any]:
+    budget: dict[str, Any] = {}
+    if body.x_loopd is not None and body.x_loopd.budget is not None:
+        check_wall_time(body.x_loopd.budget, settings.ceilings_for(tenant))
+        budget.update(body.x_loopd.budget.model_dump(exclude_none=True))
+    if body.budget is not None:
+        cost = (body.budget.get("max_list_cost") or {}) if body.budget.get("type") == "limit" else {}
+        try:
+            amount = float(cost["amount"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidRequest(
+                "budget is {type: limit, max_list_cost: {amount, currency}}", code="invalid_budget"
+            ) from None
+        if cost.get("currency", "USD") != "USD" or amount <= 0:
+            raise InvalidRequest("max_list_cost is a positive amount in USD", code="invalid_budget")
+        if spec["model"] not in settings.model_prices:
+            raise InvalidRequest(
+                f"{spec['model']} has no price in this deployment (LOOPD_MODEL_PRICES), so a cost budget "
+                "could never be reached",
+                code="model_not_budgetable",
+            )
+        budget["max_cost_usd"] = amount
+    return budget
+
+
+@router.post("")
+async def create_session(body: CreateSession, caller: Member, services: ServicesDep) -> dict[str, Any]:
+    if body.resources or body.vault_ids:
+        raise InvalidRequest("session resources and vaults are not served by loopd", code="not_served")
+    tenant = caller.tenant_id
+    async with services.engine.begin() as conn:
+        agent = await _agent_of(conn, tenant, body.agent)
+        environment = await environments.get(conn, tenant, body.environment_id)
+        if environment.archived_at is not None:
+            raise InvalidRequest(f"environment {environment.id} is archived", code="environment_archived")
+        run, appended = await run_store.open_run(
+            conn,
+            tenant=tenant,
+            spec=agent.spec,
+            agent_id=agent.id,
+            agent_version=agent.version,
+            metadata=body.metadata,
+            title=body.title,
+            environment_id=environment.id,
+            budget=_budget(body, agent.spec, services.settings, tenant),
+        )
+        details = {"agent_id": agent.id, "agent_version": agent.version, "environment_id": environment.id}
+        await audit.record(conn, caller.actor, "run.created", "run", run.id, details)
+        if body.initial_events:
+            if any(event.get("type") != "user.message" for event in body.initial_events):
+                raise InvalidRequest("initial_events take user.message events only", code="not_served")
+            context = await event_pages.context_of(conn, run)
+            limits = schemas.SchemaLimits.of(services.settings)
+            batch = await inputs.apply(conn, run, body.initial_events, context, caller.actor, limits)
+            appended += batch.appended
+        run = await run_store.get_run(conn, tenant, run.id)
+    await services.journal.publish(appended)
+    await services.bus.wake(run.id)
+    return wire.session(run, agent)
+
+
+async def session_view(conn: AsyncConnection, tenant: str, run: Row[Any]) -> dict[str, Any]:
+    agent = None
+    if run.agent_id is not None:
+        agent = await agent_store.find_agent(conn, tenant, run.agent_id, run.agent_version)
+    return wire.session(run, agent)
+
+
+@router.get("/{session_id}")
+async def retrieve_session(session_id: SessionId, caller: Viewer, services: ServicesDep) -> dict[str, Any]:
+    async with autocommit(services.engine).connect() as conn:
+        run = await run_store.get_run(conn, caller.tenant_id, session_id)
+        return await session_view(conn, caller.tenant_id, run)
+
+
+@router.post("/{session_id}")
+async def update_session(
+    session_id: SessionId, body: UpdateSession, caller: Member, services: ServicesDep
+) -> dict[str, Any]:
+    given = body.model_fields_set
+    if given & {"budget", "agent", "vault_ids"}:
+        raise InvalidRequest("only a session's title and metadata can be changed here", code="not_served")
+    async with services.engine.begin() as conn:
+        run = await run_store.get_run(conn, caller.tenant_id, session_id, lock=True)
+        metadata = None
+        if body.metadata is not None:
+            merged = {**(run.metadata or {}), **body.metadata}
+            metadata = {k: v for k, v in merged.items() if v is not None}
+            if len(metadata) > 16:
+                raise InvalidRequest("metadata takes at most 16 keys", code="invalid_metadata")
+        appended = await sessions.update(
+            conn, run, title=body.title if "title" in given else None, metadata=metadata
+        )
+        if appended:
+            await audit.record(conn, caller.actor, "run.updated", "run", run.id)
+        run = await run_store.get_run(conn, caller.tenant_id, session_id)
+        view = await session_view(conn, caller.tenant_id, run)
+    await services.journal.publish(appended)
+    return view
+
+
+Statuses = Annotated[list[sessions.Phase] | None, Query(alias="statuses[]")]
+
+
+@router.get("")
+async def list_sessions(
+    caller: Viewer,
+    services: ServicesDep,
+    limit: int = Query(20, ge=1, le=100),
+    page: Page = None,
+    order: str = Query("desc", pattern="^(asc|desc)$"),
+    agent_id: str | None = Query(None, pattern=ID_PATTERN),
+    agent_version: int | None = Query(None, ge=1),
+    include_archived: bool = False,
+    statuses: Statuses = None,
+    created_at_gt: CreatedAfter = None,
+    created_at_gte: CreatedFrom = None,
+    created_at_lt: CreatedBefore = None,
+    created_at_lte: CreatedTo = None,
+) -> dict[str, Any]:
+    where = sessions.SessionFilter(
+        agent_id=agent_id,
+        agent_version=agent_version,
+        phases=tuple(statuses or ()),
+        include_archived=include_archived,
+        created_after=created_at_gt,
+        created_from=created_at_gte,
+        created_before=created_at_lt,
+        created_to=created_at_lte,
+        sessions_only=True,
+    )
+    kind = f"sessions:{order}"
+    async with autocommit(services.engine).connect() as conn:
+        rows = await sessions.page(
+            conn,
+            caller.tenant_id,
+            where,
+            after=paging.decode_at(kind, page),
+            ascending=order == "asc",
+            limit=limit + 1,
+        )
+        shown = rows[:limit]
+        data = [await session_view(conn, caller.tenant_id, row) for row in shown]
+    next_page = paging.encode_at(kind, shown[-1].created_at, shown[-1].id) if len(rows) > limit else None
+    return {"data": data, "next_page": next_page, "prev_page": None}
+
+
+@router.post("/{session_id}/archive")
+async def archive_session(session_id: SessionId, caller: Member, services: ServicesDep) -> dict[str, Any]:
+    async with services.engine.begin() as conn:
+        run = await run_store.get_run(conn, caller.tenant_id, session_id, lock=True)
+        appended = await sessions.archive(conn, run)
+        if appended:
+            await audit.record(conn, caller.actor, "run.archived", "run", run.id)
+        run = await run_store.get_run(conn, caller.tenant_id, session_id)
+        view = await session_view(conn, caller.tenant_id, run)
+    await services.journal.publish(appended)
+    return view
+
+
+@router.delete("/{session_id}")
+async def delete_session(session_id: SessionId, caller: Member, services: ServicesDep) -> dict[str, Any]:
+    async with services.engine.begin() as conn:
+        await sessions.delete(conn, caller.tenant_id, session_id)
+        await audit.record(conn, caller.actor, "run.deleted", "run", session_id)
+    return {"type": "session_deleted", "id": session_id}

@@ -1,0 +1,282 @@
+# The SDK types each answer as a wide union of event and block kinds; the tests check the kind by value.
+# mypy: disable-error-code="union-attr,index"
+"""The Managed Agents API at /anthropic, driven by the official `anthropic` SDK against an in-process
+gateway on the real PostgreSQL: agents, environments, sessions and their events, paging, the error
+classes the SDK raises, and a session seen through both APIs.
+
+No brain runs here, so sessions do not move on their own; the end-to-end flow is in
+tests/e2e/test_managed_agents.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx
+import httpx2
+import pytest
+
+from services.core.bus import Bus
+from services.core.settings import Settings
+from services.gateway.app import create_app
+
+TOOLSET = {
+    "type": "agent_toolset_20260401",
+    "configs": [{"name": "bash", "permission_policy": {"type": "always_ask"}}],
+}
+LOOKUP = {
+    "type": "custom",
+    "name": "lookup",
+    "description": "Look a word up.",
+    "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
+}
+
+
+@pytest.fixture
+async def gateway(gateway_settings: Settings, local_bus: Bus) -> AsyncIterator[Any]:
+    app = create_app(gateway_settings, bus=local_bus)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def sdk(app: Any, key: str) -> anthropic.AsyncAnthropic:
+    transport = httpx2.ASGITransport(app=app)
+    return anthropic.AsyncAnthropic(
+        base_url="http://loopd.test/anthropic",
+        api_key=key,
+        http_client=httpx2.AsyncClient(transport=transport),
+        max_retries=1,
+    )
+
+
+@pytest.fixture
+async def client(gateway: Any, gateway_settings: Settings) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    assert gateway_settings.admin_key is not None
+    async with sdk(gateway, gateway_settings.admin_key.get_secret_value()) as client:
+        yield client
+
+
+@pytest.fixture
+async def native(gateway: Any, gateway_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    assert gateway_settings.admin_key is not None
+    headers = {"Authorization": f"Bearer {gateway_settings.admin_key.get_secret_value()}"}
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://loopd.test", headers=headers) as api:
+        yield api
+
+
+async def new_agent(client: anthropic.AsyncAnthropic, **fields: Any) -> Any:
+    body: dict[str, Any] = {"name": "coder", "model": "claude-sonnet-4-6", "tools": [TOOLSET, LOOKUP]}
+    return await client.beta.agents.create(**{**body, **fields})
+
+
+async def test_an_agent_is_versioned_and_reads_back_as_it_was_made(client: anthropic.AsyncAnthropic) -> None:
+    agent = await new_agent(client, system="Be brief.", description="writes code", metadata={"team": "a"})
+    assert agent.version == 1 and agent.model.id == "claude-sonnet-4-6" and agent.system == "Be brief."
+    toolset = agent.tools[0]
+    assert toolset.type == "agent_toolset_20260401"
+    configs = {config.name: config for config in toolset.configs}
+    assert configs["bash"].permission_policy.type == "always_ask"
+    assert configs["read"].enabled and configs["read"].permission_policy.type == "always_allow"
+    assert not configs["web_fetch"].enabled, "web tools cannot run without a network"
+    assert agent.tools[1].type == "custom" and agent.tools[1].name == "lookup"
+
+    updated = await client.beta.agents.update(agent.id, version=1, system="Be thorough.")
+    assert updated.version == 2 and updated.system == "Be thorough." and updated.metadata == {"team": "a"}
+    same = await client.beta.agents.update(agent.id, version=2, system="Be thorough.")
+    assert same.version == 2, "an update that changes nothing makes no version"
+    assert (await client.beta.agents.retrieve(agent.id, version=1)).system == "Be brief."
+    versions = [v.version async for v in client.beta.agents.versions.list(agent.id, limit=1)]
+    assert versions == [2, 1]
+
+    with pytest.raises(anthropic.ConflictError) as stale:
+        await client.beta.agents.update(agent.id, version=1, system="again")
+    assert stale.value.error_code == "agent_version_stale"
+    assert stale.value.response.headers["x-should-retry"] == "false"
+
+
+async def test_agents_page_and_archived_ones_are_listed_only_when_asked(
+    client: anthropic.AsyncAnthropic,
+) -> None:
+    made = [(await new_agent(client, name=f"a{i}")).id for i in range(3)]
+    archived = await client.beta.agents.archive(made[0])
+    assert archived.archived_at is not None
+    listed = [a.id async for a in client.beta.agents.list(limit=1)]
+    assert made[0] not in listed and {made[1], made[2]} <= set(listed)
+    everything = [a.id async for a in client.beta.agents.list(limit=2, include_archived=True)]
+    assert set(made) <= set(everything) and len(everything) == len(set(everything))
+
+
+async def test_what_loopd_cannot_do_is_refused_with_the_apis_errors(client: anthropic.AsyncAnthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as mcp:
+        await new_agent(client, mcp_servers=[{"type": "url", "name": "x", "url": "https://example.com"}])
+    assert mcp.value.error_code == "not_served"
+    with pytest.raises(anthropic.BadRequestError) as web:
+        await new_agent(
+            client,
+            tools=[{"type": "agent_toolset_20260401", "configs": [{"name": "web_fetch", "enabled": True}]}],
+        )
+    assert web.value.error_code == "needs_network"
+    with pytest.raises(anthropic.BadRequestError) as auto:
+        await new_agent(
+            client,
+            tools=[
+                {"type": "agent_toolset_20260401", "default_config": {"permission_policy": {"type": "auto"}}}
+            ],
+        )
+    assert "auto" in str(auto.value.api_message)
+    with pytest.raises(anthropic.BadRequestError) as open_network:
+        await client.beta.environments.create(
+            name="e", config={"type": "cloud", "networking": {"type": "unrestricted"}}
+        )
+    assert open_network.value.error_code == "network_not_enforceable"
+    with pytest.raises(anthropic.BadRequestError):
+        await client.beta.environments.create(
+            name="e",
+            config={"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["pypi.org"]}},
+        )
+    with pytest.raises(anthropic.NotFoundError) as vaults:
+        await client.beta.vaults.list()
+    assert vaults.value.error_code == "not_served"
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        await client.beta.environments.retrieve("env_missing")
+    assert type(missing.value).__name__ == "BetaEnvironmentNotFoundError"
+    with pytest.raises(anthropic.NotFoundError):
+        await client.beta.sessions.retrieve("run_missing")
+
+
+async def test_keys_and_roles_come_back_as_the_sdks_classes(
+    gateway: Any, client: anthropic.AsyncAnthropic, native: httpx.AsyncClient
+) -> None:
+    async with sdk(gateway, "lk_" + "0" * 43) as stranger:
+        with pytest.raises(anthropic.AuthenticationError) as unknown:
+            await stranger.beta.agents.list()
+        assert unknown.value.error_code == "invalid_api_key"
+    made = await native.post("/v1/keys", json={"name": "reader", "role": "viewer"})
+    async with sdk(gateway, made.json()["key"]) as reader:
+        assert isinstance((await reader.beta.agents.list()).data, list)
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await reader.beta.agents.create(name="x", model="claude-sonnet-4-6")
+
+
+async def test_environments_are_created_updated_archived_and_deleted(
+    client: anthropic.AsyncAnthropic,
+) -> None:
+    environment = await client.beta.environments.create(name="sandbox", metadata={"k": "v"})
+    assert environment.config.type == "cloud"
+    assert (
+        environment.config.networking.type == "limited" and environment.config.networking.allowed_hosts == []
+    )
+    renamed = await client.beta.environments.update(
+        environment.id, name="box", metadata={"k": None, "j": "w"}
+    )
+    assert renamed.name == "box" and renamed.metadata == {"j": "w"}
+    listed = [e.id async for e in client.beta.environments.list(limit=1)]
+    assert environment.id in listed
+    archived = await client.beta.environments.archive(environment.id)
+    assert archived.archived_at is not None
+    assert environment.id not in [e.id async for e in client.beta.environments.list()]
+    deleted = await client.beta.environments.delete(environment.id)
+    assert deleted.type == "environment_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        await client.beta.environments.retrieve(environment.id)
+
+
+async def test_a_new_session_is_idle_with_no_events_until_its_first_message(
+    client: anthropic.AsyncAnthropic,
+) -> None:
+    agent = await new_agent(client)
+    environment = await client.beta.environments.create(name="box")
+    session = await client.beta.sessions.create(
+        agent=agent.id, environment_id=environment.id, title="first", metadata={"ticket": "42"}
+    )
+    assert session.status == "idle" and session.agent.id == agent.id and session.agent.version == 1
+    assert session.title == "first" and session.metadata == {"ticket": "42"}
+    assert [e async for e in client.beta.sessions.events.list(session.id)] == []
+
+    sent = await client.beta.sessions.events.send(
+        session.id,
+        events=[
+            {"type": "user.interrupt"},
+            {"type": "user.message", "content": [{"type": "text", "text": "hi"}]},
+        ],
+    )
+    assert [e.type for e in sent.data] == ["user.interrupt", "user.message"]
+    assert (await client.beta.sessions.retrieve(session.id)).status == "running"
+    listed = [e async for e in client.beta.sessions.events.list(session.id)]
+    assert [(e.id, e.type) for e in listed] == [(sent.data[1].id, "user.message")]
+    assert listed[0].content[0].text == "hi"
+
+    updated = await client.beta.sessions.update(session.id, title="renamed", metadata={"ticket": None})
+    assert updated.title == "renamed" and updated.metadata == {}
+    kinds = [e.type async for e in client.beta.sessions.events.list(session.id, order="desc")]
+    assert kinds == ["session.updated", "user.message"]
+
+
+async def test_sessions_list_by_agent_and_status_and_archive_and_delete(
+    client: anthropic.AsyncAnthropic,
+) -> None:
+    agent = await new_agent(client)
+    environment = await client.beta.environments.create(name="box")
+    ids = [
+        (await client.beta.sessions.create(agent=agent.id, environment_id=environment.id)).id
+        for _ in range(3)
+    ]
+    await client.beta.sessions.events.send(
+        ids[2], events=[{"type": "user.message", "content": [{"type": "text", "text": "go"}]}]
+    )
+    by_agent = [s.id async for s in client.beta.sessions.list(agent_id=agent.id, limit=2)]
+    assert by_agent == ids[::-1]
+    oldest_first = [s.id async for s in client.beta.sessions.list(agent_id=agent.id, order="asc", limit=2)]
+    assert oldest_first == ids
+    idle = [s.id async for s in client.beta.sessions.list(agent_id=agent.id, statuses=["idle"])]
+    assert idle == [ids[1], ids[0]]
+
+    with pytest.raises(anthropic.ConflictError):
+        await client.beta.sessions.archive(ids[2])  # it is running
+    archived = await client.beta.sessions.archive(ids[0])
+    assert archived.archived_at is not None
+    with pytest.raises(anthropic.ConflictError) as refused:
+        await client.beta.sessions.events.send(
+            ids[0], events=[{"type": "user.message", "content": [{"type": "text", "text": "x"}]}]
+        )
+    assert refused.value.error_code == "run_archived"
+    assert ids[0] not in [s.id async for s in client.beta.sessions.list(agent_id=agent.id)]
+    assert ids[0] in [s.id async for s in client.beta.sessions.list(agent_id=agent.id, include_archived=True)]
+    deleted = await client.beta.sessions.delete(ids[1])
+    assert deleted.type == "session_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        await client.beta.sessions.retrieve(ids[1])
+
+
+async def test_a_session_is_a_run_both_apis_see(
+    client: anthropic.AsyncAnthropic, native: httpx.AsyncClient
+) -> None:
+    agent = await new_agent(client)
+    environment = await client.beta.environments.create(name="box")
+    session = await client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="shared")
+    await client.beta.sessions.events.send(
+        session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "hello"}]}]
+    )
+
+    run = (await native.get(f"/v1/runs/{session.id}")).json()
+    assert run["status"] == "queued" and run["agent_id"] == agent.id and run["agent_version"] == 1
+    assert run["model"] == "anthropic/claude-sonnet-4-6"
+    log = (await native.get(f"/v1/runs/{session.id}/events")).json()["data"]
+    assert [e["type"] for e in log] == ["run.created", "run.waiting", "user.message", "run.status"]
+
+    # A message sent natively shows in the session's events, under the id of its seq.
+    await native.post(f"/v1/runs/{session.id}/messages", json={"content": "and more"})
+    listed = [e async for e in client.beta.sessions.events.list(session.id)]
+    assert [e.content[0].text for e in listed if e.type == "user.message"] == ["hello", "and more"]
+
+    # A native fork of the session is a session too, in the same environment.
+    forked = await native.post(f"/v1/runs/{session.id}/fork", json={"at_seq": 3})
+    assert forked.status_code == 201
+    fork = await client.beta.sessions.retrieve(forked.json()["id"])
+    assert fork.environment_id == environment.id and fork.title == "shared" and fork.status == "running"
+    assert [
+        e.content[0].text async for e in client.beta.sessions.events.list(fork.id) if e.type == "user.message"
+    ] == ["hello"]
