@@ -1,5 +1,5 @@
 """A run's log, followed live: first what is stored after a seq, then each new event as the bus fans it
-out, re-reading PostgreSQL whenever the bus is quiet or skipped one. Both event APIs stream with it."""
+out, re-reading PostgreSQL whenever the bus is quiet or skipped one; the session event stream uses it."""
 
 from __future__ import annotations
 
