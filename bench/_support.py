@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 
 from harness.servers import RedisServer
-from services.local.postgres import EmbeddedPostgres
+from services.local.postgres import APP_ROLE, EmbeddedPostgres
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,11 @@ class Servers:
 
     def database(self, name: str) -> str:
         """A fresh database on the same server, created on first use; its SQLAlchemy URL."""
-        with psycopg.connect(plain_url(self.database_url), autocommit=True) as conn:
+        # loopd's own role may not create databases: the server's superuser makes them, owned by it.
+        with psycopg.connect(self.postgres.admin_dsn(), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if exists is None:
-                conn.execute(f'CREATE DATABASE "{name}"')
+                conn.execute(f'CREATE DATABASE "{name}" OWNER {APP_ROLE}')
         return self.database_url.rsplit("/", 1)[0] + f"/{name}"
 
 
