@@ -2,7 +2,8 @@
 
 Appends lock the run's row, take the next seqs from `runs.last_seq` and insert in one transaction,
 so seqs never collide and never skip. A brain's append also checks its fencing token in the same
-transaction, so a brain that lost its lease cannot write.
+transaction, so a brain that lost its lease cannot write. What an append uses (tokens, cost, tool
+calls, sandbox time) is added to the run's usage row for the day in the same statement (core/usage.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
-from services.core import payloads
+from services.core import payloads, usage
 from services.core.db.schema import events, runs
 from services.core.errors import Conflict, LeaseLost, NotFound, Unstorable
 from services.core.status import TERMINAL_STATUSES
@@ -115,7 +116,8 @@ async def append(conn: AsyncConnection, request: Append) -> list[Event]:
     """Append events in the caller's transaction; raises LeaseLost, NotFound or Conflict.
 
     One prepared statement does it all (lock the lease row and check the token, bump the run row,
-    insert the events), so on an autocommit connection a step's commit is a single round trip.
+    add to the run's usage for the day, insert the events), so on an autocommit connection a step's
+    commit is a single round trip.
     The statement goes to the driver directly: building and compiling it through SQLAlchemy cost
     more than PostgreSQL spends executing it.
     """
@@ -133,14 +135,20 @@ async def append(conn: AsyncConnection, request: Append) -> list[Event]:
         "count": count,
         "new_events": Jsonb(stored, dumps=lambda _: dumped),
     }
+    increments: dict[str, float] = {}
     for name, value in request.run_changes.items():
         if isinstance(value, Increment):
-            params[f"set_{name}"] = value.amount
+            params[f"set_{name}"] = increments[name] = value.amount
         elif value is not NOW:
             params[f"set_{name}"] = _column_value(name, value)
+    used = usage.measure(increments, [(e.type, e.data) for e in request.events])
+    for name, amount in used.items():
+        params[f"use_{name}"] = amount
     if request.fence is not None:
         params["owner"], params["token"] = request.fence.owner, request.fence.token
-    statement = _append_statement(shape, request.fence is not None, request.allow_terminal)
+    statement = _append_statement(
+        shape, tuple(sorted(used)), request.fence is not None, request.allow_terminal
+    )
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
     try:
@@ -182,8 +190,10 @@ def _change_kind(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _append_statement(shape: tuple[tuple[str, str], ...], fenced: bool, allow_terminal: bool) -> str:
-    """The append's SQL for one shape of run changes; psycopg prepares it once per connection."""
+def _append_statement(
+    shape: tuple[tuple[str, str], ...], used: tuple[str, ...], fenced: bool, allow_terminal: bool
+) -> str:
+    """The append's SQL for one shape of run changes and usage; psycopg prepares it once per connection."""
     assignments = ["last_seq = last_seq + %(count)s", "updated_at = now()"]
     for name, kind in shape:
         if name not in runs.c or name in ("id", "last_seq", "updated_at"):
@@ -206,9 +216,13 @@ def _append_statement(shape: tuple[tuple[str, str], ...], fenced: bool, allow_te
             " AND owner = %(owner)s AND token = %(token)s FOR UPDATE), "
         )
         conditions.append("EXISTS (SELECT 1 FROM fence)")
+    # Data-modifying CTEs run whether or not the main statement reads them; this one reads `bumped`,
+    # so usage is only counted when the run row (fence and status checked) was.
+    counted = f", {usage.upsert_cte(used, 'bumped')}" if used else ""
     return (
         f"WITH {fence}bumped AS (UPDATE runs SET {', '.join(assignments)}"
-        f" WHERE {' AND '.join(conditions)} RETURNING last_seq, updated_at) "
+        f" WHERE {' AND '.join(conditions)} RETURNING id, tenant_id, agent_id, last_seq, updated_at)"
+        f"{counted} "
         "INSERT INTO events (run_id, seq, type, at, data) "
         "SELECT %(run_id)s, bumped.last_seq - %(count)s + new_rows.ord, new_rows.value ->> 'type',"
         " bumped.updated_at, new_rows.value -> 'data' "
