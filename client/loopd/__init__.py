@@ -42,6 +42,7 @@ from loopd.models import (
     Tenant,
     TenantQuotas,
     Usage,
+    UsageReport,
     WaitingFor,
 )
 from loopd.stream import ReconnectPolicy
@@ -77,5 +78,6 @@ __all__ = [
     "TenantQuotas",
     "UnsafePathError",
     "Usage",
+    "UsageReport",
     "WaitingFor",
 ]

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +33,7 @@ from loopd.models import (
     Run,
     RunDiff,
     Tenant,
+    UsageReport,
 )
 from loopd.stream import (
     Backoff,
@@ -278,6 +279,12 @@ class AsyncClient:
 
     async def list_hands(self) -> list[HandsWorker]:
         return parse_list(HandsWorker, await self._send(calls.list_hands()))
+
+    async def usage(
+        self, *, since: date | None = None, until: date | None = None, all_tenants: bool = False
+    ) -> UsageReport:
+        """Tokens, cost, tool calls and sandbox seconds per agent and per UTC day (see Client.usage)."""
+        return parse(UsageReport, await self._send(calls.usage(since, until, all_tenants)))
 
     async def health(self, *, ready: bool = False) -> Any:
         return await self._send(calls.health(ready))

@@ -6,7 +6,7 @@ Both the sync and the async client send these same `Call`s, so the two cannot dr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -267,6 +267,13 @@ def _quotas_body(quotas: Quotas) -> dict[str, Any]:
 
 def read_audit(audit: AuditQuery) -> Call:
     return Call("GET", "/v1/audit", params=asdict(audit))
+
+
+def usage(since: date | None, until: date | None, all_tenants: bool) -> Call:
+    params: dict[str, Any] = {"since": since, "until": until, "all_tenants": "true" if all_tenants else None}
+    return Call(
+        "GET", "/v1/usage", params={k: v.isoformat() if isinstance(v, date) else v for k, v in params.items()}
+    )
 
 
 def health(ready: bool) -> Call:

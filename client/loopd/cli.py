@@ -41,6 +41,7 @@ from loopd.render import event_text
 from loopd.spec import load_agent_spec, parse_metadata, to_yaml
 from loopd.tables import agents_table, artifacts_table, hands_table, run_details, runs_table
 from loopd.tenants_cli import tenants_app
+from loopd.usage_cli import usage_app
 
 EXIT_INTERRUPTED = 130
 NO_KEY_HINT = (
@@ -86,6 +87,7 @@ app.add_typer(control_app)
 # login, logout, keys and audit; tenants.
 app.add_typer(access_app)
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(usage_app)
 
 
 @app.callback()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +33,7 @@ from loopd.models import (
     Run,
     RunDiff,
     Tenant,
+    UsageReport,
 )
 from loopd.stream import (
     Backoff,
@@ -315,6 +316,14 @@ class Client:
 
     def list_hands(self) -> list[HandsWorker]:
         return parse_list(HandsWorker, self._send(calls.list_hands()))
+
+    def usage(
+        self, *, since: date | None = None, until: date | None = None, all_tenants: bool = False
+    ) -> UsageReport:
+        """Tokens, cost, tool calls and sandbox seconds per agent and per UTC day, from `since` to
+        `until` (both included; this calendar month by default). `all_tenants` (admins of the root
+        tenant) reports every tenant's."""
+        return parse(UsageReport, self._send(calls.usage(since, until, all_tenants)))
 
     def health(self, *, ready: bool = False) -> Any:
         """`/healthz` (the process is up) or, with `ready`, `/readyz` (it can serve)."""

@@ -1,5 +1,5 @@
-"""Typed views of the v1 API's JSON: runs, events, agents, artifacts, hands workers, run diffs, and
-the teams calls' API keys, tenants and audit entries.
+"""Typed views of the v1 API's JSON: runs, events, agents, artifacts, hands workers, run diffs,
+usage, and the teams calls' API keys, tenants and audit entries.
 
 Every model keeps fields it does not know (`extra="allow"`), so a newer server never breaks an
 older client; only the fields the client relies on are declared.
@@ -7,7 +7,7 @@ older client; only the fields the client relies on are declared.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 RUN_STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled"})
 TERMINAL_EVENT_TYPES = frozenset({"run.completed", "run.failed", "run.cancelled"})
-WAITING_TYPES = ("approval", "input", "budget", "tool_result", "child", "interrupt", "message")
+WAITING_TYPES = ("approval", "input", "budget", "quota", "tool_result", "child", "interrupt", "message")
 PERMISSIONS = ("allow", "ask", "deny")
 
 
@@ -56,8 +56,10 @@ class WaitingFor(WireModel):
     calls: list[PendingCall] = Field(default_factory=list)
     question: str | None = None
     limit: str | None = None
+    quota: str | None = None
     used: int | float | None = None
     allowed: int | float | None = None
+    resets_at: datetime | None = None
     child_run_id: str | None = None
 
     @property
@@ -234,3 +236,38 @@ class AuditEntry(WireModel):
 class AuditPage(WireModel):
     data: list[AuditEntry]
     next_after: int | None = None
+
+
+class UsageTotals(WireModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    tool_calls: int = 0
+    sandbox_seconds: float = 0.0
+
+
+class TenantUsage(UsageTotals):
+    tenant: str
+
+
+class AgentUsage(UsageTotals):
+    tenant: str
+    agent_id: str | None = None
+
+
+class DayUsage(UsageTotals):
+    tenant: str
+    day: date
+
+
+class UsageReport(WireModel):
+    """What runs used from `since` to `until` (UTC days, both included); `tenant` None: every tenant."""
+
+    tenant: str | None = None
+    since: date
+    until: date
+    total: UsageTotals = Field(default_factory=UsageTotals)
+    tenants: list[TenantUsage] = Field(default_factory=list)
+    agents: list[AgentUsage] = Field(default_factory=list)
+    days: list[DayUsage] = Field(default_factory=list)

@@ -32,6 +32,7 @@ from services.gateway.routes import (
     runs,
     system,
     tenants,
+    usage,
 )
 from services.gateway.storable_input import StorableInputMiddleware
 
@@ -64,7 +65,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     # Outermost, so that requests the body limit turns away are counted too.
     app.add_middleware(RequestMetricsMiddleware, routes=app.routes)
     install_error_handlers(app)
-    for module in (agents, runs, control, history, events, artifacts, keys, tenants, audit):
+    for module in (agents, runs, control, history, events, artifacts, keys, tenants, audit, usage):
         # Every /v1 route needs a key and counts against the key's rate limit.
         app.include_router(module.router, responses=errors(401, 403, 429, 503))
     app.include_router(system.router)

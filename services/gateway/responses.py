@@ -175,3 +175,38 @@ class AuditEntry(Body):
 class AuditPage(Body):
     data: list[AuditEntry]
     next_after: int | None
+
+
+class UsageTotals(Body):
+    input_tokens: int
+    output_tokens: int
+    tokens: int = Field(description="input plus output tokens, what monthly_tokens counts")
+    cost_usd: float
+    tool_calls: int
+    sandbox_seconds: float = Field(description="time tool calls held a sandbox: restore, run, snapshot")
+
+
+class TenantUsage(UsageTotals):
+    tenant: str
+
+
+class AgentUsage(UsageTotals):
+    tenant: str
+    agent_id: str | None = Field(description="None: runs of inline agent specs")
+
+
+class DayUsage(UsageTotals):
+    tenant: str
+    day: str = Field(json_schema_extra={"format": "date"}, description="a UTC day")
+
+
+class UsageReport(Body):
+    """What runs used between two UTC days (both included); days and agents without usage are left out."""
+
+    tenant: str | None = Field(description="whose usage this is; None: every tenant's")
+    since: str = Field(json_schema_extra={"format": "date"})
+    until: str = Field(json_schema_extra={"format": "date"})
+    total: UsageTotals
+    tenants: list[TenantUsage]
+    agents: list[AgentUsage]
+    days: list[DayUsage]

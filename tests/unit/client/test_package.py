@@ -39,6 +39,7 @@ PUBLIC = [
     "TenantQuotas",
     "UnsafePathError",
     "Usage",
+    "UsageReport",
     "WaitingFor",
 ]
 SERVER_ONLY = ["services", "fastapi", "starlette", "sqlalchemy", "psycopg", "alembic", "redis", "grpc"]
