@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from loopd.text import clip, compact_json, number, summarize_tool_input
@@ -24,6 +25,7 @@ LIMIT_OPTIONS = {
     "max_wall_time": "--max-wall-time",
 }
 LIMIT_UNITS = {"max_steps": "steps", "max_tokens": "tokens", "max_cost_usd": "USD", "max_wall_time": "s"}
+QUOTA_UNITS = {"monthly_tokens": "tokens", "monthly_cost_usd": "USD"}
 
 
 def waiting_lines(waiting_for: Mapping[str, Any], run_id: str | None = None) -> list[str]:
@@ -109,6 +111,29 @@ def _suggested_raise(limit: str, allowed: Any) -> str:
     return "N"
 
 
+def _quota(run: str, waiting_for: Mapping[str, Any]) -> list[str]:
+    quota = str(waiting_for.get("quota"))
+    used, allowed = waiting_for.get("used"), waiting_for.get("allowed")
+    unit = QUOTA_UNITS.get(quota, "")
+    resets = _utc(waiting_for.get("resets_at"))
+    what = (
+        f"the tenant's monthly quota: {quota} reached ({number(used)} of {number(allowed)}"
+        f"{' ' + unit if unit else ''}); a root admin may raise it, or it resets {resets}"
+    )
+    return [_hint(what, "loopd usage")]
+
+
+def _utc(moment: Any) -> str:
+    """`2026-01-01 00:00 UTC` for a timestamp; anything else as it came."""
+    try:
+        parsed = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    except ValueError:
+        return str(moment)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _child(run: str, waiting_for: Mapping[str, Any]) -> list[str]:
     children = waiting_for.get("children") or [
         {"call_id": waiting_for.get("call_id"), "child_run_id": waiting_for.get("child_run_id")}
@@ -133,6 +158,7 @@ _DESCRIBERS: dict[str, Callable[[str, Mapping[str, Any]], list[str]]] = {
     "approval": _approval,
     "input": _input,
     "budget": _budget,
+    "quota": _quota,
     "tool_result": _tool_result,
     "child": _child,
     "interrupt": _interrupt,

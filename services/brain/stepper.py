@@ -15,6 +15,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.brain.budget import Budget, elapsed
+from services.brain.ceilings import MonthlyCeilings
 from services.brain.children import Children
 from services.brain.committer import StepCommitter
 from services.brain.context import NextAction, RunState, rebuild
@@ -48,15 +49,18 @@ class RunStepper:
         lease: LeaseKeeper,
         cached: RunState | None = None,
         sandbox: SandboxClaim | None = None,
+        ceilings: MonthlyCeilings | None = None,
     ) -> None:
         """`cached` is this run's state as a previous drive left it; it is continued from its seq.
-        `sandbox` is the run's claim on one of its tenant's sandboxes, if its tenant limits them."""
+        `sandbox` is the run's claim on one of its tenant's sandboxes, if its tenant limits them.
+        `ceilings` checks the tenant's monthly quotas before each model call (none: unchecked)."""
         self.settings = settings
         self.journal = journal
         self.dispatcher = dispatcher
         self.providers = providers
         self.children = Children(settings, journal)
         self.lease = lease
+        self.ceilings = ceilings
         self.run_id = lease.run_id
         self.fence = lease.fence
         self.committer = StepCommitter(journal, lease.run_id, lease.fence)
@@ -88,6 +92,8 @@ class RunStepper:
                         await self._commit(self.committer.fail("wall_time_ceiling", message))
                         continue
                     reached = budget.reached(self.state, inputs.created_at)
+                    if reached is None and self.ceilings is not None:
+                        reached = await self.ceilings.reached(inputs.tenant_id)
                     if reached is not None:
                         await self._wait(reached)
                         continue
@@ -125,6 +131,9 @@ class RunStepper:
                         spec.model, response, self.state.workspace_snapshot, cost, context_seq=seen_upto
                     )
                 )
+                if self.ceilings is not None and self.inputs is not None:
+                    tokens = response.usage.input_tokens + response.usage.output_tokens
+                    self.ceilings.spent(self.inputs.tenant_id, tokens, cost)
         elif action is NextAction.RUN_TOOL:
             await self._run_tool(spec)
         elif action is NextAction.INTERRUPT_TOOLS:

@@ -2,7 +2,8 @@
 
 A wake-up is acked only after the work it triggered is committed (or found unnecessary), and the
 sweeper re-wakes runs whose lease has lapsed, so a lost wake-up costs latency, never a run. In the
-background it also collects the artifact store's unreferenced blobs (garbage.py).
+background it also collects the artifact store's unreferenced blobs (garbage.py) and queues again the
+runs whose monthly quota wait ended with the month (ceilings.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import AsyncExitStack
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.brain.admission import AdaptiveLimit
+from services.brain.ceilings import MonthlyCeilings, requeue_reset
 from services.brain.children import Children
 from services.brain.dispatch import ToolDispatcher
 from services.brain.garbage import build_collector
@@ -69,6 +71,7 @@ class BrainWorker:
         self.children = Children(settings, self.journal)
         self.providers = ProviderPool(settings)
         self.states = StateCache(settings.brain_state_cache_size)
+        self.ceilings = MonthlyCeilings(engine, settings.quota_cache_seconds)
         self._slots = asyncio.Semaphore(settings.brain_concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._woken_again: set[str] = set()  # runs in _active whose wake-up came again meanwhile
@@ -90,6 +93,9 @@ class BrainWorker:
             repeating(
                 self.settings.artifacts_gc_interval_seconds, self._collector.collect, name="artifacts-gc"
             )
+        )
+        await self._chores.enter_async_context(
+            repeating(self.settings.sweep_interval_seconds, self.requeue_reset_quotas, name="quota-resets")
         )
         logger.info("brain %s started", self.brain_id)
         return self
@@ -181,6 +187,7 @@ class BrainWorker:
             keeper,
             self.states.take(run_id),
             sandbox=claim,
+            ceilings=self.ceilings,
         )
         try:
             await stepper.drive()
@@ -233,6 +240,11 @@ class BrainWorker:
             await self.bus.wake(run_id)
         except Exception:
             logger.info("could not wake run %s; the sweeper will", run_id)
+
+    async def requeue_reset_quotas(self) -> None:
+        """Wake the runs whose monthly quota wait ended with the month."""
+        for run_id in await requeue_reset(self.journal):
+            await self.bus.wake(run_id)
 
     async def _ack_quietly(self, wakeup: WakeUp) -> None:
         """Ack a wake-up the run's drive in flight covers; this loop must not die of the bus failing."""

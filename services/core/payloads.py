@@ -97,6 +97,17 @@ class WaitingForBudget(Waiting):
     allowed: Number
 
 
+class WaitingForQuota(Waiting):
+    """A monthly ceiling of the run's tenant is reached: the run goes on once a root admin raises the
+    tenant's quota, or when the calendar month (UTC) ends at `resets_at`."""
+
+    type: Literal["quota"] = "quota"
+    quota: Literal["monthly_tokens", "monthly_cost_usd"]
+    used: Number
+    allowed: Number
+    resets_at: Timestamp
+
+
 class WaitingForInterrupt(Waiting):
     """An interrupt without a message: the run waits for the next user message."""
 
@@ -115,6 +126,7 @@ WaitingFor = Annotated[
     | WaitingForInput
     | WaitingForChild
     | WaitingForBudget
+    | WaitingForQuota
     | WaitingForInterrupt
     | WaitingForMessage,
     Field(discriminator="type"),

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select
+from sqlalchemy import ColumnElement, DateTime, Row, and_, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -558,3 +558,25 @@ async def settle_wait(
     else:
         changes.update(waiting_for=remaining)
     return await event_log.append(conn, event_log.Append(run_id, tuple(new_events), changes))
+
+
+async def quota_waits(
+    conn: AsyncConnection, *, tenant_id: str | None = None, reset_by_now: bool = False, limit: int
+) -> list[str]:
+    """Runs that wait for a monthly quota: one tenant's, or with `reset_by_now` those whose month is over."""
+    waiting_for = runs.c.waiting_for
+    query = select(runs.c.id).where(runs.c.status == RunStatus.WAITING, waiting_for["type"].astext == "quota")
+    if tenant_id is not None:
+        query = query.where(runs.c.tenant_id == tenant_id)
+    if reset_by_now:
+        query = query.where(cast(waiting_for["resets_at"].astext, DateTime(timezone=True)) <= func.now())
+    return list((await conn.execute(query.order_by(runs.c.id).limit(limit))).scalars())
+
+
+async def requeue_quota_wait(conn: AsyncConnection, run_id: str) -> list[event_log.Event]:
+    """Queue again a run that waits for a quota; the brain checks the quota anew before its next model
+    call. Nothing is appended for a run that no longer waits for one (it moved on meanwhile)."""
+    run = await find_run(conn, run_id, lock=True)
+    if run is None or run.status != RunStatus.WAITING or (run.waiting_for or {}).get("type") != "quota":
+        return []
+    return await settle_wait(conn, run_id, [], None)

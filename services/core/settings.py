@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     lease_seconds: float = 15.0
     wake_visibility_seconds: float = 30.0
     sweep_interval_seconds: float = 5.0
+    quota_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="how old a brain's view of a tenant's monthly ceilings and month-to-date usage may be",
+    )
     hands_wait_seconds: float = 60.0
     sandbox_quota_wait_seconds: float = Field(
         default=300.0,

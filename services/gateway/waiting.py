@@ -73,3 +73,13 @@ def check_wall_time(limits: BudgetLimits, ceilings: Ceilings) -> None:
             f"{ceilings.run_wall_time_seconds:g}s",
             code="above_ceiling",
         )
+
+
+async def requeue_quota_waits(conn: AsyncConnection, tenant_id: str) -> list[event_log.Event]:
+    """Queue again every run of the tenant that waits for a monthly quota, once its quotas changed;
+    each run's brain checks the new quotas before its next model call."""
+    appended: list[event_log.Event] = []
+    while waiting := await run_store.quota_waits(conn, tenant_id=tenant_id, limit=500):
+        for run_id in waiting:
+            appended += await run_store.requeue_quota_wait(conn, run_id)
+    return appended

@@ -1,5 +1,6 @@
 """Tenants: the deployment's root admins create them (with a first admin key), list them and set
-their quotas; a tenant's own admins read their tenant."""
+their quotas; a tenant's own admins read their tenant. New quotas let the tenant's runs that wait for
+a monthly quota go on (the brain checks them again)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, TenantId, errors
 from services.gateway.responses import NewApiKey, NewTenant, Tenant, TenantList
 from services.gateway.routes.keys import CreateKey, mint_key
+from services.gateway.waiting import requeue_quota_waits
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
@@ -78,6 +80,10 @@ async def update_tenant(
         changes = body.model_dump(exclude_none=True)
         await audit.record(conn, caller.actor, "tenant.updated", "tenant", row.id, changes)
         await audit.record(conn, caller.actor, "tenant.updated", "tenant", row.id, changes, tenant_id=row.id)
+        requeued = await requeue_quota_waits(conn, row.id) if body.quotas is not None else []
+    await services.journal.publish(requeued)
+    for run_id in dict.fromkeys(event.run_id for event in requeued):
+        await services.bus.wake(run_id)
     return tenants.tenant_to_wire(row)
 
 

@@ -67,6 +67,17 @@ from loopd.waiting import waiting_lines
             "waiting for child run r2 (call c4) → loopd logs r2 --follow",
         ),
         ({"type": "interrupt"}, "waiting for a message after an interrupt → loopd send r1 MESSAGE"),
+        (
+            {
+                "type": "quota",
+                "quota": "monthly_tokens",
+                "used": 1_000_412,
+                "allowed": 1_000_000,
+                "resets_at": "2026-01-01T00:00:00+00:00",
+            },
+            "waiting for the tenant's monthly quota: monthly_tokens reached (1000412 of 1000000 tokens);"
+            " a root admin may raise it, or it resets 2026-01-01 00:00 UTC → loopd usage",
+        ),
         ({"type": "quorum", "votes": 2}, 'waiting for quorum {"votes":2}'),
     ],
 )
