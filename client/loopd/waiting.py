@@ -115,12 +115,13 @@ def _quota(run: str, waiting_for: Mapping[str, Any]) -> list[str]:
     quota = str(waiting_for.get("quota"))
     used, allowed = waiting_for.get("used"), waiting_for.get("allowed")
     unit = QUOTA_UNITS.get(quota, "")
-    resets = _utc(waiting_for.get("resets_at"))
     what = (
         f"the tenant's monthly quota: {quota} reached ({number(used)} of {number(allowed)}"
-        f"{' ' + unit if unit else ''}); a root admin may raise it, or it resets {resets}"
+        f"{' ' + unit if unit else ''}) until {_utc(waiting_for.get('resets_at'))}"
     )
-    return [_hint(what, "loopd usage")]
+    raised = _suggested_raise("max_cost_usd" if quota == "monthly_cost_usd" else quota, allowed)
+    option = "--" + quota.replace("_", "-")
+    return [_hint(what, f"a root admin: loopd tenants update TENANT {option} {raised}")]
 
 
 def _utc(moment: Any) -> str:

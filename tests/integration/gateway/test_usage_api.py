@@ -195,7 +195,7 @@ async def test_the_client_reads_usage(
     await spend(engine, await start(api, agent=SCRIPTED), (10, 5), 0.125, tools=1)
     assert gateway_settings.admin_key is not None
     key = gateway_settings.admin_key.get_secret_value()
-    async with AsyncClient("http://loopd.test", token=key, transport=Through(api)) as client:
+    async with AsyncClient("http://loopd.test", api_key=key, transport=Through(api)) as client:
         report = await client.usage(since=datetime.now(UTC).date())
     assert report.tenant == gateway_settings.tenant
     assert (report.total.tokens, report.total.cost_usd, report.total.tool_calls) == (15, 0.125, 1)

@@ -57,8 +57,8 @@ class Gateway:
 def gateway(monkeypatch: pytest.MonkeyPatch) -> Gateway:
     fake = Gateway()
 
-    def make_client(url: str, *, token: str | None = None) -> Client:
-        return Client(url, token=token, transport=httpx.MockTransport(fake))
+    def make_client(url: str, *, api_key: str | None = None) -> Client:
+        return Client(url, api_key=api_key, transport=httpx.MockTransport(fake))
 
     monkeypatch.setattr(loopd.cli_context, "Client", make_client)
     return fake

@@ -75,8 +75,20 @@ from loopd.waiting import waiting_lines
                 "allowed": 1_000_000,
                 "resets_at": "2026-01-01T00:00:00+00:00",
             },
-            "waiting for the tenant's monthly quota: monthly_tokens reached (1000412 of 1000000 tokens);"
-            " a root admin may raise it, or it resets 2026-01-01 00:00 UTC → loopd usage",
+            "waiting for the tenant's monthly quota: monthly_tokens reached (1000412 of 1000000 tokens)"
+            " until 2026-01-01 00:00 UTC"
+            " → a root admin: loopd tenants update TENANT --monthly-tokens 2000000",
+        ),
+        (
+            {
+                "type": "quota",
+                "quota": "monthly_cost_usd",
+                "used": 10.25,
+                "allowed": 10,
+                "resets_at": "2026-02-01T00:00:00Z",
+            },
+            "waiting for the tenant's monthly quota: monthly_cost_usd reached (10.25 of 10 USD)"
+            " until 2026-02-01 00:00 UTC → a root admin: loopd tenants update TENANT --monthly-cost-usd 20",
         ),
         ({"type": "quorum", "votes": 2}, 'waiting for quorum {"votes":2}'),
     ],
