@@ -41,9 +41,8 @@ def measure(
     and the time its tool results spent in a sandbox (their `duration_ms`, which hands measures
     from restoring the workspace to its snapshot; results settled without a sandbox carry 0)."""
     used = {name: increments[name] for name in COUNTED if increments.get(name)}
-    milliseconds = sum(
-        data.get("duration_ms") or 0 for kind, data in new_events if kind == payloads.ToolResult.TYPE
-    )
+    durations = (data.get("duration_ms") for kind, data in new_events if kind == payloads.ToolResult.TYPE)
+    milliseconds = sum(d for d in durations if isinstance(d, int | float) and not isinstance(d, bool))
     if milliseconds > 0:
         used[SANDBOX_SECONDS] = milliseconds / 1000
     return used
