@@ -3,9 +3,7 @@ the key that opened it is revoked or expires."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -14,21 +12,15 @@ from sse_starlette.sse import EventSourceResponse
 
 from services.core import events as event_log
 from services.core import runs as run_store
-from services.core.bus import run_channel
 from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest
-from services.gateway.auth import Caller, Viewer, still_usable
+from services.gateway.auth import Caller, Viewer
 from services.gateway.deps import GatewayServices, ServicesDep
+from services.gateway.live import follow
 from services.gateway.params import AfterSeq, RunId, errors, seq_of
 from services.gateway.responses import EventPage
 
 router = APIRouter(prefix="/v1/runs/{run_id}/events", tags=["events"])
-
-# How often a live stream re-reads PostgreSQL when the bus is quiet: a lost fan-out message
-# costs at most this much latency.
-CATCH_UP_SECONDS = 2.0
-# How soon an open stream ends once its key is revoked or expires; the client's reconnect hears why.
-KEY_CHECK_SECONDS = 2.0
 
 
 # Payload fields their writer left out stay out, as they are stored.
@@ -74,63 +66,14 @@ async def stream_events(
         start = max(start, seq)
     async with autocommit(services.engine).connect() as conn:
         await run_store.get_run(conn, caller.tenant_id, run_id)
-    return EventSourceResponse(_follow(services, caller, run_id, start), ping=15)
+    return EventSourceResponse(_stream(services, caller, run_id, start), ping=15)
 
 
-async def _follow(
+async def _stream(
     services: GatewayServices, caller: Caller, run_id: str, after: int
 ) -> AsyncIterator[dict[str, Any]]:
-    live: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    async with services.bus.subscribe(run_channel(run_id)) as messages:
-        # Subscribed before the first read, so nothing committed after it can be missed.
-        pump = asyncio.create_task(_pump(messages, live))
-        try:
-            last = after
-            behind = True
-            key_checked = time.monotonic()
-            while True:
-                if time.monotonic() - key_checked >= KEY_CHECK_SECONDS:
-                    if not await still_usable(services, caller):
-                        return
-                    key_checked = time.monotonic()
-                if behind:
-                    async for event in _catch_up(services, run_id, last):
-                        last = event["seq"]
-                        yield _sse(event)
-                    behind = False
-                try:
-                    # Not wait_for: on Python 3.11 it can swallow the cancellation of a closed stream.
-                    async with asyncio.timeout(CATCH_UP_SECONDS):
-                        message = await live.get()
-                except TimeoutError:
-                    behind = True
-                    continue
-                seq = message.get("seq")
-                if seq is None:
-                    yield _sse(message)  # a live-only delta (tool.output), never persisted
-                elif seq == last + 1:
-                    last = seq
-                    yield _sse(message)
-                elif seq > last + 1:
-                    behind = True  # a fan-out message was lost: fill the gap from PostgreSQL
-        finally:
-            pump.cancel()
-
-
-async def _pump(messages: AsyncIterator[dict[str, Any]], live: asyncio.Queue[dict[str, Any]]) -> None:
-    async for message in messages:
-        live.put_nowait(message)
-
-
-async def _catch_up(services: GatewayServices, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
-    while True:
-        async with autocommit(services.engine).connect() as conn:
-            page = await event_log.read(conn, run_id, after=after, limit=500)
-        for event in page:
-            yield event.to_wire()
-        if len(page) < 500:
-            return
-        after = page[-1].seq
+    async for event in follow(services, caller, run_id, after):
+        yield _sse(event)
 
 
 def _sse(event: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from services.core import schemas
 from services.core.db.engine import autocommit
 from services.gateway.anthropic import event_pages, inputs, projection
 from services.gateway.anthropic.params import CreatedAfter, CreatedBefore, CreatedFrom, CreatedTo, Page
-from services.gateway.auth import Member, Viewer
+from services.gateway.auth import Caller, Member, Viewer
 from services.gateway.deps import GatewayServices, ServicesDep
 from services.gateway.live import follow
 from services.gateway.params import RunId
@@ -90,13 +90,13 @@ async def stream_events(
     async with autocommit(services.engine).connect() as conn:
         run = await run_store.get_run(conn, caller.tenant_id, session_id)
         context = await event_pages.context_of(conn, run)
-    return EventSourceResponse(_stream(services, run.id, run.last_seq, context), ping=15)
+    return EventSourceResponse(_stream(services, caller, run.id, run.last_seq, context), ping=15)
 
 
 async def _stream(
-    services: GatewayServices, run_id: str, after: int, context: projection.Context
+    services: GatewayServices, caller: Caller, run_id: str, after: int, context: projection.Context
 ) -> AsyncIterator[dict[str, Any]]:
-    async for message in follow(services, run_id, after):
+    async for message in follow(services, caller, run_id, after):
         if message.get("seq") is None:
             continue  # a live tool.output delta: the session's events carry whole results only
         event = event_log.Event(
