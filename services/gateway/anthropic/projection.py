@@ -191,6 +191,9 @@ def _run_waiting(data: dict[str, Any], context: Context) -> list[dict[str, Any]]
         return [_idle({"type": "requires_action", "event_ids": [context.event_of_call(waiting["call_id"])]})]
     if kind == "budget":
         return [_idle({"type": "budget_reached"})]
+    if kind == "quota":
+        # The tenant's monthly ceiling: the session goes on once an admin raises it or the month turns.
+        return [_idle({"type": "quota_reached", "x_loopd": {"quota": waiting.get("quota")}})]
     if kind == "interrupt":
         return [_idle({"type": "end_turn"})]
     # A wait for children is still work; a new session's wait for its first message shows nothing.

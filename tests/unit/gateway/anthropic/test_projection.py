@@ -138,6 +138,21 @@ def test_a_new_sessions_wait_for_its_first_message_shows_nothing() -> None:
     assert projection.project(waiting, projection.Context.of({})) == []
 
 
+def test_a_wait_for_the_tenants_monthly_quota_shows_the_session_idle() -> None:
+    waiting = wire_event(
+        "run_x",
+        {
+            "seq": 7,
+            "type": "run.waiting",
+            "at": "2026-12-01T00:00:00+00:00",
+            "data": {"waiting_for": {"type": "quota", "quota": "monthly_tokens", "used": 10, "allowed": 5}},
+        },
+    )
+    [idle] = projection.project(waiting, projection.Context.of({}))
+    assert idle["type"] == "session.status_idle"
+    assert idle["stop_reason"] == {"type": "quota_reached", "x_loopd": {"quota": "monthly_tokens"}}
+
+
 def test_an_id_that_is_not_one_of_ours_names_no_position() -> None:
     assert projection.position_of("sevt_12_3") == (12, 3)
     for other in ("sevt_12", "evt_1_2", "sevt_a_1", "sevt_1_2_3", ""):
