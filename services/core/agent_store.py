@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Row, and_, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -69,6 +70,31 @@ async def find_agent(
     query = select(agents).where(agents.c.tenant_id == tenant, agents.c.id == agent_id)
     query = query.where(agents.c.version == version) if version else query.order_by(agents.c.version.desc())
     return (await conn.execute(query.limit(1))).first()
+
+
+async def find_versions(
+    conn: AsyncConnection, tenant: str, wanted: Iterable[tuple[str, int | None]]
+) -> dict[tuple[str, int | None], Row[Any]]:
+    """Many agent versions in one query, keyed as asked; a None version is the latest, as in
+    `find_agent`. What is not found is left out."""
+    wanted = {(agent_id, version or None) for agent_id, version in wanted}
+    pinned = [(agent_id, version) for agent_id, version in wanted if version]
+    floating = {agent_id for agent_id, version in wanted if not version}
+    if not wanted:
+        return {}
+    conditions = []
+    if pinned:
+        conditions.append(tuple_(agents.c.id, agents.c.version).in_(pinned))
+    if floating:
+        conditions.append(agents.c.id.in_(floating))
+    query = select(agents).where(agents.c.tenant_id == tenant, or_(*conditions)).order_by(agents.c.version)
+    found: dict[tuple[str, int | None], Row[Any]] = {}
+    for row in await conn.execute(query):
+        if (row.id, row.version) in wanted:
+            found[(row.id, row.version)] = row
+        if row.id in floating:
+            found[(row.id, None)] = row  # ascending versions: the last one kept is the latest
+    return found
 
 
 async def get_agent(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.gateway.refusals import refuse
 
 
 class BodyTooLarge(Exception):
@@ -22,7 +22,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
         received = 0
         response_started = False
@@ -45,22 +45,9 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._reject(send)
+                await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": {"code": "body_too_large", "message": f"request body exceeds {self.max_bytes} bytes"}}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    # The rest of the body is not read, so the connection cannot carry another request.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        message = f"request body exceeds {self.max_bytes} bytes"
+        # The rest of the body is not read, so the connection cannot carry another request.
+        await refuse(scope, send, 413, "body_too_large", message, {"connection": "close"})

@@ -14,6 +14,7 @@ import re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.core.text import first_unstorable
+from services.gateway.refusals import refuse
 
 _SUSPECT = re.compile(rb"\\u|Infinity|NaN|[0-9][eE][+-]?[0-9]{3}")
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -30,7 +31,7 @@ class StorableInputMiddleware:
         body = await _read_body(receive)
         problem = unstorable(body)
         if problem is not None:
-            await _refuse(send, problem)
+            await refuse(scope, send, 422, "unstorable_input", f"{problem}, which cannot be stored")
             return
         replayed = False
 
@@ -65,11 +66,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(parts)
-
-
-async def _refuse(send: Send, problem: str) -> None:
-    message = f"{problem}, which cannot be stored"
-    body = json.dumps({"error": {"code": "unstorable_input", "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 422, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

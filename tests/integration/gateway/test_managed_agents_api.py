@@ -287,3 +287,98 @@ async def test_a_session_is_a_run_both_apis_see(
     assert [
         e.content[0].text async for e in client.beta.sessions.events.list(fork.id) if e.type == "user.message"
     ] == ["hello"]
+
+
+async def test_a_session_forks_at_an_event_id_and_diffs_under_the_prefix(
+    gateway: Any, client: anthropic.AsyncAnthropic, native: httpx.AsyncClient
+) -> None:
+    agent = await quiet_agent(client)
+    environment = await client.beta.environments.create(name="box")
+    session = await client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="origin")
+    for text in ("first", "second"):
+        await client.beta.sessions.events.send(
+            session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": text}]}]
+        )
+    messages = [e async for e in client.beta.sessions.events.list(session.id) if e.type == "user.message"]
+    at = messages[0].id
+
+    fork: Any = await client.post(
+        f"/v1/sessions/{session.id}/x_loopd/fork", body={"event_id": at}, cast_to=object
+    )
+    assert fork["type"] == "session" and fork["id"] != session.id
+    assert fork["x_loopd"]["forked_from"] == {
+        "run_id": session.id,
+        "seq": messages[0].x_loopd["seq"],
+        "event_id": at,
+    }
+    assert fork["title"] == "origin" and fork["environment_id"] == environment.id
+    # The fork is a session like any other, to the SDK and to the native API.
+    retrieved = await client.beta.sessions.retrieve(fork["id"])
+    assert retrieved.agent.id == agent.id and retrieved.agent.version == 1
+    forked_texts = [
+        e.content[0].text
+        async for e in client.beta.sessions.events.list(fork["id"])
+        if e.type == "user.message"
+    ]
+    assert forked_texts == ["first"]
+    assert (await native.get(f"/v1/runs/{fork['id']}")).json()["forked_from"]["run_id"] == session.id
+
+    diff: Any = await client.get(f"/v1/sessions/{session.id}/x_loopd/diff/{fork['id']}", cast_to=object)
+    assert diff["type"] == "session_diff"
+    assert diff["x_loopd"]["diverges_at_seq"] == messages[0].x_loopd["seq"] + 1
+    assert diff["a"]["session_id"] == session.id and diff["b"]["session_id"] == fork["id"]
+    assert "second" in [e["content"][0]["text"] for e in diff["a"]["events"] if e["type"] == "user.message"]
+    assert all(
+        e["id"].startswith("sevt_") and "x_loopd" in e for e in diff["a"]["events"] + diff["b"]["events"]
+    )
+    same: Any = await client.get(f"/v1/sessions/{session.id}/x_loopd/diff/{session.id}", cast_to=object)
+    assert same["x_loopd"]["diverges_at_seq"] is None and same["a"]["events"] == []
+
+    last = messages[-1].x_loopd["seq"]
+    with pytest.raises(anthropic.NotFoundError) as beyond:
+        await client.post(
+            f"/v1/sessions/{session.id}/x_loopd/fork",
+            body={"event_id": f"sevt_{last + 50}_0"},
+            cast_to=object,
+        )
+    assert beyond.value.error_code == "event_not_found"
+    with pytest.raises(anthropic.BadRequestError):
+        await client.post(
+            f"/v1/sessions/{session.id}/x_loopd/fork", body={"event_id": "seq 3"}, cast_to=object
+        )
+
+    # Another tenant sees neither session: a 404 in the API's envelope, for the fork and the diff.
+    made = await native.post("/v1/tenants", json={"id": f"other-{agent.id[-8:]}", "name": "other"})
+    assert made.status_code == 201, made.text
+    async with sdk(gateway, made.json()["admin_key"]["key"]) as stranger:
+        with pytest.raises(anthropic.NotFoundError) as hidden:
+            await stranger.post(
+                f"/v1/sessions/{session.id}/x_loopd/fork", body={"event_id": at}, cast_to=object
+            )
+        assert hidden.value.body["type"] == "error"
+        with pytest.raises(anthropic.NotFoundError):
+            await stranger.get(f"/v1/sessions/{session.id}/x_loopd/diff/{fork['id']}", cast_to=object)
+
+
+async def test_refusals_before_the_routes_come_back_as_the_sdks_classes(
+    client: anthropic.AsyncAnthropic, native: httpx.AsyncClient
+) -> None:
+    agent = await quiet_agent(client)
+    environment = await client.beta.environments.create(name="box")
+    session = await client.beta.sessions.create(agent=agent.id, environment_id=environment.id)
+    with pytest.raises(anthropic.ContentTooLargeError) as large:
+        await client.beta.sessions.events.send(
+            session.id,
+            events=[{"type": "user.message", "content": [{"type": "text", "text": "x" * 100_000}]}],
+        )
+    assert large.value.error_code == "body_too_large" and large.value.body["type"] == "error"
+    with pytest.raises(anthropic.BadRequestError) as unstorable:
+        await client.beta.sessions.events.send(
+            session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "a\x00b"}]}]
+        )
+    assert unstorable.value.error_code == "unstorable_input"
+    # loopd's own API keeps its own envelope and statuses.
+    too_large = await native.post("/v1/runs", content=b"{" + b" " * 100_000 + b"}")
+    assert too_large.status_code == 413 and too_large.json()["error"]["code"] == "body_too_large"
+    nul = await native.post(f"/v1/runs/{session.id}/messages", json={"content": "a\x00b"})
+    assert nul.status_code == 422 and nul.json()["error"]["code"] == "unstorable_input"

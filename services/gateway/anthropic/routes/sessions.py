@@ -219,7 +219,11 @@ async def list_sessions(
             limit=limit + 1,
         )
         shown = rows[:limit]
-        data = [await session_view(conn, caller.tenant_id, row) for row in shown]
+        # One query for the agent versions of the whole page, not one per session.
+        versions = await agent_store.find_versions(
+            conn, caller.tenant_id, [(row.agent_id, row.agent_version) for row in shown if row.agent_id]
+        )
+        data = [wire.session(row, versions.get((row.agent_id, row.agent_version or None))) for row in shown]
     next_page = paging.encode_at(kind, shown[-1].created_at, shown[-1].id) if len(rows) > limit else None
     return {"data": data, "next_page": next_page, "prev_page": None}
 
