@@ -17,6 +17,7 @@ import anthropic
 import httpx
 import httpx2
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 
 from services.core.bus import Bus
 from services.core.settings import Settings
@@ -301,6 +302,7 @@ async def test_a_session_forks_at_an_event_id_and_diffs_under_the_prefix(
         )
     messages = [e async for e in client.beta.sessions.events.list(session.id) if e.type == "user.message"]
     at = messages[0].id
+    seq = messages[0].model_extra["x_loopd"]["seq"]
 
     fork: Any = await client.post(
         f"/v1/sessions/{session.id}/x_loopd/fork", body={"event_id": at}, cast_to=object
@@ -308,7 +310,7 @@ async def test_a_session_forks_at_an_event_id_and_diffs_under_the_prefix(
     assert fork["type"] == "session" and fork["id"] != session.id
     assert fork["x_loopd"]["forked_from"] == {
         "run_id": session.id,
-        "seq": messages[0].x_loopd["seq"],
+        "seq": seq,
         "event_id": at,
     }
     assert fork["title"] == "origin" and fork["environment_id"] == environment.id
@@ -325,7 +327,7 @@ async def test_a_session_forks_at_an_event_id_and_diffs_under_the_prefix(
 
     diff: Any = await client.get(f"/v1/sessions/{session.id}/x_loopd/diff/{fork['id']}", cast_to=object)
     assert diff["type"] == "session_diff"
-    assert diff["x_loopd"]["diverges_at_seq"] == messages[0].x_loopd["seq"] + 1
+    assert diff["x_loopd"]["diverges_at_seq"] == seq + 1
     assert diff["a"]["session_id"] == session.id and diff["b"]["session_id"] == fork["id"]
     assert "second" in [e["content"][0]["text"] for e in diff["a"]["events"] if e["type"] == "user.message"]
     assert all(
@@ -334,7 +336,7 @@ async def test_a_session_forks_at_an_event_id_and_diffs_under_the_prefix(
     same: Any = await client.get(f"/v1/sessions/{session.id}/x_loopd/diff/{session.id}", cast_to=object)
     assert same["x_loopd"]["diverges_at_seq"] is None and same["a"]["events"] == []
 
-    last = messages[-1].x_loopd["seq"]
+    last = messages[-1].model_extra["x_loopd"]["seq"]
     with pytest.raises(anthropic.NotFoundError) as beyond:
         await client.post(
             f"/v1/sessions/{session.id}/x_loopd/fork",
@@ -382,3 +384,29 @@ async def test_refusals_before_the_routes_come_back_as_the_sdks_classes(
     assert too_large.status_code == 413 and too_large.json()["error"]["code"] == "body_too_large"
     nul = await native.post(f"/v1/runs/{session.id}/messages", json={"content": "a\x00b"})
     assert nul.status_code == 422 and nul.json()["error"]["code"] == "unstorable_input"
+
+
+async def test_a_page_of_sessions_reads_its_agents_in_one_query(
+    gateway: Any, client: anthropic.AsyncAnthropic
+) -> None:
+    agent = await quiet_agent(client)
+    environment = await client.beta.environments.create(name="box")
+    pinned: Any = {"type": "agent", "id": agent.id, "version": 1}
+    made = [await client.beta.sessions.create(agent=agent.id, environment_id=environment.id)]
+    await client.beta.agents.update(agent.id, version=agent.version, system="changed")
+    made.append(await client.beta.sessions.create(agent=agent.id, environment_id=environment.id))
+    made.append(await client.beta.sessions.create(agent=pinned, environment_id=environment.id))
+    statements: list[str] = []
+
+    def note(_: Any, __: Any, statement: str, *___: Any) -> None:
+        statements.append(statement)
+
+    engine = gateway.state.services.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", note)
+    try:
+        page = await client.beta.sessions.list(agent_id=agent.id, limit=3)
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", note)
+    assert [s.id for s in page.data] == [s.id for s in made[::-1]]
+    assert [(s.agent.version, s.agent.system) for s in page.data] == [(1, None), (2, "changed"), (1, None)]
+    assert len([s for s in statements if "FROM agents" in s]) == 1
