@@ -29,8 +29,10 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,10 @@ from bench._support import (
     plain_url,
     rss_bytes,
     servers,
+    stored_bytes,
     table,
 )
+from bench.counters import RedisCounters, WalRecords, redis_counters, wal_bytes, wal_lsn, wal_records
 from harness.processes import HIGH_RATE_LIMITS, LoopdProcess, ProcessGroup
 from services.core.keys import mint
 from services.local.postgres import free_port
@@ -67,6 +71,16 @@ class Observed:
     # CPU seconds each process spent while the runs went (process name -> seconds).
     cpu: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
+    events_streamed: int = 0  # SSE events with an id the client received (with --follow)
+
+
+@dataclass
+class Written:
+    """What PostgreSQL and Redis did in a phase (creating the runs, or the brains running every turn)."""
+
+    wal_bytes: int
+    wal: WalRecords
+    redis: RedisCounters
 
 
 def start_model_server(root: Path, turns: int, delay: float) -> tuple[subprocess.Popen[bytes], str]:
@@ -137,14 +151,17 @@ async def drive_turns(
     turns: int,
     brains: list[LoopdProcess],
     timeout: float,
+    follow: bool = False,
 ) -> Observed:
-    """Send the next message to every run whose turn completed, until all runs finished `turns` turns."""
+    """Send the next message to every run whose turn completed, until all runs finished `turns` turns;
+    with `follow`, a live event stream per run is open all along."""
     observed = Observed(started=time.time())
     sent: dict[str, int] = dict.fromkeys(run_ids, 1)
     async with (
         httpx.AsyncClient(base_url=url, timeout=120, headers=auth(key)) as api,
         await psycopg.AsyncConnection.connect(plain_url(database_url), autocommit=True) as conn,
     ):
+        followers = [asyncio.create_task(stream_events(api, r, observed)) for r in run_ids] if follow else []
         gate = asyncio.Semaphore(64)
 
         async def send(run_id: str, turn: int) -> None:
@@ -181,9 +198,21 @@ async def drive_turns(
                 observed.timed_out = True
                 break
             await asyncio.sleep(0.1)
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
     observed.finished = time.time()
     observed.end_rss = {b.name: rss_bytes(b.process.pid) for b in brains}
     return observed
+
+
+async def stream_events(api: httpx.AsyncClient, run_id: str, observed: Observed) -> None:
+    """Follow one run's live SSE stream from its first event, counting the logged events it delivers."""
+    async with api.stream("GET", f"/v1/runs/{run_id}/events/stream", timeout=None) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                observed.events_streamed += 1
 
 
 def sample_rss(brains: list[LoopdProcess], observed: Observed) -> None:
@@ -256,6 +285,8 @@ def main() -> None:
     parser.add_argument("--model-delay", type=float, default=1.0, help="seconds before each model reply")
     parser.add_argument("--brain-concurrency", type=int, help="LOOPD_BRAIN_CONCURRENCY (default: --runs)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    parser.add_argument("--follow", action="store_true", help="keep a live event stream open per run")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of the idle baseline afterwards")
     args = parser.parse_args()
     concurrency = args.brain_concurrency or args.runs
     with servers() as running:
@@ -290,18 +321,39 @@ def environment(running: Servers, model_url: str, concurrency: int) -> dict[str,
     }
 
 
+class Phase:
+    """The WAL position and Redis's counters at its start; `end()` gives what was written since."""
+
+    def __init__(self, running: Servers) -> None:
+        assert running.redis is not None
+        self.running, self.redis_url = running, running.redis.url
+        self.lsn, self.redis = wal_lsn(running.database_url), redis_counters(self.redis_url)
+
+    def end(self) -> Written:
+        lsn = wal_lsn(self.running.database_url)
+        return Written(
+            wal_bytes(self.running.database_url, self.lsn, lsn),
+            wal_records(self.running.postgres.data_dir, self.lsn, lsn),
+            redis_counters(self.redis_url).since(self.redis),
+        )
+
+
 def measure(
     group: ProcessGroup,
     running: Servers,
     model: subprocess.Popen[bytes],
     model_url: str,
     args: argparse.Namespace,
-) -> tuple[Observed, Turns, dict[str, str]]:
+) -> tuple[Observed, Turns, dict[str, str], list[Written], int]:
     url = f"http://127.0.0.1:{group.base_env['LOOPD_PORT']}"
     group.start("gateway", "services.gateway")
     key = group.base_env["LOOPD_ADMIN_KEY"]
     wait_until(lambda: gateway_ready(url, key), 60, "gateway")
+    stored_before = stored_bytes(running.database_url)
+    creating = Phase(running)
     inputs = asyncio.run(create_runs(url, key, args.runs, parallel=32))
+    created = creating.end()
+    running_turns = Phase(running)
     brains = [group.start(f"brain-{n}", "services.brain", LOOPD_BRAIN_ID=f"brain-{n}") for n in (1, 2)]
     for brain in brains:
         wait_until(lambda b=brain: brain_started(b), 60, brain.name)
@@ -311,13 +363,22 @@ def measure(
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     client_before = time.process_time()
     observed = asyncio.run(
-        drive_turns(url, key, running.database_url, set(inputs), args.turns, brains, args.timeout)
+        drive_turns(
+            url, key, running.database_url, set(inputs), args.turns, brains, args.timeout, args.follow
+        )
     )
     observed.cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     observed.cpu["benchmark client"] = time.process_time() - client_before
+    turned = running_turns.end()
+    # The same processes with nothing to do: what their timers (lease sweeps, registry scans, stream
+    # claims) cost by the second, whatever the runs do.
+    idling = Phase(running)
+    time.sleep(args.idle)
+    idle = idling.end()
+    growth = stored_bytes(running.database_url) - stored_before
     if observed.timed_out:
         print(f"timed out; the processes' logs:\n{group.logs()}", file=sys.stderr)
-    return observed, collect(running.database_url, model_url, inputs), inputs
+    return observed, collect(running.database_url, model_url, inputs), inputs, [created, turned, idle], growth
 
 
 def in_flight_peak(requested: dict[tuple[str, int], float], delay: float) -> int:
@@ -331,7 +392,13 @@ def in_flight_peak(requested: dict[tuple[str, int], float], delay: float) -> int
 
 
 def report(
-    observed: Observed, turns: Turns, inputs: dict[str, str], args: argparse.Namespace, concurrency: int
+    observed: Observed,
+    turns: Turns,
+    inputs: dict[str, str],
+    written: list[Written],
+    growth: int,
+    args: argparse.Namespace,
+    concurrency: int,
 ) -> None:
     ms, mib = 1000.0, 2**20
     reply_to_commit = [at - turns.answered[key] for key, at in turns.replied.items() if key in turns.answered]
@@ -403,6 +470,58 @@ def report(
             cpu,
         )
     )
+
+    if args.follow:
+        streamed = max(1, observed.events_streamed)
+        gateway = observed.cpu.get("gateway", 0.0)
+        print(
+            f"\nevents streamed live (one stream per run): {observed.events_streamed}; gateway CPU per "
+            f"event streamed, all its work included: {gateway / streamed * ms:.3f} ms"
+        )
+    print(stores(written, growth, len(inputs), turns_done, args.idle))
+
+
+def stores(written: list[Written], growth: int, runs: int, turns_done: int, idle_seconds: float) -> str:
+    """WAL, commits and Redis commands per run created, per model turn and per idle second, and the
+    tables' growth."""
+    created, turned, idle = written
+    scale = (max(1, runs), max(1, turns_done), max(idle_seconds, 1e-9))
+    phases = (created, turned, idle)
+
+    def row(name: str, value: Callable[[Written], float]) -> list[object]:
+        return [name, *(value(p) / n for p, n in zip(phases, scale, strict=True))]
+
+    rows = [
+        row("WAL bytes", lambda p: p.wal_bytes),
+        row("commit records (transactions that wrote)", lambda p: p.wal.commits),
+    ]
+    heaviest = sorted(turned.wal.size.items(), key=lambda item: -item[1])[:6]
+    for name, _ in heaviest:
+        rows.append(row(f"WAL record {name} (bytes)", partial(_wal_size, name)))
+    for command in sorted(set(created.redis.calls) | set(turned.redis.calls) | set(idle.redis.calls)):
+        rows.append(row(f"Redis {command.upper()} calls", partial(_redis_calls, command)))
+    rows += [
+        row("Redis bytes in", lambda p: p.redis.bytes_in),
+        row("Redis bytes out", lambda p: p.redis.bytes_out),
+    ]
+    return (
+        table(
+            "what PostgreSQL wrote and Redis was asked: creating the runs over REST (per run), the brains "
+            "starting and running every turn (per model turn), then the same processes idle (per second)",
+            ["figure", "per run created", "per model turn", "per idle second"],
+            rows,
+        )
+        + f"\n\ntables, indexes and TOAST after VACUUM (ANALYZE), grown by {growth} bytes: "
+        f"{growth / scale[0]:.0f} per run, {growth / scale[1]:.0f} per model turn"
+    )
+
+
+def _wal_size(name: str, phase: Written) -> float:
+    return phase.wal.size.get(name, 0)
+
+
+def _redis_calls(command: str, phase: Written) -> float:
+    return phase.redis.calls.get(command, 0)
 
 
 if __name__ == "__main__":
