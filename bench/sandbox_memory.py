@@ -29,15 +29,15 @@ from services.hands.server import HANDS_LABEL
 UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 10**3, "MB": 10**6, "GB": 10**9}
 
 
-def memory_of(hands_id: str, *, warm: bool) -> list[int]:
-    """Bytes of memory each of the worker's sandboxes (warm ones, or the runs') uses, per docker stats."""
-    filters = ["--filter", f"label={HANDS_LABEL}={hands_id}"]
-    ids = set(docker("ps", "-q", *filters).split())
-    warm_ids = set(docker("ps", "-q", *filters, "--filter", "label=loopd.warm=1").split())
-    chosen = sorted(warm_ids if warm else ids - warm_ids)
-    if not chosen:
+def containers(hands_id: str) -> set[str]:
+    return set(docker("ps", "-q", "--no-trunc", "--filter", f"label={HANDS_LABEL}={hands_id}").split())
+
+
+def memory_of(ids: set[str]) -> list[int]:
+    """Bytes of memory each container uses, as docker stats reports it."""
+    if not ids:
         return []
-    out = docker("stats", "--no-stream", "--format", "{{json .}}", *chosen)
+    out = docker("stats", "--no-stream", "--format", "{{json .}}", *sorted(ids))
     return [_bytes(json.loads(line)["MemUsage"].split("/")[0]) for line in out.splitlines() if line.strip()]
 
 
@@ -88,15 +88,28 @@ async def main() -> None:
     async with hands_worker(warm_pool=args.sandboxes) as (client, hands_id):
         await wait_full(hands_id, args.sandboxes)
         pid = worker_pid(hands_id)
-        warm = memory_of(hands_id, warm=True)
+        pool = containers(hands_id)
+        warm = memory_of(pool)
         idle_rss = rss_bytes(pid)
+        # Each run claims a warm sandbox (it keeps its labels), and the pool starts new ones: the
+        # claimed ones are the first pool's containers, the warm ones those started since.
         await use(client, args.sandboxes)
-        await wait_full(hands_id, args.sandboxes)  # the pool refills: both kinds are live at once
-        used = memory_of(hands_id, warm=False)
+        deadline = time.monotonic() + 120
+        while len(containers(hands_id) - pool) < args.sandboxes:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the warm pool did not refill")
+            await asyncio.sleep(0.2)
+        used = memory_of(pool & containers(hands_id))
+        warm_again = memory_of(containers(hands_id) - pool)
         busy_rss = rss_bytes(pid)
     print(f"machine: {machine()}")
     print("\n| sandboxes | n | median [MiB] | max [MiB] |\n|---|---|---|---|")
-    for name, values in (("warm, in the pool", warm), ("a run's, idle after one call", used)):
+    rows = (
+        ("warm, in the pool", warm),
+        ("a run's, idle after one call", used),
+        ("warm, started while the runs held theirs", warm_again),
+    )
+    for name, values in rows:
         print(f"| {name} | {len(values)} | {median(values) / mib:.2f} | {max(values) / mib:.2f} |")
     print(
         f"\nhands worker RSS: {idle_rss / mib:.1f} MiB with {args.sandboxes} warm sandboxes, "

@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import redis
 
 from bench._support import (
     Servers,
@@ -53,6 +54,7 @@ from bench._support import (
 )
 from bench.counters import RedisCounters, WalRecords, redis_counters, wal_bytes, wal_lsn, wal_records
 from harness.processes import HIGH_RATE_LIMITS, LoopdProcess, ProcessGroup
+from services.core.bus.redis import WAKEUP_STREAM
 from services.core.keys import mint
 from services.local.postgres import free_port
 
@@ -71,6 +73,7 @@ class Observed:
     # CPU seconds each process spent while the runs went (process name -> seconds).
     cpu: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
+    drain_seconds: float = 0.0  # from the last turn to the brains having taken every wake-up
     events_streamed: int = 0  # SSE events with an id the client received (with --follow)
 
 
@@ -161,7 +164,11 @@ async def drive_turns(
         httpx.AsyncClient(base_url=url, timeout=120, headers=auth(key)) as api,
         await psycopg.AsyncConnection.connect(plain_url(database_url), autocommit=True) as conn,
     ):
-        followers = [asyncio.create_task(stream_events(api, r, observed)) for r in run_ids] if follow else []
+        # The streams have their own client: on the one that sends the messages they would hold every
+        # connection of its pool.
+        unbounded = httpx.Limits(max_connections=None)
+        streams = httpx.AsyncClient(base_url=url, headers=auth(key), limits=unbounded)
+        followers = [asyncio.create_task(stream_events(streams, r, observed)) for r in run_ids if follow]
         gate = asyncio.Semaphore(64)
 
         async def send(run_id: str, turn: int) -> None:
@@ -201,6 +208,7 @@ async def drive_turns(
         for task in followers:
             task.cancel()
         await asyncio.gather(*followers, return_exceptions=True)
+        await streams.aclose()
     observed.finished = time.time()
     observed.end_rss = {b.name: rss_bytes(b.process.pid) for b in brains}
     return observed
@@ -367,11 +375,16 @@ def measure(
             url, key, running.database_url, set(inputs), args.turns, brains, args.timeout, args.follow
         )
     )
+    # Wake-ups still queued when the last turn committed (the sweep wakes a run that waited for a brain
+    # again, every sweep) are the turns' cost too: the phase, and the CPU, end once the brains took them.
+    drained = time.monotonic()
+    wait_until(lambda: wakeups_queued(running) == 0, 300, "the wake-up stream drained")
+    observed.drain_seconds = time.monotonic() - drained
     observed.cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     observed.cpu["benchmark client"] = time.process_time() - client_before
     turned = running_turns.end()
-    # The same processes with nothing to do: what their timers (lease sweeps, registry scans, stream
-    # claims) cost by the second, whatever the runs do.
+    # The same processes with nothing to do: what their timers (the sweep, the wake-up stream's polls)
+    # cost by the second, whatever the runs do.
     idling = Phase(running)
     time.sleep(args.idle)
     idle = idling.end()
@@ -379,6 +392,15 @@ def measure(
     if observed.timed_out:
         print(f"timed out; the processes' logs:\n{group.logs()}", file=sys.stderr)
     return observed, collect(running.database_url, model_url, inputs), inputs, [created, turned, idle], growth
+
+
+def wakeups_queued(running: Servers) -> int:
+    assert running.redis is not None
+    client = redis.Redis.from_url(running.redis.url)
+    try:
+        return int(client.xlen(WAKEUP_STREAM))
+    finally:
+        client.close()
 
 
 def in_flight_peak(requested: dict[tuple[str, int], float], delay: float) -> int:
@@ -464,8 +486,8 @@ def report(
     cpu.append(["all", total, total / turns_done * ms, 1.0])
     print(
         table(
-            f"CPU while the runs went ({observed.finished - observed.started:.1f} s of wall time on "
-            f"{os.cpu_count()} cores)",
+            f"CPU while the runs went ({observed.finished - observed.started:.1f} s of wall time, then "
+            f"{observed.drain_seconds:.1f} s until the brains took every wake-up, on {os.cpu_count()} cores)",
             ["process", "CPU [s]", "CPU per model turn [ms]", "share"],
             cpu,
         )
