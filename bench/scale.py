@@ -302,6 +302,9 @@ def main() -> None:
         group = ProcessGroup(running.root, base_env=environment(running, model_url, concurrency))
         try:
             results = measure(group, running, model, model_url, args)
+        except Exception:
+            print(f"failed; the processes' logs:\n{group.logs()}", file=sys.stderr)
+            raise
         finally:
             group.stop_all()
             model.terminate()
