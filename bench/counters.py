@@ -52,6 +52,8 @@ class WalRecords:
 
 def wal_records(data_dir: Path, start: str, end: str) -> WalRecords:
     """The records between two LSNs, read from the server's pg_wal with pg_waldump."""
+    if start == end:
+        return WalRecords()  # nothing written; pg_waldump refuses an empty range
     done = subprocess.run(
         [
             str(binaries_dir() / "pg_waldump"),
