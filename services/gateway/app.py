@@ -18,6 +18,7 @@ from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.bootstrap import ensure_root
 from services.gateway.deps import GatewayServices
 from services.gateway.errors import install_error_handlers
+from services.gateway.key_gate import KeyGateMiddleware
 from services.gateway.params import errors
 from services.gateway.rate_limit import open_limiter
 from services.gateway.request_metrics import RequestMetricsMiddleware
@@ -60,16 +61,18 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title="loopd", version="1", lifespan=lifespan)
+    # The Managed Agents API, for the official SDK: Anthropic(base_url="http://HOST:PORT/anthropic").
+    managed = create_anthropic_app()
     app.add_middleware(StorableInputMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # Outermost, so that requests the body limit turns away are counted too.
+    # Outside the body checks, so that a request without a usable key gets its 401 whatever its body.
+    app.add_middleware(KeyGateMiddleware, answered_by={"/v1": app, ANTHROPIC_PREFIX: managed})
+    # Outermost, so that requests the key gate and the body limit turn away are counted too.
     app.add_middleware(RequestMetricsMiddleware, routes=app.routes)
     install_error_handlers(app)
     for module in (agents, runs, control, history, events, artifacts, keys, tenants, audit, usage):
         # Every /v1 route needs a key and counts against the key's rate limit.
         app.include_router(module.router, responses=errors(401, 403, 429, 503))
     app.include_router(system.router)
-    # The Managed Agents API, for the official SDK: Anthropic(base_url="http://HOST:PORT/anthropic").
-    managed = create_anthropic_app()
     app.mount(ANTHROPIC_PREFIX, managed)
     return app

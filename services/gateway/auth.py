@@ -3,6 +3,9 @@ the role each route needs. Routes take a `Viewer`, `Member` or `Admin` and scope
 tenant.
 
 A key comes as `Authorization: Bearer <key>` or as `x-api-key: <key>` (what model SDKs send).
+key_gate.py checks it (`identify`) before the body is read and leaves the Caller in the request scope,
+where the route dependencies find it; the security schemes stay on the dependencies, so /openapi.json
+says how each operation takes its key.
 """
 
 from __future__ import annotations
@@ -49,13 +52,13 @@ def presented_key(bearer: HTTPAuthorizationCredentials | None, api_key: str | No
     return key.strip()
 
 
-async def authenticate(
-    request: Request,
-    services: ServicesDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
-) -> Caller:
-    key = presented_key(bearer, api_key)
+CALLER_SCOPE_KEY = "loopd.caller"
+
+
+async def identify(services: GatewayServices, request: Request) -> Caller:
+    """The caller of `request` from its headers alone, counted against its key's rate limit; raises
+    Unauthenticated (or RateLimited). Never reads the body."""
+    key = presented_key(await _bearer(request), await _api_key_header(request))
     record = None
     if keys.looks_like_key(key):
         async with autocommit(services.engine).connect() as conn:
@@ -69,6 +72,20 @@ async def authenticate(
     if services.limiter is not None:
         await services.limiter.hit(caller.key_id, writes=request.method not in ("GET", "HEAD", "OPTIONS"))
     return caller
+
+
+async def authenticate(
+    request: Request,
+    services: ServicesDep,
+    # Only for the document: the gate has read both headers already.
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    __: Annotated[str | None, Depends(_api_key_header)],
+) -> Caller:
+    caller = request.scope.get(CALLER_SCOPE_KEY)
+    if isinstance(caller, Caller):
+        return caller
+    # A route outside the gate's prefixes still gets its caller checked, after its body.
+    return await identify(services, request)
 
 
 async def still_usable(services: GatewayServices, caller: Caller) -> bool:

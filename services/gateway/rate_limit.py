@@ -1,6 +1,7 @@
 """Per-API-key request rate limits: each key's reads and writes are counted in moving windows of their
 own by the limits library, in Redis where the bus is Redis (so every gateway replica shares one
-count) and in memory for the embedded local stack. authenticate() calls `hit` on every /v1 request.
+count) and in memory for the embedded local stack. auth.identify() calls `hit` on every request under
+/v1 and /anthropic, before its body is read.
 
 A moving window is exact: a refused request is not counted, and Retry-After is when the oldest
 counted request leaves the window, so a client that waits that long gets through.

@@ -1,12 +1,16 @@
 """Every /v1 operation in the gateway's own /openapi.json refuses a request without a usable key: none
 (401 missing_api_key), an unknown one, a revoked one and an expired one; and a viewer key on every
-write (403). A key works as `Authorization: Bearer` and as `x-api-key`. Only /healthz, /readyz and
-/metrics need no key."""
+write (403). The key is checked before the body is read, so a write without one gets its 401 whatever
+its body holds, on /v1 and on the Managed Agents API under /anthropic (in that API's envelope). A key
+works as `Authorization: Bearer` and as `x-api-key`. Only /healthz, /readyz, /metrics and the OpenAPI
+documents need no key."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +21,7 @@ from services.core.keys import Role
 from services.core.settings import Settings
 from tests.integration.gateway.conftest import client_of
 from tests.integration.gateway.operations import (
+    NOWHERE,
     UNAUTHENTICATED,
     Operation,
     error_code,
@@ -58,12 +63,35 @@ def _refused(response: httpx.Response, status: int, code: str) -> bool:
     return response.status_code == status and error_code(response) == code
 
 
+def _bad_body(kind: str, settings: Settings) -> bytes:
+    """A body each of the gateway's body checks refuses, once the key has passed."""
+    if kind == "malformed":
+        return b'{"name": "walk", '
+    if kind == "oversized":
+        return b'{"name": "' + b"a" * settings.max_body_bytes + b'"}'
+    return b'{"name": "walk\\u0000"}'
+
+
+# What a body of each kind gets with a usable key: from the JSON parser (only a route that reads a
+# body), the body limit and the storable-input check.
+_WITH_A_KEY = {
+    "malformed": (400, "malformed_json"),
+    "oversized": (413, "body_too_large"),
+    "nul": (422, "unstorable_input"),
+}
+
+
+async def _send_raw(client: httpx.AsyncClient, method: str, url: str, body: bytes) -> httpx.Response:
+    return await client.request(method, url, content=body, headers={"content-type": "application/json"})
+
+
 async def test_only_the_probes_and_metrics_need_no_key(
     gateway_app: FastAPI, api: httpx.AsyncClient, walk: list[Operation]
 ) -> None:
     _, document = await served_operations(api)
     assert {path for path in document["paths"] if not path.startswith("/v1/")} == UNAUTHENTICATED
     async with client_of(gateway_app) as anonymous:
+        assert (await anonymous.get("/openapi.json")).status_code == 200
         assert (await anonymous.get("/healthz")).status_code == 200
         assert (await anonymous.get("/metrics")).status_code == 200
         # Not ready without a hands worker, but answered, without asking for a key.
@@ -85,6 +113,82 @@ async def test_every_v1_operation_refuses_a_request_without_a_key(
                 "Bearer"
             ):
                 wrong.append(f"{operation.label}: {response.status_code} {response.text}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("kind", ["malformed", "oversized", "nul"])
+async def test_a_write_without_a_key_is_refused_before_its_body_is_read(
+    gateway_app: FastAPI, gateway_settings: Settings, walk: list[Operation], kind: str
+) -> None:
+    body = _bad_body(kind, gateway_settings)
+    async with client_of(gateway_app) as anonymous:
+        wrong = []
+        for operation in walk:
+            if not operation.writes:
+                continue
+            response = await _send_raw(anonymous, operation.method, operation.url(NOWHERE), body)
+            if not _refused(response, 401, "missing_api_key") or response.headers.get("WWW-Authenticate") != (
+                "Bearer"
+            ):
+                wrong.append(f"{operation.label}: {response.status_code} {response.text}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("kind", ["malformed", "oversized", "nul"])
+async def test_with_a_key_a_bad_body_is_still_refused_for_what_it_is(
+    api: httpx.AsyncClient, gateway_settings: Settings, walk: list[Operation], kind: str
+) -> None:
+    body = _bad_body(kind, gateway_settings)
+    status, code = _WITH_A_KEY[kind]
+    wrong = []
+    for operation in walk:
+        if not operation.takes_body:
+            continue
+        response = await _send_raw(api, operation.method, operation.url(NOWHERE), body)
+        if not _refused(response, status, code):
+            wrong.append(f"{operation.label}: {response.status_code} {response.text}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _managed_error(response: httpx.Response) -> tuple[int, str | None, str | None]:
+    """Status, error type and loopd code of an answer in the Managed Agents API's envelope."""
+    body: Any = response.json()
+    error = body.get("error", {}) if isinstance(body, dict) and body.get("type") == "error" else {}
+    return response.status_code, error.get("type"), error.get("details", {}).get("error_code")
+
+
+async def test_the_managed_agents_api_refuses_a_request_without_a_key_before_its_body(
+    gateway_app: FastAPI, gateway_settings: Settings, api: httpx.AsyncClient
+) -> None:
+    document = await api.get("/anthropic/openapi.json")
+    assert document.status_code == 200
+    operations = [
+        (method.upper(), "/anthropic" + re.sub(r"\{\w+\}", "nowhere", path), "requestBody" in spec)
+        for path, methods in document.json()["paths"].items()
+        for method, spec in methods.items()
+    ]
+    assert len(operations) > 10, "the walk found too few Managed Agents operations"
+    # A resource loopd does not serve is refused for its missing key first, too.
+    operations.append(("POST", "/anthropic/v1/vaults", True))
+    wrong = []
+    async with client_of(gateway_app) as anonymous:
+        assert (await anonymous.get("/anthropic/openapi.json")).status_code == 200
+        for method, url, _ in operations:
+            bodies = (
+                [b""]
+                if method in ("GET", "DELETE")
+                else [_bad_body(k, gateway_settings) for k in _WITH_A_KEY]
+            )
+            for body in bodies:
+                response = await _send_raw(anonymous, method, url, body)
+                if _managed_error(response) != (401, "authentication_error", "missing_api_key"):
+                    wrong.append(f"{method} {url} {body[:20]!r}: {response.status_code} {response.text}")
+    # With a key, a malformed body is refused in the API's envelope as before.
+    for method, url, takes_body in operations[:-1]:
+        if takes_body:
+            response = await _send_raw(api, method, url, _bad_body("malformed", gateway_settings))
+            if _managed_error(response) != (400, "invalid_request_error", "malformed_json"):
+                wrong.append(f"{method} {url} with a key: {response.status_code} {response.text}")
     assert not wrong, "\n".join(wrong)
 
 
