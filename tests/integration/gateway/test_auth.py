@@ -183,12 +183,12 @@ async def test_the_managed_agents_api_refuses_a_request_without_a_key_before_its
                 response = await _send_raw(anonymous, method, url, body)
                 if _managed_error(response) != (401, "authentication_error", "missing_api_key"):
                     wrong.append(f"{method} {url} {body[:20]!r}: {response.status_code} {response.text}")
-    # With a key, a malformed body is refused in the API's envelope as before.
+    # With a key, each bad body is refused for what it is, in the API's envelope (where 422 is 400).
     for method, url, takes_body in operations[:-1]:
-        if takes_body:
-            response = await _send_raw(api, method, url, _bad_body("malformed", gateway_settings))
-            if _managed_error(response) != (400, "invalid_request_error", "malformed_json"):
-                wrong.append(f"{method} {url} with a key: {response.status_code} {response.text}")
+        for kind, (status, code) in _WITH_A_KEY.items() if takes_body else ():
+            response = await _send_raw(api, method, url, _bad_body(kind, gateway_settings))
+            if _managed_error(response) != (400 if status == 422 else status, "invalid_request_error", code):
+                wrong.append(f"{method} {url} {kind} with a key: {response.status_code} {response.text}")
     assert not wrong, "\n".join(wrong)
 
 
