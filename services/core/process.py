@@ -71,7 +71,11 @@ async def open_bus(settings: Settings, shared: Bus | None = None) -> AsyncIterat
     if shared is not None:
         yield shared
         return
-    bus = build_bus(settings.bus_url, visibility_timeout=settings.wake_visibility_seconds)
+    bus = build_bus(
+        settings.bus_url,
+        visibility_timeout=settings.wake_visibility_seconds,
+        max_subscriptions=settings.bus_max_subscriptions,
+    )
     try:
         yield bus
     finally:

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     bus_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="redis://... or local:// (one process only)"
     )
+    bus_max_subscriptions: int = Field(
+        default=10_000,
+        ge=1,
+        description="live subscriptions (open event streams) one process holds at once, each a Redis "
+        "connection of a pool apart from its commands'",
+    )
     artifacts_dir: Path = Field(
         default=Path(".loopd/artifacts"),
         description="the blobs, snapshots and call ledger on a filesystem every hands worker shares; "

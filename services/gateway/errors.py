@@ -10,6 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -81,6 +82,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 {"Retry-After": "1"},
             )
         return await unexpected(request, error)
+
+    @app.exception_handler(RedisError)
+    async def bus_error(request: Request, error: RedisError) -> JSONResponse:
+        # What was committed stays committed: a lost wake-up is recovered by the brains' sweeper.
+        logger.warning("bus unavailable on %s %s: %s", request.method, request.url.path, type(error).__name__)
+        message = "the bus is unavailable; retry shortly (with the same Idempotency-Key, for a new run)"
+        return error_response(503, "bus_unavailable", message, {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

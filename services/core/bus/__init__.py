@@ -81,12 +81,12 @@ def run_channel(run_id: str) -> str:
     return f"run:{run_id}"
 
 
-def build_bus(url: str, *, visibility_timeout: float = 30.0) -> Bus:
+def build_bus(url: str, *, visibility_timeout: float = 30.0, max_subscriptions: int = 10_000) -> Bus:
     """Pick the backend from the URL scheme: redis:// or local://."""
     if url.startswith(("redis://", "rediss://", "unix://")):
         from services.core.bus.redis import RedisBus
 
-        return RedisBus(url, visibility_timeout=visibility_timeout)
+        return RedisBus(url, visibility_timeout=visibility_timeout, max_subscriptions=max_subscriptions)
     if url.startswith("local://"):
         from services.core.bus.local import LocalBus
 

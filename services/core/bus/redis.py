@@ -57,7 +57,9 @@ def _forget(task: asyncio.Future[Any]) -> None:
 
 
 class RedisBus:
-    def __init__(self, url: str, *, visibility_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, visibility_timeout: float = 30.0, max_subscriptions: int = 10_000
+    ) -> None:
         self._visibility_ms = int(visibility_timeout * 1000)
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -65,6 +67,12 @@ class RedisBus:
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=10,
+        )
+        # Each live subscription (an open event stream) holds a connection for as long as it lasts:
+        # they get a pool of their own, so a gateway full of streams still has connections for its
+        # commands (a wake-up, a publish), and streams are bounded by `max_subscriptions` alone.
+        self._subscriber: aioredis.Redis = aioredis.Redis.from_url(
+            url, decode_responses=True, max_connections=max_subscriptions, health_check_interval=10
         )
         self._group_ready = False
 
@@ -122,7 +130,7 @@ class RedisBus:
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
 
         async def messages() -> AsyncIterator[dict[str, Any]]:
             # Reads are bounded, so a read left behind by a cancelled reader ends soon after the
@@ -170,3 +178,4 @@ class RedisBus:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        await self._subscriber.aclose()
