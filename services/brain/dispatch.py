@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
@@ -216,7 +217,9 @@ class ToolDispatcher:
     async def _choose_hands(
         self, state: RunState, excluded: set[str], sandbox_events: list[event_log.NewEvent]
     ) -> tuple[str, str]:
-        """The worker holding the run's sandbox if it is alive, else the one with most free slots.
+        """The worker holding the run's sandbox if it is alive, else the one with most free slots, then
+        fewest sandboxes, ties broken at random: brains read the registry as of the workers' last
+        heartbeats, and a fixed tie-break would send every run that starts meanwhile to one worker.
 
         `excluded` holds addresses that just failed: a restarted worker keeps its id but gets a new
         address, so it is welcome again at once. A draining worker (scale-in, a rolling update) is
@@ -242,7 +245,7 @@ class ToolDispatcher:
             raise HandsUnavailable(
                 f"no hands worker was available for {self.settings.hands_wait_seconds:.0f}s", code="no_hands"
             )
-        best = max(alive, key=lambda h: (h.slots_free, h.hands_id))
+        best = max(alive, key=lambda h: (h.slots_free, -len(h.sandboxes), random.random()))
         return best.hands_id, best.address
 
     async def _execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,9 +15,11 @@ from services.core.errors import InfrastructureError, SandboxLost
 from services.hands.sandbox import Labelled, SandboxSpec
 from services.hands.sandbox.disks import DISK_LABEL, LoopDisks
 from services.hands.sandbox.executor_client import MOUNT, command
+from services.hands.sandbox.host_paths import HostPaths, discover
 
 # The user an image's agent account and /workspace belong to, as deploy/sandbox/build.sh labels it.
 USER_LABEL = "org.loopd.sandbox.user"
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -29,6 +32,7 @@ class Engine:
         self._disks = LoopDisks(spec.workspace_disks, spec.user) if spec.workspace_disks else None
         self._swept = False
         self._image_checked = False
+        self._host_paths: HostPaths | None = None
 
     def api(self) -> docker.APIClient:
         # Built on first use, in a worker thread: the client asks the engine for its API version.
@@ -41,6 +45,17 @@ class Engine:
         if self._client is not None:
             self._client.close()
 
+    def host_paths(self) -> HostPaths:
+        """Where the engine finds this process's files (found on first use, as the engine's client is)."""
+        if self._host_paths is None:
+            self._host_paths = discover(self.api())
+            if self._host_paths.container_id is not None:
+                log.info(
+                    "hands runs in container %s: sandboxes bind-mount the host paths behind its mounts",
+                    self._host_paths.container_id[:12],
+                )
+        return self._host_paths
+
     def create(self, labels: dict[str, str], channel_dir: Path, workspace_size: int) -> str:
         """Create and start a locked-down container whose PID 1 is the executor, dialling `channel_dir`."""
         if self._disks is None:
@@ -50,7 +65,7 @@ class Engine:
         self._sweep_disks()
         disk, mount_point = self._disks.create(workspace_size)
         try:
-            workspace = Mount(self._spec.workdir, str(mount_point), type="bind")
+            workspace = Mount(self._spec.workdir, str(self.host_paths().of(mount_point)), type="bind")
             return self._create({**labels, DISK_LABEL: disk}, channel_dir, workspace)
         except BaseException:
             self._disks.remove(disk)
@@ -67,7 +82,10 @@ class Engine:
             security_opt=["no-new-privileges"],
             read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={spec.tmp_size}"},
-            mounts=[workspace, Mount(MOUNT, str(channel_dir), type="bind", read_only=True)],
+            mounts=[
+                workspace,
+                Mount(MOUNT, str(self.host_paths().of(channel_dir)), type="bind", read_only=True),
+            ],
             mem_limit=spec.memory,
             memswap_limit=spec.memory,
             nano_cpus=int(spec.cpus * 1e9),

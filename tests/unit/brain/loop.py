@@ -112,13 +112,14 @@ class HandsInProcess:
 
 class _Reachable:
     """A worker's Hands as the network shows it: an address in `unreachable` fails every call, the way
-    a channel to a worker that died does."""
+    a channel to a worker that died does, and is noted in `refused`."""
 
-    def __init__(self, address: str, hands: Hands, unreachable: set[str]) -> None:
-        self._address, self._hands, self._unreachable = address, hands, unreachable
+    def __init__(self, address: str, hands: Hands, unreachable: set[str], refused: list[str]) -> None:
+        self._address, self._hands, self._unreachable, self._refused = address, hands, unreachable, refused
 
     def _check(self) -> None:
         if self._address in self._unreachable:
+            self._refused.append(self._address)
             raise HandsUnavailable(f"hands unavailable: {self._address} does not answer")
 
     async def execute(self, request: ExecuteRequest) -> AsyncGenerator[OutputChunk | ExecuteResult, None]:
@@ -175,12 +176,14 @@ class Loop:
         }
         self._by_address = {worker.address: worker for worker in self.hands.values()}
         self.unreachable: set[str] = set()
+        # The unreachable addresses calls were sent to, in order.
+        self.refused: list[str] = []
         self._exit = AsyncExitStack()
 
     async def connect(self, address: str) -> Hands:
         if address not in self._by_address:
             raise HandsUnavailable(f"hands {address} is unreachable")
-        return _Reachable(address, self._by_address[address].hands, self.unreachable)
+        return _Reachable(address, self._by_address[address].hands, self.unreachable, self.refused)
 
     async def __aenter__(self) -> Loop:
         from services.core.bus.local import LocalBus

@@ -3,6 +3,7 @@ a fresh sandbox or another worker, and the workspace comes back from the last co
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from harness.waiting import eventually
@@ -69,15 +70,30 @@ async def test_a_sandbox_that_keeps_dying_reaches_the_model_as_a_tool_error(loop
 
 async def test_an_unreachable_worker_is_skipped_for_another(database_url: str, tmp_path: Path) -> None:
     async with Loop(database_url, tmp_path, hands=2) as loop:
-        # The worker with most free slots, ties broken by id, is chosen first.
-        loop.unreachable.add(loop.hands["hands-2"].address)
+        unreachable = loop.hands["hands-2"].address
+        loop.unreachable.add(unreachable)
+        # A run in a long call takes a slot of hands-1, so the next run prefers hands-2, which has more free.
+        await loop.start(scripted({"tool_calls": [call("bash", command="sleep 60")]}))
+        await eventually(lambda: busy(loop, "hands-1", 1))
+        refused_before = len(loop.refused)
         run_id = await loop.start(scripted({"tool_calls": [WRITE]}, {"text": "done"}))
         await loop.until(run_id, "completed")
         events = await loop.events(run_id)
 
+    assert loop.refused[refused_before:] == [unreachable]
     [provisioned] = of_type(events, "sandbox.provisioned")
     assert provisioned["hands_id"] == "hands-1"
     assert of_type(events, "tool.result")[0]["ok"] is True
+
+
+async def test_new_runs_go_to_the_workers_with_most_free_slots(database_url: str, tmp_path: Path) -> None:
+    async with Loop(database_url, tmp_path, hands=3) as loop:
+        for started in range(1, 7):
+            await loop.start(scripted({"tool_calls": [call("bash", command="sleep 60")]}))
+            await eventually(functools.partial(busy_in_all, loop, started))
+        held = {worker.hands_id: len(worker.pool.snapshot()) for worker in loop.hands.values()}
+
+    assert held == {"hands-1": 2, "hands-2": 2, "hands-3": 2}
 
 
 async def test_a_run_whose_worker_left_moves_to_another_with_its_workspace(
@@ -140,3 +156,14 @@ async def test_a_run_fails_when_no_hands_worker_comes(database_url: str, tmp_pat
         run = await loop.until(run_id, "failed")
 
     assert run["error"]["code"] == "no_hands"
+
+
+async def busy(loop: Loop, hands_id: str, calls: int) -> bool:
+    """Whether the registry, as brains read it, shows `calls` calls running on the worker."""
+    return any(
+        h.hands_id == hands_id and h.slots_total - h.slots_free == calls for h in await loop.bus.list_hands()
+    )
+
+
+async def busy_in_all(loop: Loop, calls: int) -> bool:
+    return sum(h.slots_total - h.slots_free for h in await loop.bus.list_hands()) == calls
