@@ -2,8 +2,11 @@
 # Writes the compose deployment's secrets to .env beside docker-compose.yml (compose reads it):
 # random passwords for PostgreSQL and Redis, the hands secret, and the root tenant's admin API key.
 # Values already in .env are kept, so running it again changes nothing.
+#
+# Usage: deploy/compose-env.sh [DIR]
+#   DIR   the compose project folder to write .env in (default: the repository root)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${1:-$(dirname "$0")/..}"
 
 env_file=.env
 touch "$env_file"
@@ -18,4 +21,4 @@ if ! grep -q "^LOOPD_ADMIN_KEY=" "$env_file"; then
   # An API key as loopd mints them: lk_ and 256 random bits.
   echo "LOOPD_ADMIN_KEY=lk_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >>"$env_file"
 fi
-echo "compose-env: secrets are in $env_file (LOOPD_ADMIN_KEY is the root tenant's admin API key)"
+echo "compose-env: secrets are in $PWD/$env_file (LOOPD_ADMIN_KEY is the root tenant's admin API key)"

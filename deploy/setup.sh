@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one owner of machine set-up for the make targets: `deploy/setup.sh TARGET` makes sure the
-# system has what TARGET (run, up, test, bench, lint, image, docker) needs. On Debian or Ubuntu as
-# root it installs missing packages, starts dockerd and builds the sandbox image; anywhere else it
-# stops at once and names exactly what to install. Every wait it makes is bounded.
+# system has what TARGET (run, up, test, bench, lint, image, docker, compose) needs. On Debian or
+# Ubuntu as root it installs missing packages, starts dockerd and builds loopd's base image and the
+# sandbox image from Debian packages; anywhere else it stops at once and names exactly what to
+# install. Every wait it makes is bounded. `compose` is what bringing up docker-compose.yml with
+# images built offline (deploy/offline.sh) needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,16 +42,18 @@ package() {
   esac
 }
 
-# What each make target needs, in the order it needs it. `engine` and `image` are steps, not packages.
+# What each make target needs, in the order it needs it. `engine`, `base` and `image` are steps, not
+# packages. The sandbox image is made from the base, which the compose test's images share.
 needs() {
   case "$1" in
     lint) echo "venv" ;;
     docker) echo "docker engine" ;;
-    image) echo "docker engine debootstrap image" ;;
-    run | up) echo "venv certificates e2fsprogs mount docker engine debootstrap image" ;;
-    test) echo "venv certificates procps redis compose e2fsprogs mount docker engine debootstrap image" ;;
-    bench) echo "venv certificates procps redis e2fsprogs mount docker engine debootstrap image" ;;
-    *) die "unknown target: $1 (one of: lint docker image run up test bench)" ;;
+    image) echo "docker engine debootstrap base image" ;;
+    run | up) echo "venv certificates e2fsprogs mount docker engine debootstrap base image" ;;
+    test) echo "venv certificates procps redis compose e2fsprogs mount docker engine debootstrap base image" ;;
+    bench) echo "venv certificates procps redis e2fsprogs mount docker engine debootstrap base image" ;;
+    compose) echo "compose docker engine debootstrap base image" ;;
+    *) die "unknown target: $1 (one of: lint docker image run up test bench compose)" ;;
   esac
 }
 
@@ -89,6 +93,13 @@ start_engine() {
   die "dockerd did not answer within 60 s; see $log"
 }
 
+build_base() {
+  local image="${LOOPD_BASE_IMAGE:-loopd-base:bookworm}"
+  bash deploy/base/build.sh --check >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || die "the base image $image is missing or out of date; build it as root: bash deploy/base/build.sh"
+  bash deploy/base/build.sh
+}
+
 build_image() {
   local image="${LOOPD_SANDBOX_IMAGE:-loopd-sandbox:latest}"
   # An image built for another sandbox user (LOOPD_SANDBOX_USER) is rebuilt like a missing one.
@@ -105,7 +116,7 @@ main() {
   read -r -a steps <<<"$listed"
   for step in "${steps[@]}"; do
     case "$step" in
-      engine | image) ;;
+      engine | base | image) ;;
       *) check "$step" || missing+=("$(package "$step")") ;;
     esac
   done
@@ -113,6 +124,7 @@ main() {
   for step in "${steps[@]}"; do
     case "$step" in
       engine) start_engine ;;
+      base) build_base ;;
       image) build_image ;;
       *) check "$step" || die "$(package "$step") was installed but '$step' is still not usable" ;;
     esac

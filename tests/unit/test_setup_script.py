@@ -51,6 +51,8 @@ def run_setup(target: str, path: str) -> subprocess.CompletedProcess[str]:
         ("bench", ["redis-server", "docker.io", "debootstrap", "procps", *DISKS], ["docker-compose"]),
         ("run", ["docker.io", "debootstrap", *DISKS], ["redis-server", "docker-compose"]),
         ("up", ["docker.io", "debootstrap", *DISKS], ["redis-server", "docker-compose"]),
+        # docker-compose.yml with images built offline: their base is bootstrapped like the sandbox's.
+        ("compose", ["docker-compose", "docker.io", "debootstrap"], ["redis-server", *DISKS]),
     ],
 )
 def test_without_apt_it_stops_at_once_and_names_each_missing_package(
