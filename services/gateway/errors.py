@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -43,7 +42,11 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = error.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
             return error_response(400, "malformed_json", "the request body is not valid JSON")
-        return error_response(422, "validation_error", validation_details(problems))
+        details = "; ".join(
+            f"{'.'.join(str(part) for part in p.get('loc', ()) if part != 'body') or 'body'}: {p.get('msg')}"
+            for p in problems[:10]
+        )
+        return error_response(422, "validation_error", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -92,14 +95,6 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         # The server drops the connection after an unhandled error, so the response says it will.
         return error_response(500, "internal", "internal error; see the gateway log", {"Connection": "close"})
-
-
-def validation_details(problems: Sequence[Any]) -> str:
-    """The first problems of a request that did not validate, each as `field.path: what is wrong`."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in p.get('loc', ()) if part != 'body') or 'body'}: {p.get('msg')}"
-        for p in problems[:10]
-    )
 
 
 def _is_unavailable(error: DBAPIError) -> bool:

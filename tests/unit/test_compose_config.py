@@ -6,7 +6,6 @@ Needs `docker-compose` (CI installs the Debian package) or the `docker compose` 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.compose import compose_command
 from services.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,16 +22,6 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 LOOPD_SERVICES = ("gateway", "brain", "hands")
 ARTIFACTS = "/var/lib/loopd/artifacts"
 PASSED_THROUGH = ("LOOPD_OPENAI_API_KEY", "LOOPD_ANTHROPIC_API_KEY", "LOOPD_MODEL")
-
-
-def compose_command() -> list[str]:
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return ["docker", "compose"]
-    pytest.fail("neither docker-compose nor `docker compose` is installed (apt-get install docker-compose)")
 
 
 # What deploy/compose-env.sh would put in .env.
@@ -43,10 +33,23 @@ SECRETS = {
 }
 
 
-def compose(*args: str, secrets: dict[str, str] = SECRETS) -> subprocess.CompletedProcess[str]:
+# What deploy/offline.sh puts in .env: images built without a registry.
+OFFLINE_IMAGES = {
+    "LOOPD_IMAGE": "loopd:offline",
+    "LOOPD_BASE_IMAGE": "loopd-base:bookworm",
+    "LOOPD_POSTGRES_IMAGE": "loopd-postgres:bookworm",
+    "LOOPD_REDIS_IMAGE": "loopd-redis:bookworm",
+    "LOOPD_SANDBOX_IMAGE": "loopd-sandbox:offline",
+}
+
+
+def compose(
+    *args: str, secrets: dict[str, str] = SECRETS, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     # The shell's LOOPD_* settings would leak into the interpolated file; test the file itself.
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOOPD_")}
     env.update(secrets)
+    env.update(settings or {})
     # A .env left in the checkout would be read too; point compose at an empty project folder.
     command = [
         *compose_command(),
@@ -130,15 +133,47 @@ def test_brain_runs_two_replicas_in_the_resolved_config() -> None:
 
 def test_the_services_are_the_stores_the_migration_and_the_three_loopd_roles() -> None:
     assert set(source()["services"]) == {"postgres", "redis", "migrate", *LOOPD_SERVICES}
-    assert service("postgres")["image"] == "postgres:16"
-    assert service("redis")["image"] == "redis:7"
     assert "pg_isready" in " ".join(service("postgres")["healthcheck"]["test"])
     assert "ping" in service("redis")["healthcheck"]["test"]
 
 
+def images(resolved: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """Each service's image and, for loopd's, the base its build starts from."""
+    assert resolved.returncode == 0, resolved.stderr
+    services = yaml.safe_load(resolved.stdout)["services"]
+    found: dict[str, Any] = {name: services[name]["image"] for name in services}
+    found["base"] = {build_args(services[name]).get("BASE") for name in ("migrate", *LOOPD_SERVICES)}
+    found["sandbox"] = services["hands"]["environment"]["LOOPD_SANDBOX_IMAGE"]
+    return found
+
+
+def build_args(service: dict[str, Any]) -> dict[str, str]:
+    """A build's args, from either form compose resolves them to."""
+    args = service["build"].get("args") or {}
+    return dict(arg.split("=", 1) for arg in args) if isinstance(args, list) else dict(args)
+
+
+def test_images_come_from_a_registry_unless_told_otherwise() -> None:
+    found = images(compose("config"))
+
+    assert (found["postgres"], found["redis"]) == ("postgres:16", "redis:7")
+    assert {found[name] for name in ("migrate", *LOOPD_SERVICES)} == {"loopd:latest"}
+    assert found["base"] == {"python:3.11-slim"}
+    assert found["sandbox"] == "loopd-sandbox:latest"
+
+
+def test_the_images_deploy_offline_sh_builds_replace_every_one() -> None:
+    found = images(compose("config", settings=OFFLINE_IMAGES))
+
+    assert (found["postgres"], found["redis"]) == ("loopd-postgres:bookworm", "loopd-redis:bookworm")
+    assert {found[name] for name in ("migrate", *LOOPD_SERVICES)} == {"loopd:offline"}
+    assert found["base"] == {"loopd-base:bookworm"}
+    assert found["sandbox"] == "loopd-sandbox:offline"
+
+
 def test_every_role_runs_the_one_image_with_its_own_command() -> None:
     for name in ("migrate", *LOOPD_SERVICES):
-        assert service(name)["image"] == "loopd:latest"
+        assert service(name)["image"] == "${LOOPD_IMAGE:-loopd:latest}"
         assert service(name)["build"]["dockerfile"] == "deploy/Dockerfile"
         assert f"loopd-server {name}" in command_line(name)
 
@@ -174,10 +209,26 @@ def test_hands_can_scale_and_reach_the_docker_engine() -> None:
     assert "ports" not in hands and "container_name" not in hands
     assert "/var/run/docker.sock:/var/run/docker.sock" in hands["volumes"]
     assert hands["environment"]["LOOPD_HANDS_LISTEN"] == "0.0.0.0:50051"
-    assert hands["environment"]["LOOPD_SANDBOX_IMAGE"] == "loopd-sandbox:latest"
     # An empty setting means "advertise this container's own address".
     assert hands["environment"]["LOOPD_HANDS_ADVERTISE_HOST"] == ""
-    assert "hostname" in command_line("hands")
+    assert "LOOPD_HANDS_ADVERTISE_HOST" in command_line("hands") and "hostname -i" in command_line("hands")
+
+
+def test_each_hands_container_keeps_its_id_across_restarts() -> None:
+    # The hostname is the container's, which a restart keeps: the restarted worker removes its leftovers.
+    assert 'LOOPD_HANDS_ID="$${LOOPD_HANDS_ID:-hands-$$(hostname)}"' in command_line("hands")
+    assert "LOOPD_HANDS_ID" not in service("hands")["environment"]
+
+
+def test_the_executors_sockets_live_on_a_volume_the_engine_can_bind_into_sandboxes() -> None:
+    hands = service("hands")
+    runtime = hands["environment"]["LOOPD_SANDBOX_RUNTIME_DIR"]
+    assert f"hands-runtime:{runtime}" in hands["volumes"]
+    assert "hands-runtime" in source()["volumes"]
+    # Only the hands make sandboxes.
+    assert all(
+        f"hands-runtime:{runtime}" not in service(name).get("volumes", []) for name in ("gateway", "brain")
+    )
 
 
 def test_every_role_shares_the_artifacts_volume_at_one_path_and_the_same_settings() -> None:
@@ -194,10 +245,29 @@ def test_every_role_shares_the_artifacts_volume_at_one_path_and_the_same_setting
 
 def test_the_image_installs_the_locked_dependencies_then_the_client_and_the_server_alone() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    assert [line for line in dockerfile.splitlines() if line.startswith("FROM")] == ["FROM python:3.11-slim"]
+    assert dockerfile.index("python3 -m venv /opt/loopd/venv") < dockerfile.index(
+        "pip install -r requirements.lock"
+    )
     assert dockerfile.index("pip install -r requirements.lock") < dockerfile.index(
         "pip install --no-deps ./client ."
     )
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "default"),
+    [
+        ("deploy/Dockerfile", "python:3.11-slim"),
+        ("deploy/postgres/Dockerfile", "loopd-base:bookworm"),
+        ("deploy/redis/Dockerfile", "loopd-base:bookworm"),
+        ("deploy/sandbox/Dockerfile", "debian:bookworm-slim"),
+    ],
+)
+def test_every_dockerfile_takes_its_base_as_a_build_argument(dockerfile: str, default: str) -> None:
+    lines = (ROOT / dockerfile).read_text().splitlines()
+    assert [line for line in lines if line.startswith(("ARG BASE", "FROM"))] == [
+        f"ARG BASE={default}",
+        "FROM ${BASE}",
+    ]
 
 
 def test_compose_waits_for_a_stopping_hands_worker_and_brain_to_drain() -> None:

@@ -21,7 +21,6 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.errors import LoopdError, RateLimited
-from services.gateway.errors import validation_details
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +106,11 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = error.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
             return error_response(400, "malformed_json", "the request body is not valid JSON")
-        return error_response(400, "validation_error", validation_details(problems))
+        details = "; ".join(
+            f"{'.'.join(str(part) for part in p.get('loc', ()) if part != 'body') or 'body'}: {p.get('msg')}"
+            for p in problems[:10]
+        )
+        return error_response(400, "validation_error", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -19,11 +19,11 @@ from services.hands.sandbox import ExecExit, ExecRequest, PutFile, SandboxDriver
 # One argv entry may not exceed 128 KiB (MAX_ARG_STRLEN); edit strings travel as argv entries.
 MAX_EDIT_STRING = 100_000
 
-# What every program run in the sandbox starts with: paths resolve inside /workspace or fail (exit 3).
-PRELUDE = r"""
+PROGRAM = """
 import os, sys
 ROOT = "/workspace"
 SKIP = {".git", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".tox"}
+LIMIT = 2000
 
 def fail(message):
     sys.stderr.write(message)
@@ -37,12 +37,6 @@ def resolve(path):
 
 def rel(full):
     return os.path.relpath(full, ROOT)
-"""
-
-PROGRAM = (
-    PRELUDE
-    + """
-LIMIT = 2000
 
 def read(path, limit):
     full = resolve(path)
@@ -109,7 +103,6 @@ def listing(path):
 op, args = sys.argv[1], sys.argv[2:]
 {"read": read, "prepare": prepare, "edit": edit, "list": listing}[op](*args)
 """
-)
 
 
 def workspace_path(path: str) -> str:

@@ -9,17 +9,30 @@ from __future__ import annotations
 
 from services.core.errors import InvalidRequest, SandboxLost
 from services.core.tools import Tool
-from services.hands.calls.files import MAX_EDIT_STRING, PRELUDE, run_program, workspace_path, write_file
+from services.hands.calls.files import MAX_EDIT_STRING, run_program, workspace_path, write_file
 from services.hands.calls.toolcall import ToolCall, ToolOutcome, lost, tool_error
 from services.hands.sandbox import SandboxDriver
 
 TOOLSET_FILE_TOOLS = frozenset({Tool.READ, Tool.WRITE, Tool.EDIT, Tool.GLOB, Tool.GREP})
 
-PROGRAM = (
-    PRELUDE
-    + r"""
-import re
+PROGRAM = r"""
+import os, re, sys
+ROOT = "/workspace"
+SKIP = {".git", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".tox"}
 LIMIT = 1000
+
+def fail(message):
+    sys.stderr.write(message)
+    sys.exit(3)
+
+def resolve(path):
+    full = os.path.realpath(os.path.join(ROOT, path))
+    if full != ROOT and not full.startswith(ROOT + "/"):
+        fail("%s resolves outside /workspace" % path)
+    return full
+
+def rel(full):
+    return os.path.relpath(full, ROOT)
 
 def text_of(path):
     full = resolve(path)
@@ -104,7 +117,6 @@ def grep(pattern, path):
 op, args = sys.argv[1], sys.argv[2:]
 {"read": read, "edit": edit, "glob": glob, "grep": grep}[op](*args)
 """
-)
 
 
 async def run_toolset_tool(driver: SandboxDriver, call: ToolCall) -> ToolOutcome:
