@@ -122,14 +122,21 @@ async def test_a_run_waiting_for_a_person_holds_no_slot(loop: Loop) -> None:
 
 async def test_two_brains_together_keep_to_the_tenants_quota(loop: Loop) -> None:
     await set_quotas(loop, max_running_runs=2)
+    run_ids: list[str] = []
+    owners: set[str] = set()
     async with second_brain(loop) as brain:
-        run_ids = [await loop.start(THINKING) for _ in range(6)]
-
-        for run_id in run_ids:
-            await loop.until(run_id, "completed")
+        # Which brain takes a wake-up is up to the bus: batches go on until both have taken runs,
+        # so the limit is shown to hold while two brains admit the tenant's runs side by side.
+        for _ in range(5):
+            batch = [await loop.start(THINKING) for _ in range(6)]
+            for run_id in batch:
+                await loop.until(run_id, "completed")
+            run_ids += batch
+            owners |= {await lease_owner(loop, run_id) for run_id in batch}
+            if len(owners) == 2:
+                break
 
     assert most_at_once(await spans_of(loop, run_ids)) == 2
-    owners = {await lease_owner(loop, run_id) for run_id in run_ids}
     assert owners == {loop.settings.brain_id, brain.brain_id}
 
 
