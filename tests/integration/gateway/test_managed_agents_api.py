@@ -143,7 +143,7 @@ async def test_what_loopd_cannot_do_is_refused_with_the_apis_errors(client: anth
     with pytest.raises(anthropic.BadRequestError):
         await client.beta.environments.create(
             name="e",
-            config={"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["pypi.org"]}},
+            config={"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["api.example"]}},
         )
     with pytest.raises(anthropic.NotFoundError) as vaults:
         await client.beta.vaults.list()
