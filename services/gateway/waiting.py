@@ -4,14 +4,16 @@ for, appended with the run row locked, and the run is queued again once nothing 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.core import audit, payloads, schemas
 from services.core import events as event_log
-from services.core import payloads, schemas
 from services.core import runs as run_store
 from services.core.agents import BudgetLimits
+from services.core.audit import Actor
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.settings import Ceilings
 from services.core.status import RunStatus
@@ -62,6 +64,26 @@ async def answer_question(
     return await run_store.settle_wait(
         conn, run.id, [event_log.NewEvent.of(result)], None, tool_calls=event_log.Increment(1)
     )
+
+
+async def receive_message(
+    conn: AsyncConnection,
+    run: Any,
+    content: Any,
+    as_text: Callable[[Any], str],
+    limits: schemas.SchemaLimits,
+    actor: Actor,
+) -> list[event_log.Event]:
+    """A person's message to a run, audited: the answer to its question when it waits for one
+    (checked against the question's schema), else a new user message (`as_text(content)`)."""
+    waiting = run.waiting_for or {}
+    if run.status == RunStatus.WAITING and waiting.get("type") == "input":
+        appended = await answer_question(conn, run, content, limits)
+        await audit.record(conn, actor, "run.answered", "run", run.id, {"call_id": waiting.get("call_id")})
+        return appended
+    appended = await run_store.add_user_message(conn, run, as_text(content))
+    await audit.record(conn, actor, "run.messaged", "run", run.id)
+    return appended
 
 
 def check_wall_time(limits: BudgetLimits, ceilings: Ceilings) -> None:

@@ -18,7 +18,7 @@ from services.core.audit import Actor
 from services.core.errors import Conflict, InvalidRequest, NotFound
 from services.core.status import RUNNABLE_STATUSES, RunStatus
 from services.gateway.anthropic import projection
-from services.gateway.waiting import answer_question, ensure_call, settle_call
+from services.gateway.waiting import answer_question, ensure_call, receive_message, settle_call
 
 MAX_TEXT_CHARS = 200_000
 _UNSERVED = ("user.define_outcome", "user.tool_result", "system.message")
@@ -98,14 +98,7 @@ async def _message(
         raise InvalidRequest("a user.message needs some text", code="invalid_event")
     if run.status == RunStatus.CANCELLED:
         raise Conflict(f"session {run.id} is terminated", code="run_cancelled")
-    waiting = run.waiting_for or {}
-    if run.status == RunStatus.WAITING and waiting.get("type") == "input":
-        appended = await answer_question(conn, run, text, limits)
-        await audit.record(conn, actor, "run.answered", "run", run.id, {"call_id": waiting.get("call_id")})
-        return appended
-    appended = await run_store.add_user_message(conn, run, text)
-    await audit.record(conn, actor, "run.messaged", "run", run.id)
-    return appended
+    return await receive_message(conn, run, text, str, limits, actor)
 
 
 async def _confirmation(

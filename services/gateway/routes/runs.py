@@ -20,7 +20,7 @@ from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import BODY_ERRORS, Cursor, IdempotencyKey, IdField, RunId, Version, errors
 from services.gateway.responses import Run, RunPage
-from services.gateway.waiting import answer_question, check_wall_time
+from services.gateway.waiting import check_wall_time, receive_message
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -157,16 +157,8 @@ async def send_message(
         if run.status == RunStatus.CANCELLED:
             raise Conflict(f"run {run_id} was cancelled", code="run_cancelled")
         sessions.ensure_open(run)
-        waiting = run.waiting_for or {}
-        if run.status == RunStatus.WAITING and waiting.get("type") == "input":
-            limits = SchemaLimits.of(services.settings)
-            appended = await answer_question(conn, run, body.content, limits)
-            await audit.record(
-                conn, caller.actor, "run.answered", "run", run_id, {"call_id": waiting.get("call_id")}
-            )
-        else:
-            appended = await run_store.add_user_message(conn, run, _message_text(body.content))
-            await audit.record(conn, caller.actor, "run.messaged", "run", run_id)
+        limits = SchemaLimits.of(services.settings)
+        appended = await receive_message(conn, run, body.content, _message_text, limits, caller.actor)
         row = await run_store.get_run(conn, caller.tenant_id, run_id)
     await services.journal.publish(appended)
     await services.bus.wake(run_id)
