@@ -106,7 +106,11 @@ class LoopDisks:
         removed = 0
         cutoff = time.time() - grace_seconds
         for folder in self.root.glob("disk-*") if self.root.is_dir() else ():
-            if folder.name in in_use or folder.stat().st_mtime >= cutoff:
+            try:
+                young = folder.stat().st_mtime >= cutoff
+            except FileNotFoundError:
+                continue  # removed since the listing, by the container's own release
+            if folder.name in in_use or young:
                 continue
             try:
                 self.remove(folder.name)

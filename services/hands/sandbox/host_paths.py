@@ -20,8 +20,11 @@ from docker.errors import NotFound
 from services.core.errors import InfrastructureError
 
 # The engine bind-mounts files of its own (hostname, hosts, resolv.conf) from its folder of the
-# container into every container: their source names the container's id.
-_CONTAINER_FILE = re.compile(r"/containers/([0-9a-f]{64})/(?:hostname|hosts|resolv\.conf)\s")
+# container onto the same names under /etc of every container: their source names the container's
+# id. Only a mount at /etc counts: a host can show such a file mounted elsewhere.
+_CONTAINER_FILE = re.compile(
+    r"/containers/([0-9a-f]{64})/(hostname|hosts|resolv\.conf) /etc/\2\s", re.MULTILINE
+)
 
 
 def own_container_id(mountinfo: str) -> str | None:
@@ -54,22 +57,25 @@ class HostPaths:
         )
 
 
-def discover(api: Any, mountinfo: Path = Path("/proc/self/mountinfo")) -> HostPaths:
+def discover(api: Any, proc: Path = Path("/proc")) -> HostPaths:
     """This process's HostPaths, asking the engine behind `api` about its container.
 
     A container the engine does not know is one of another engine (hands reaching a remote one):
     there the paths of this process are not the engine's to translate, so they are left as they are.
     """
     try:
-        container_id = own_container_id(mountinfo.read_text())
+        container_id = own_container_id((proc / "self" / "mountinfo").read_text())
     except OSError:
         container_id = None
     if container_id is None:
         return HostPaths()
     try:
-        mounts = api.inspect_container(container_id).get("Mounts") or []
+        container = api.inspect_container(container_id)
     except NotFound:
         return HostPaths()
+    if not _runs_in_our_mount_namespace(container, proc):
+        return HostPaths()
+    mounts = container.get("Mounts") or []
     pairs = [
         (PurePosixPath(mount["Destination"]), PurePosixPath(mount["Source"]))
         for mount in mounts
@@ -77,3 +83,18 @@ def discover(api: Any, mountinfo: Path = Path("/proc/self/mountinfo")) -> HostPa
     ]
     pairs.sort(key=lambda pair: len(pair[0].parts), reverse=True)
     return HostPaths(tuple(pairs), container_id)
+
+
+def _runs_in_our_mount_namespace(container: dict[str, Any], proc: Path) -> bool:
+    """False when the container's first process is one this process sees in another mount namespace.
+
+    Inside the container its host pid is not ours to see (another pid namespace), so that is taken as
+    ours; a process that can see it and finds a namespace unlike its own is no process of that
+    container, and its paths are the engine's own.
+    """
+    pid = (container.get("State") or {}).get("Pid") or 0
+    try:
+        theirs, ours = (proc / str(pid) / "ns" / "mnt").stat(), (proc / "self" / "ns" / "mnt").stat()
+    except OSError:
+        return True
+    return pid <= 0 or (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from services.core.errors import InfrastructureError
-from services.hands.sandbox.host_paths import HostPaths, own_container_id
+from services.hands.sandbox.host_paths import HostPaths, discover, own_container_id
 
 CONTAINER = "8118abd27339" + "0" * 52
 MOUNTINFO = f"""\
@@ -68,3 +68,52 @@ def test_a_path_no_mount_backs_is_refused_with_its_code(path: str) -> None:
 
     assert refused.value.code == "sandbox_path_unshared" and not refused.value.retryable
     assert CONTAINER[:12] in refused.value.message
+
+
+def test_a_container_file_mounted_elsewhere_names_no_container() -> None:
+    elsewhere = f"88 27 254:0 /var/lib/docker/containers/{CONTAINER}/hostname /srv/copy rw - ext4 /dev/vda rw\n"
+
+    assert own_container_id(elsewhere) is None
+
+
+class _Engine:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def inspect_container(self, container_id: str) -> dict[str, object]:
+        assert container_id == CONTAINER
+        return {
+            "State": {"Pid": self.pid},
+            "Mounts": [{"Destination": "/run/loopd-hands", "Source": "/var/lib/docker/volumes/x/_data"}],
+        }
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> Path:
+    """A /proc of this process's mountinfo and mount namespace, and of pid 4242 in another namespace."""
+    (tmp_path / "self" / "ns").mkdir(parents=True)
+    (tmp_path / "self" / "mountinfo").write_text(MOUNTINFO)
+    (tmp_path / "self" / "ns" / "mnt").write_text("")
+    (tmp_path / "4242" / "ns").mkdir(parents=True)
+    (tmp_path / "4242" / "ns" / "mnt").write_text("")
+    return tmp_path
+
+
+def test_inside_the_container_its_mounts_are_mapped(proc: Path) -> None:
+    # The container's host pid is one this process cannot see: it is in the container's pid namespace.
+    found = discover(_Engine(pid=7), proc)
+
+    assert found.container_id == CONTAINER
+    assert found.of(Path("/run/loopd-hands/a")) == Path("/var/lib/docker/volumes/x/_data/a")
+
+
+def test_a_container_whose_process_is_in_another_mount_namespace_is_not_ours(proc: Path) -> None:
+    assert discover(_Engine(pid=4242), proc) == HostPaths()
+    assert HostPaths().of(Path("/tmp/x")) == Path("/tmp/x")
+
+
+def test_the_container_whose_process_shares_our_mount_namespace_is_ours(proc: Path) -> None:
+    (proc / "4242" / "ns" / "mnt").unlink()
+    (proc / "4242" / "ns" / "mnt").hardlink_to(proc / "self" / "ns" / "mnt")
+
+    assert discover(_Engine(pid=4242), proc).container_id == CONTAINER
