@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aloopd/hands/v1/hands.proto\x12\x0eloopd.hands.v1\"\xf1\x01\n\x0e\x45xecuteRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12\x12\n\ninput_json\x18\x04 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x1a\n\rbase_snapshot\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x1c\n\x0fworkspace_bytes\x18\x07 \x01(\x03H\x01\x88\x01\x01\x12\x0e\n\x06tenant\x18\x08 \x01(\t\x12\x13\n\x0broot_run_id\x18\t \x01(\tB\x10\n\x0e_base_snapshotB\x12\n\x10_workspace_bytes\"+\n\x0bOutputChunk\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\"\xba\x02\n\rExecuteResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06output\x18\x02 \x01(\t\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x11\n\ttruncated\x18\x06 \x01(\x08\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x03\x12\x12\n\nsandbox_id\x18\x08 \x01(\t\x12\x17\n\x0fsandbox_created\x18\t \x01(\x08\x12\x1b\n\x0esnapshot_after\x18\n \x01(\tH\x01\x88\x01\x01\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\x19\n\x0coutput_bytes\x18\x0c \x01(\x0cH\x02\x88\x01\x01\x42\x0c\n\n_exit_codeB\x11\n\x0f_snapshot_afterB\x0f\n\r_output_bytes\"3\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x18\n\x10\x64\x65\x61\x64line_seconds\x18\x02 \x01(\x01\"\xa4\x01\n\x0c\x45xecuteEvent\x12,\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.loopd.hands.v1.OutputChunkH\x00\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1d.loopd.hands.v1.ExecuteResultH\x00\x12,\n\x08progress\x18\x03 \x01(\x0b\x32\x18.loopd.hands.v1.ProgressH\x00\x42\x07\n\x05\x65vent\" \n\x0eReleaseRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x11\n\x0fReleaseResponse\"\x0f\n\rStatusRequest\"]\n\rSandboxStatus\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nsandbox_id\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x14\n\x0clast_used_at\x18\x04 \x01(\x01\"}\n\x0eStatusResponse\x12\x10\n\x08hands_id\x18\x01 \x01(\t\x12\x13\n\x0bslots_total\x18\x02 \x01(\x05\x12\x12\n\nslots_free\x18\x03 \x01(\x05\x12\x30\n\tsandboxes\x18\x04 \x03(\x0b\x32\x1d.loopd.hands.v1.SandboxStatus2\xe7\x01\n\x05Hands\x12I\n\x07\x45xecute\x12\x1e.loopd.hands.v1.ExecuteRequest\x1a\x1c.loopd.hands.v1.ExecuteEvent0\x01\x12J\n\x07Release\x12\x1e.loopd.hands.v1.ReleaseRequest\x1a\x1f.loopd.hands.v1.ReleaseResponse\x12G\n\x06Status\x12\x1d.loopd.hands.v1.StatusRequest\x1a\x1e.loopd.hands.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aloopd/hands/v1/hands.proto\x12\x0eloopd.hands.v1\"\xb3\x02\n\x0e\x45xecuteRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12\x12\n\ninput_json\x18\x04 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x1a\n\rbase_snapshot\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x1c\n\x0fworkspace_bytes\x18\x07 \x01(\x03H\x01\x88\x01\x01\x12\x0e\n\x06tenant\x18\x08 \x01(\t\x12\x13\n\x0broot_run_id\x18\t \x01(\t\x12\x34\n\x07profile\x18\n \x01(\x0b\x32\x1e.loopd.hands.v1.SandboxProfileH\x02\x88\x01\x01\x42\x10\n\x0e_base_snapshotB\x12\n\x10_workspace_bytesB\n\n\x08_profile\"\xf9\x01\n\x0eSandboxProfile\x12\x16\n\x0e\x65nvironment_id\x18\x01 \x01(\t\x12\x1b\n\x13\x65nvironment_version\x18\x02 \x01(\x05\x12\r\n\x05image\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\x11\n\x04\x63pus\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0cmemory_bytes\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x11\n\x04pids\x18\x07 \x01(\x05H\x02\x88\x01\x01\x12.\n\x07network\x18\x08 \x01(\x0b\x32\x1d.loopd.hands.v1.NetworkPolicyB\x07\n\x05_cpusB\x0f\n\r_memory_bytesB\x07\n\x05_pids\"\xa1\x01\n\rNetworkPolicy\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\'\n\x05\x61llow\x18\x02 \x03(\x0b\x32\x18.loopd.hands.v1.HostRule\x12/\n\x06inject\x18\x03 \x03(\x0b\x32\x1f.loopd.hands.v1.SecretInjection\x12\x18\n\x0b\x62yte_budget\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x0e\n\x0c_byte_budget\"*\n\x08HostRule\x12\x0f\n\x07pattern\x18\x01 \x01(\t\x12\r\n\x05ports\x18\x02 \x03(\x05\"\x99\x01\n\x0fSecretInjection\x12\x13\n\x0bsecret_name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06header\x18\x03 \x01(\t\x12\x16\n\x0evalue_template\x18\x04 \x01(\t\x12\x14\n\x0csealed_value\x18\x05 \x01(\x0c\x12\x13\n\x0bplaceholder\x18\x06 \x01(\t\x12\x10\n\x08\x65nv_name\x18\x07 \x01(\t\"\x85\x01\n\x0e\x45gressDecision\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nbytes_sent\x18\x05 \x01(\x03\x12\x16\n\x0e\x62ytes_received\x18\x06 \x01(\x03\x12\n\n\x02\x61t\x18\x07 \x01(\x01\"+\n\x0bOutputChunk\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\"\xea\x02\n\rExecuteResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06output\x18\x02 \x01(\t\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x11\n\ttruncated\x18\x06 \x01(\x08\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x03\x12\x12\n\nsandbox_id\x18\x08 \x01(\t\x12\x17\n\x0fsandbox_created\x18\t \x01(\x08\x12\x1b\n\x0esnapshot_after\x18\n \x01(\tH\x01\x88\x01\x01\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\x19\n\x0coutput_bytes\x18\x0c \x01(\x0cH\x02\x88\x01\x01\x12.\n\x06\x65gress\x18\r \x03(\x0b\x32\x1e.loopd.hands.v1.EgressDecisionB\x0c\n\n_exit_codeB\x11\n\x0f_snapshot_afterB\x0f\n\r_output_bytes\"3\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x18\n\x10\x64\x65\x61\x64line_seconds\x18\x02 \x01(\x01\"\xa4\x01\n\x0c\x45xecuteEvent\x12,\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.loopd.hands.v1.OutputChunkH\x00\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1d.loopd.hands.v1.ExecuteResultH\x00\x12,\n\x08progress\x18\x03 \x01(\x0b\x32\x18.loopd.hands.v1.ProgressH\x00\x42\x07\n\x05\x65vent\" \n\x0eReleaseRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x11\n\x0fReleaseResponse\"\x0f\n\rStatusRequest\"]\n\rSandboxStatus\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nsandbox_id\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x14\n\x0clast_used_at\x18\x04 \x01(\x01\"}\n\x0eStatusResponse\x12\x10\n\x08hands_id\x18\x01 \x01(\t\x12\x13\n\x0bslots_total\x18\x02 \x01(\x05\x12\x12\n\nslots_free\x18\x03 \x01(\x05\x12\x30\n\tsandboxes\x18\x04 \x03(\x0b\x32\x1d.loopd.hands.v1.SandboxStatus2\xe7\x01\n\x05Hands\x12I\n\x07\x45xecute\x12\x1e.loopd.hands.v1.ExecuteRequest\x1a\x1c.loopd.hands.v1.ExecuteEvent0\x01\x12J\n\x07Release\x12\x1e.loopd.hands.v1.ReleaseRequest\x1a\x1f.loopd.hands.v1.ReleaseResponse\x12G\n\x06Status\x12\x1d.loopd.hands.v1.StatusRequest\x1a\x1e.loopd.hands.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,25 +33,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'services.hands.contract.pro
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTEREQUEST']._serialized_start=47
-  _globals['_EXECUTEREQUEST']._serialized_end=288
-  _globals['_OUTPUTCHUNK']._serialized_start=290
-  _globals['_OUTPUTCHUNK']._serialized_end=333
-  _globals['_EXECUTERESULT']._serialized_start=336
-  _globals['_EXECUTERESULT']._serialized_end=650
-  _globals['_PROGRESS']._serialized_start=652
-  _globals['_PROGRESS']._serialized_end=703
-  _globals['_EXECUTEEVENT']._serialized_start=706
-  _globals['_EXECUTEEVENT']._serialized_end=870
-  _globals['_RELEASEREQUEST']._serialized_start=872
-  _globals['_RELEASEREQUEST']._serialized_end=904
-  _globals['_RELEASERESPONSE']._serialized_start=906
-  _globals['_RELEASERESPONSE']._serialized_end=923
-  _globals['_STATUSREQUEST']._serialized_start=925
-  _globals['_STATUSREQUEST']._serialized_end=940
-  _globals['_SANDBOXSTATUS']._serialized_start=942
-  _globals['_SANDBOXSTATUS']._serialized_end=1035
-  _globals['_STATUSRESPONSE']._serialized_start=1037
-  _globals['_STATUSRESPONSE']._serialized_end=1162
-  _globals['_HANDS']._serialized_start=1165
-  _globals['_HANDS']._serialized_end=1396
+  _globals['_EXECUTEREQUEST']._serialized_end=354
+  _globals['_SANDBOXPROFILE']._serialized_start=357
+  _globals['_SANDBOXPROFILE']._serialized_end=606
+  _globals['_NETWORKPOLICY']._serialized_start=609
+  _globals['_NETWORKPOLICY']._serialized_end=770
+  _globals['_HOSTRULE']._serialized_start=772
+  _globals['_HOSTRULE']._serialized_end=814
+  _globals['_SECRETINJECTION']._serialized_start=817
+  _globals['_SECRETINJECTION']._serialized_end=970
+  _globals['_EGRESSDECISION']._serialized_start=973
+  _globals['_EGRESSDECISION']._serialized_end=1106
+  _globals['_OUTPUTCHUNK']._serialized_start=1108
+  _globals['_OUTPUTCHUNK']._serialized_end=1151
+  _globals['_EXECUTERESULT']._serialized_start=1154
+  _globals['_EXECUTERESULT']._serialized_end=1516
+  _globals['_PROGRESS']._serialized_start=1518
+  _globals['_PROGRESS']._serialized_end=1569
+  _globals['_EXECUTEEVENT']._serialized_start=1572
+  _globals['_EXECUTEEVENT']._serialized_end=1736
+  _globals['_RELEASEREQUEST']._serialized_start=1738
+  _globals['_RELEASEREQUEST']._serialized_end=1770
+  _globals['_RELEASERESPONSE']._serialized_start=1772
+  _globals['_RELEASERESPONSE']._serialized_end=1789
+  _globals['_STATUSREQUEST']._serialized_start=1791
+  _globals['_STATUSREQUEST']._serialized_end=1806
+  _globals['_SANDBOXSTATUS']._serialized_start=1808
+  _globals['_SANDBOXSTATUS']._serialized_end=1901
+  _globals['_STATUSRESPONSE']._serialized_start=1903
+  _globals['_STATUSRESPONSE']._serialized_end=2028
+  _globals['_HANDS']._serialized_start=2031
+  _globals['_HANDS']._serialized_end=2262
 # @@protoc_insertion_point(module_scope)
