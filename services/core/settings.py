@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     hands_secret: SecretStr | None = Field(
         default=None, description="brains present it to hands (default: made once in data_dir, mode 0600)"
     )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys (urlsafe base64, comma-separated, newest first) sealing tenants' secrets: "
+        "gateways seal with the first, hands open with any; default: made once in data_dir, mode 0600",
+    )
 
     # Storage and transport.
     database_url: str = "postgresql+psycopg://loopd:loopd@127.0.0.1:5432/loopd"
