@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.errors import NotFound
+from services.hands.contract.profile import EgressDecision, SandboxProfile
 
 TIMEOUT = "timeout"
 NONZERO_EXIT = "nonzero_exit"
@@ -60,6 +61,8 @@ class ExecuteRequest:
     # Whose run it is and the top of its tree of sub-agents; empty: the worker's tenant, a tree of its own.
     tenant: str = ""
     root_run_id: str = ""
+    # The sandbox the run's environment describes; None: the worker's default profile (no network).
+    profile: SandboxProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class ExecuteResult:
     snapshot_after: str | None = None
     replayed: bool = False
     output_bytes: bytes | None = None
+    # The egress proxy's decisions for the run's sandbox since its previous result, in order.
+    egress: tuple[EgressDecision, ...] = ()
 
 
 @dataclass(frozen=True)

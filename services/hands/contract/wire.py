@@ -21,6 +21,7 @@ from services.hands.contract.api import (
     SandboxStatus,
     SnapshotMissing,
 )
+from services.hands.contract.profile import egress_from_pb, egress_to_pb, profile_from_pb, profile_to_pb
 from services.hands.contract.proto import hands_pb2 as pb
 
 ERROR_CODE_KEY = "loopd-error-code"
@@ -101,6 +102,7 @@ def request_to_pb(request: ExecuteRequest) -> pb.ExecuteRequest:
         workspace_bytes=request.workspace_bytes,
         tenant=request.tenant,
         root_run_id=request.root_run_id,
+        profile=profile_to_pb(request.profile) if request.profile is not None else None,
     )
 
 
@@ -121,6 +123,7 @@ def request_from_pb(message: pb.ExecuteRequest) -> ExecuteRequest:
         workspace_bytes=message.workspace_bytes if message.HasField("workspace_bytes") else None,
         tenant=message.tenant,
         root_run_id=message.root_run_id,
+        profile=profile_from_pb(message.profile) if message.HasField("profile") else None,
     )
 
 
@@ -143,6 +146,7 @@ def event_to_pb(item: OutputChunk | ExecuteResult | Progress) -> pb.ExecuteEvent
             snapshot_after=item.snapshot_after,
             replayed=item.replayed,
             output_bytes=item.output_bytes,
+            egress=[egress_to_pb(decision) for decision in item.egress],
         )
     )
 
@@ -170,6 +174,7 @@ def event_from_pb(message: pb.ExecuteEvent) -> OutputChunk | ExecuteResult | Pro
         snapshot_after=result.snapshot_after if result.HasField("snapshot_after") else None,
         replayed=result.replayed,
         output_bytes=result.output_bytes if result.HasField("output_bytes") else None,
+        egress=tuple(egress_from_pb(decision) for decision in result.egress),
     )
 
 
