@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The egress proxy's own venv (services/hands/egress/proxy/): mitmproxy's pins conflict with loopd's.
+EGRESS_VENV := .venv-egress
+EGRESS_STAMP := $(EGRESS_VENV)/.installed
 
 .PHONY: install docker image run up test lint format proto bench bench-install clean
 
@@ -10,7 +13,7 @@ STAMP := $(VENV)/.installed
 # what that target needs (as root on Debian/Ubuntu) or says exactly what to install.
 SETUP := bash deploy/setup.sh
 
-install: $(STAMP)
+install: $(STAMP) $(EGRESS_STAMP)
 
 # Both distributions, editable: the client (client/) and the server (the root), which needs it.
 $(STAMP): requirements.lock pyproject.toml client/pyproject.toml
@@ -18,6 +21,11 @@ $(STAMP): requirements.lock pyproject.toml client/pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ./client -e .
 	touch $(STAMP)
+
+$(EGRESS_STAMP): deploy/egress/requirements.lock
+	test -x $(EGRESS_VENV)/bin/python || $(PYTHON) -m venv $(EGRESS_VENV)
+	$(EGRESS_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/egress/requirements.lock
+	touch $(EGRESS_STAMP)
 
 docker:
 	$(SETUP) docker
@@ -68,4 +76,4 @@ proto: install
 	$(BIN)/python -m services.hands.contract.proto.generate
 
 clean:
-	rm -rf $(VENV) .loopd .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(EGRESS_VENV) .loopd .pytest_cache .mypy_cache .ruff_cache

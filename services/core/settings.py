@@ -247,6 +247,34 @@ class Settings(BaseSettings):
         ge=16 * 1024**2,
         description="the most an agent's limits.workspace_bytes gets (larger asks get this)",
     )
+    # The egress proxy (services/hands/egress/): started by each hands worker for sandboxes whose
+    # profile allows a network.
+    egress_python: Path | None = Field(
+        default=None,
+        description="the egress proxy's interpreter, a venv of deploy/egress/requirements.lock "
+        "(default .venv-egress/bin/python beside loopd's source)",
+    )
+    egress_ca_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate of the CA the proxy intercepts TLS with; sandboxes trust it "
+        "(default: made once in data_dir with its key)",
+    )
+    egress_ca_key: Path | None = Field(
+        default=None, description="PEM private key of egress_ca_cert; only hands read it"
+    )
+    egress_nameservers: list[str] = Field(
+        default_factory=list,
+        description='JSON list of "address[:port]" the proxy resolves names with (default: the system\'s)',
+    )
+    egress_reachable_networks: list[str] = Field(
+        default_factory=list,
+        description="JSON list of private networks (CIDR) sandboxes may reach through the proxy; "
+        "public addresses only by default",
+    )
+    egress_upstream_ca: Path | None = Field(
+        default=None,
+        description="PEM bundle the proxy verifies real hosts' certificates with (default: the system's)",
+    )
     snapshot_file_max_size: ByteSize = Field(
         default=ByteSize(4 * 1024**3),
         ge=1,
@@ -317,6 +345,19 @@ class Settings(BaseSettings):
     def _s3_key_pair(self) -> Settings:
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
             raise ValueError("s3_access_key_id and s3_secret_access_key are set together or not at all")
+        return self
+
+    @field_validator("egress_reachable_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        return [str(ipaddress.ip_network(item.strip(), strict=False)) for item in value]
+
+    @model_validator(mode="after")
+    def _egress_ca_pair(self) -> Settings:
+        if (self.egress_ca_cert is None) != (self.egress_ca_key is None):
+            raise ValueError("egress_ca_cert and egress_ca_key are set together or not at all")
         return self
 
     @model_validator(mode="after")

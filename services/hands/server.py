@@ -40,6 +40,7 @@ from services.hands.contract.api import HandsStatus
 from services.hands.contract.auth import ServerAuth
 from services.hands.contract.client import CHANNEL_OPTIONS
 from services.hands.contract.proto import hands_pb2, hands_pb2_grpc
+from services.hands.egress.gate import Egress
 from services.hands.fleet.janitor import Janitor
 from services.hands.fleet.pool import SandboxPool
 from services.hands.fleet.reaper import Reaper
@@ -91,6 +92,8 @@ class HandsWorker:
         }
         self._driver = driver
         self._owns_driver = driver is None
+        # The proxy of networked sandboxes, started on first need (only with a driver of our own).
+        self._egress = Egress(settings) if driver is None else None
         self._ledger = ledger or build_ledger(settings)
         self._slots = Slots(settings.hands_slots)
         self._pool: SandboxPool | None = None
@@ -146,7 +149,7 @@ class HandsWorker:
         settings = self._settings
         self._started_at = time.time()
         if self._driver is None:
-            self._driver = build_driver(settings, self._labels)
+            self._driver = build_driver(settings, self._labels, self._egress)
         self._warm = warm = WarmSandboxes(self._driver, settings.hands_warm_pool)
         self._pool = pool = SandboxPool(
             self._driver,
@@ -182,6 +185,7 @@ class HandsWorker:
             run_share=settings.hands_run_share,
             tenant=settings.tenant,
             ceilings=settings.ceilings_for,
+            egress=self._egress,
         )
         servicer = HandsServicer(InProcessHands(calls, pool, self.status))
         self._server = server = grpc.aio.server(
@@ -245,6 +249,8 @@ class HandsWorker:
             await self._pool.close()
         if self._driver is not None and self._owns_driver:
             await self._driver.aclose()
+        if self._egress is not None:
+            await self._egress.aclose()
         self._server = self._registration = self._pool = None
         self._readings.close()
         log.info("hands %s stopped", self.hands_id)

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import jsonschema
 
@@ -39,11 +40,15 @@ from services.hands.contract.api import (
     Progress,
 )
 from services.hands.contract.manifest import EMPTY_SNAPSHOT, is_sha256
+from services.hands.contract.profile import SandboxProfile
 from services.hands.contract.tools import READ_ONLY_TOOLS, TOOL_SCHEMAS, input_schemas
 from services.hands.fleet.pool import Assignment, SandboxPool
 from services.hands.sandbox import SandboxDriver
 from services.hands.workspace.ledger import CallLedger
 from services.hands.workspace.snapshots import SnapshotRefused, Snapshots
+
+if TYPE_CHECKING:
+    from services.hands.egress.gate import Egress
 
 # While a call waits for a slot, the worker says so this often, and again within the deadline.
 QUEUE_BEAT = 5.0
@@ -69,9 +74,11 @@ class Calls:
         run_share: float = 1.0,
         tenant: str = "default",
         ceilings: Callable[[str], Ceilings] = lambda tenant: Ceilings(),
+        egress: Egress | None = None,
     ) -> None:
         """A call gets the workspace size it asks for, up to `workspace_max_size`, else `workspace_size`.
-        `tenant` is whose calls come without one; `ceilings` gives a tenant's ceilings."""
+        `tenant` is whose calls come without one; `ceilings` gives a tenant's ceilings; `egress`, the
+        decisions of networked sandboxes' proxy for their results."""
         self._driver = driver
         self._pool = pool
         self._slots = slots
@@ -85,6 +92,7 @@ class Calls:
         self._run_share = run_share
         self._tenant = tenant
         self._ceilings = ceilings
+        self._egress = egress
 
     async def execute(
         self, request: ExecuteRequest
@@ -162,7 +170,9 @@ class Calls:
         size = self._size_of(request)
         if not self._pool.at(run_id, base):
             yield Progress(RESTORING, self._snapshot_timeout)
-        sandbox = await self._at_base(run_id, base, size, tenant)
+        sandbox = await self._at_base(run_id, base, size, tenant, request.profile)
+        if self._egress is not None and request.profile is not None:
+            self._egress.set_budget(sandbox.sandbox_id, request.profile.network.byte_budget)
         mutating = request.tool not in READ_ONLY_TOOLS
         if mutating:
             sandbox.workspace.change()
@@ -180,21 +190,27 @@ class Calls:
             self._pool.touch(run_id)
         if outcome is None:
             raise RuntimeError("the tool run ended without an outcome")
+        # What the proxy decided during the call (and since the run's previous result) goes with it.
+        egress = await self._egress.drain(sandbox.sandbox_id) if self._egress is not None else ()
         after = base
         if mutating and outcome.error != SANDBOX_LOST:
             yield Progress(SNAPSHOTTING, self._snapshot_timeout)
             after, outcome = await self._snapshot_after(run_id, sandbox, base, outcome, size)
         if outcome.error == SANDBOX_LOST:
             await self._pool.discard(run_id)
-        yield _result(outcome, sandbox, after, int((time.monotonic() - started) * 1000))
+        duration_ms = int((time.monotonic() - started) * 1000)
+        yield replace(_result(outcome, sandbox, after, duration_ms), egress=egress)
 
     def _size_of(self, request: ExecuteRequest) -> int:
         """The run's workspace size, which is also its storage budget: what it asks, within the ceiling."""
         return min(request.workspace_bytes or self._workspace_size, self._workspace_max_size)
 
-    async def _at_base(self, run_id: str, base: str, size: int, tenant: str) -> Assignment:
+    async def _at_base(
+        self, run_id: str, base: str, size: int, tenant: str, profile: SandboxProfile | None
+    ) -> Assignment:
         """The run's sandbox, with /workspace restored to `base` unless it is known to be there."""
-        sandbox = await self._pool.ensure(run_id, None if size == self._workspace_size else size, tenant)
+        default_size = None if size == self._workspace_size else size
+        sandbox = await self._pool.ensure(run_id, default_size, tenant, profile)
         try:
             async with asyncio.timeout(self._snapshot_timeout):
                 await sandbox.workspace.restore(self._snapshots, base)

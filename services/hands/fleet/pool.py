@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 
 from services.core.metrics import SANDBOX_ACQUIRE_SECONDS
 from services.hands.contract.api import SandboxStatus
+from services.hands.contract.profile import RUNC, SandboxProfile
+from services.hands.egress.environment import networked
 from services.hands.fleet.warm import WarmSandboxes
 from services.hands.sandbox import CreateSandbox, SandboxDriver
 from services.hands.workspace.state import Workspace
@@ -37,6 +39,7 @@ class _Held:
     workspace: Workspace
     size: int | None  # of its /workspace; None: the driver's default
     tenant: str
+    shape: SandboxProfile | None  # what it was made for (see shape_of)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,23 @@ class Assignment:
     sandbox_id: str
     created: bool
     workspace: Workspace
+
+
+def shape_of(profile: SandboxProfile | None) -> SandboxProfile | None:
+    """What a sandbox is made from: None for the worker's default; the byte budget, which changes
+    from call to call, left out (each call sets it anew)."""
+    if profile is None:
+        return None
+    network = profile.network
+    default = (
+        not profile.image
+        and profile.runtime in ("", RUNC)
+        and profile.cpus is None
+        and profile.memory_bytes is None
+        and profile.pids is None
+        and not networked(network)
+    )
+    return None if default else replace(profile, network=replace(network, byte_budget=None))
 
 
 class _RunLocks:
@@ -101,26 +121,35 @@ class SandboxPool:
         """Hold the run's lock; `ensure`, `discard` and `touch` expect it held."""
         return self._locks.hold(run_id)
 
-    async def ensure(self, run_id: str, workspace_size: int | None = None, tenant: str = "") -> Assignment:
+    async def ensure(
+        self,
+        run_id: str,
+        workspace_size: int | None = None,
+        tenant: str = "",
+        profile: SandboxProfile | None = None,
+    ) -> Assignment:
         """The run's live sandbox, or a fresh one if it has none, its sandbox died while idle, or its
-        /workspace has another size (None: the driver's default, which warm sandboxes have)."""
+        /workspace has another size (None: the driver's default, which warm sandboxes have), or its
+        profile changed. Warm sandboxes only serve runs of the default profile."""
+        shape = shape_of(profile)
         held = self._held.get(run_id)
         if held is not None:
-            if held.size == workspace_size and await self._driver.alive(held.status.sandbox_id):
+            same = held.size == workspace_size and held.shape == shape
+            if same and await self._driver.alive(held.status.sandbox_id):
                 return Assignment(held.status.sandbox_id, created=False, workspace=held.workspace)
             await self.discard(run_id)
         await self._make_room(tenant, room=1)
         started, start = time.perf_counter(), "warm"
-        warm = self._warm if workspace_size is None else None
+        warm = self._warm if workspace_size is None and shape is None else None
         sandbox_id = await warm.claim() if warm is not None else None
         if sandbox_id is None:
-            create = CreateSandbox(labels={RUN_LABEL: run_id}, workspace_size=workspace_size)
+            create = CreateSandbox(labels={RUN_LABEL: run_id}, workspace_size=workspace_size, profile=shape)
             sandbox_id, start = await self._driver.create(create), "cold"
         SANDBOX_ACQUIRE_SECONDS.labels(start).observe(time.perf_counter() - started)
         now = self._clock()
         status = SandboxStatus(run_id, sandbox_id, created_at=now, last_used_at=now)
         workspace = Workspace(sandbox_id)
-        self._held[run_id] = _Held(status, workspace, workspace_size, tenant)
+        self._held[run_id] = _Held(status, workspace, workspace_size, tenant, shape)
         self._on_change()
         log.info("created sandbox %s for run %s", sandbox_id[:12], run_id)
         return Assignment(sandbox_id, created=True, workspace=workspace)

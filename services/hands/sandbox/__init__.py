@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from services.core.errors import InfrastructureError
 from services.hands.contract.manifest import Entry, FileEntry
+from services.hands.contract.profile import SandboxProfile
 
 if TYPE_CHECKING:
     from services.core.settings import Settings
+    from services.hands.egress.gate import Egress
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,27 @@ class SandboxSpec:
             workspace_disks=settings.workspace_images_path if _loop_disks(settings) else None,
         )
 
+    def within(self, profile: SandboxProfile | None) -> SandboxSpec:
+        """This spec as a run's profile shapes it: its image, and limits no higher than the worker's."""
+        if profile is None:
+            return self
+        memory = _bytes(self.memory)
+        if profile.memory_bytes is not None:
+            memory = min(memory, profile.memory_bytes)
+        return replace(
+            self,
+            image=profile.image or self.image,
+            cpus=min(self.cpus, profile.cpus) if profile.cpus is not None else self.cpus,
+            memory=str(memory),
+            pids_limit=min(self.pids_limit, profile.pids) if profile.pids is not None else self.pids_limit,
+        )
+
+
+def _bytes(size: str) -> int:
+    from docker.utils import parse_bytes
+
+    return int(parse_bytes(size))
+
 
 def _loop_disks(settings: Settings) -> bool:
     """Whether workspaces are loop disks: asked for, or `auto` where this process can mount them
@@ -89,6 +112,8 @@ class CreateSandbox:
     labels: Mapping[str, str]
     # Bytes of /workspace; None: the spec's workspace_size.
     workspace_size: int | None = None
+    # The run's environment: image, limits (within the spec's) and network; None: the spec as it is.
+    profile: SandboxProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -218,9 +243,16 @@ class SandboxDriver(Protocol):
     async def aclose(self) -> None: ...
 
 
-def build_driver(settings: Settings, labels: Mapping[str, str]) -> SandboxDriver:
-    """The Docker backend, imported lazily so that importing the hands API never needs the Docker SDK."""
+def build_driver(
+    settings: Settings, labels: Mapping[str, str], egress: Egress | None = None
+) -> SandboxDriver:
+    """The Docker backend, imported lazily so that importing the hands API never needs the Docker SDK.
+
+    `egress` gives sandboxes whose profile allows a network their way out; without it they get none.
+    """
     from services.hands.sandbox.docker import DockerDriver
 
     spec = SandboxSpec.from_settings(settings, labels)
-    return DockerDriver(spec, base_url=settings.sandbox_docker_host, max_connections=4 * settings.hands_slots)
+    return DockerDriver(
+        spec, base_url=settings.sandbox_docker_host, max_connections=4 * settings.hands_slots, egress=egress
+    )

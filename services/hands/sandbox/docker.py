@@ -23,10 +23,11 @@ import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.core.errors import InfrastructureError, LoopdError, SandboxLost
 from services.hands.contract.manifest import FileEntry
+from services.hands.egress.environment import networked, sandbox_environment
 from services.hands.sandbox import (
     CreateSandbox,
     ExecExit,
@@ -40,8 +41,11 @@ from services.hands.sandbox import (
     executor_client,
 )
 from services.hands.sandbox.channel import ChannelClosed, ExecutorChannel
-from services.hands.sandbox.docker_engine import Engine
+from services.hands.sandbox.docker_engine import Engine, Shape
 from services.hands.sandbox.docker_errors import engine_errors
+
+if TYPE_CHECKING:
+    from services.hands.egress.gate import Egress
 
 _T = TypeVar("_T")
 # How long a started container's executor has to connect back.
@@ -57,8 +61,11 @@ class _Session:
 
 
 class DockerDriver:
-    def __init__(self, spec: SandboxSpec, *, base_url: str, max_connections: int = 32) -> None:
+    def __init__(
+        self, spec: SandboxSpec, *, base_url: str, max_connections: int = 32, egress: Egress | None = None
+    ) -> None:
         self._spec = spec
+        self._egress = egress
         self._engine = Engine(spec, base_url=base_url, max_connections=max_connections)
         self._sessions: dict[str, _Session] = {}
         self._root: Path | None = None
@@ -66,13 +73,18 @@ class DockerDriver:
         self._root_lock = asyncio.Lock()
 
     async def create(self, request: CreateSandbox) -> str:
+        shape = self._shape(request)
         channel = ExecutorChannel(await self._channels_root() / secrets.token_hex(6))
         await channel.open()
         sandbox_id = ""
         try:
             labels = {**self._spec.labels, **request.labels}
             size = request.workspace_size or self._spec.workspace_size
-            sandbox_id = await self._made(self._call(self._engine.create, labels, channel.directory, size))
+            creating = self._call(self._engine.create, labels, channel.directory, size, shape)
+            sandbox_id = await self._made(creating)
+            if shape.forward and self._egress is not None and request.profile is not None:
+                # Before the executor connects, so the socket is there before any tool runs.
+                await self._egress.attach(sandbox_id, channel.directory, request.profile.network)
             if not await channel.wait_connected(_CONNECT_TIMEOUT):
                 raise InfrastructureError(
                     f"the executor of sandbox {sandbox_id[:12]} did not connect", code="sandbox_unavailable"
@@ -81,10 +93,26 @@ class DockerDriver:
             with contextlib.suppress(LoopdError):
                 if sandbox_id:
                     await self._call(self._engine.destroy, sandbox_id)
+            if sandbox_id and self._egress is not None:
+                await self._egress.detach(sandbox_id)
             await channel.close()
             raise
         self._sessions[sandbox_id] = _Session(channel)
         return sandbox_id
+
+    def _shape(self, request: CreateSandbox) -> Shape:
+        """The sandbox a request asks for; a network only through the egress proxy, if it has one."""
+        spec = self._spec.within(request.profile)
+        network = request.profile.network if request.profile is not None else None
+        if network is None or not networked(network):
+            return Shape(spec)
+        if self._egress is None:
+            raise InfrastructureError(
+                "this hands worker has no egress proxy for a sandbox with a network",
+                code="egress_unavailable",
+                retryable=False,
+            )
+        return Shape(spec, sandbox_environment(network), forward=True)
 
     async def _made(self, creating: Awaitable[str]) -> str:
         """The id of the sandbox being made; cancelled meanwhile, remove it once the engine has made it.
@@ -101,6 +129,8 @@ class DockerDriver:
 
     async def destroy(self, sandbox_id: str) -> None:
         await self._call(self._engine.destroy, sandbox_id)
+        if self._egress is not None:
+            await self._egress.detach(sandbox_id)
         session = self._sessions.pop(sandbox_id, None)
         if session is not None:
             await session.channel.close()

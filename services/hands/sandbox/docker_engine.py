@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -22,6 +23,17 @@ USER_LABEL = "org.loopd.sandbox.user"
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """One sandbox as it is made: the worker's spec within the run's profile, and its way out."""
+
+    spec: SandboxSpec
+    # Variables its processes get (the proxy's, the CA bundle's, secrets' placeholders).
+    environment: Mapping[str, str] = field(default_factory=dict)
+    # Whether its executor forwards its loopback's proxy port to the egress socket.
+    forward: bool = False
+
+
 class Engine:
     def __init__(self, spec: SandboxSpec, *, base_url: str, max_connections: int) -> None:
         self._spec = spec
@@ -31,7 +43,7 @@ class Engine:
         self._client_lock = threading.Lock()
         self._disks = LoopDisks(spec.workspace_disks, spec.user) if spec.workspace_disks else None
         self._swept = False
-        self._image_checked = False
+        self._images_checked: set[str] = set()
         self._host_paths: HostPaths | None = None
 
     def api(self) -> docker.APIClient:
@@ -56,26 +68,32 @@ class Engine:
                 )
         return self._host_paths
 
-    def create(self, labels: dict[str, str], channel_dir: Path, workspace_size: int) -> str:
+    def create(
+        self,
+        labels: dict[str, str],
+        channel_dir: Path,
+        workspace_size: int,
+        sandbox: Shape | None = None,
+    ) -> str:
         """Create and start a locked-down container whose PID 1 is the executor, dialling `channel_dir`."""
+        shape = sandbox or Shape(self._spec)
         if self._disks is None:
-            return self._create(
-                labels, channel_dir, Mount(self._spec.workdir, None, type="volume", labels=labels)
-            )
+            workspace = Mount(self._spec.workdir, None, type="volume", labels=labels)
+            return self._create(labels, channel_dir, workspace, shape)
         self._sweep_disks()
         disk, mount_point = self._disks.create(workspace_size)
         try:
             workspace = Mount(self._spec.workdir, str(self.host_paths().of(mount_point)), type="bind")
-            return self._create({**labels, DISK_LABEL: disk}, channel_dir, workspace)
+            return self._create({**labels, DISK_LABEL: disk}, channel_dir, workspace, shape)
         except BaseException:
             self._disks.remove(disk)
             raise
 
-    def _create(self, labels: dict[str, str], channel_dir: Path, workspace: Mount) -> str:
-        api, spec = self.api(), self._spec
-        if not self._image_checked:
-            self._check_image_user()
-            self._image_checked = True
+    def _create(self, labels: dict[str, str], channel_dir: Path, workspace: Mount, shape: Shape) -> str:
+        api, spec = self.api(), shape.spec
+        if spec.image not in self._images_checked:
+            self._check_image_user(spec.image)
+            self._images_checked.add(spec.image)
         host_config = api.create_host_config(
             network_mode=spec.network_mode,
             cap_drop=["ALL"],
@@ -93,10 +111,10 @@ class Engine:
         )
         container = api.create_container(
             spec.image,
-            command=list(command()),
+            command=list(command(shape.forward)),
             user=spec.user,
             working_dir=spec.workdir,
-            environment={"HOME": "/tmp", "TMPDIR": "/tmp"},
+            environment={**shape.environment, "HOME": "/tmp", "TMPDIR": "/tmp"},
             labels=labels,
             host_config=host_config,
         )
@@ -107,16 +125,16 @@ class Engine:
             raise
         return str(container["Id"])
 
-    def _check_image_user(self) -> None:
+    def _check_image_user(self, image: str) -> None:
         """Refuse an image built for another user: its /workspace would not be writable by ours.
 
         An image from before the label counts as built for the user it runs as.
         """
-        config = self.api().inspect_image(self._spec.image).get("Config") or {}  # type: ignore[no-untyped-call]
+        config = self.api().inspect_image(image).get("Config") or {}  # type: ignore[no-untyped-call]
         built_for = (config.get("Labels") or {}).get(USER_LABEL) or config.get("User") or "root"
         if built_for != self._spec.user:
             raise InfrastructureError(
-                f"sandbox image {self._spec.image} was built for user {built_for}, not {self._spec.user}"
+                f"sandbox image {image} was built for user {built_for}, not {self._spec.user}"
                 " (LOOPD_SANDBOX_USER): rebuild it with `make image` (deploy/sandbox/build.sh)",
                 code="sandbox_image_mismatch",
                 retryable=False,

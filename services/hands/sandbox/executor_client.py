@@ -17,6 +17,8 @@ from services.hands.sandbox.channel import ExecutorChannel
 
 # Where the sandbox sees its channel directory.
 MOUNT = "/run/loopd"
+# The port of the sandbox's own loopback its executor forwards to the egress socket, when it has one.
+FORWARD_PORT = 3128
 # Beyond a call's timeout: the executor's own kill (up to 5 s) and the relay of what was left.
 MARGIN = 10.0
 _QUICK = 30.0
@@ -25,10 +27,12 @@ _SCAN = 24 * 3600.0
 
 
 @functools.cache
-def command() -> tuple[str, ...]:
-    """The sandbox's command: the executor, without site packages or the environment's Python settings."""
+def command(forward: bool = False) -> tuple[str, ...]:
+    """The sandbox's command: the executor, without site packages or the environment's Python settings;
+    `forward`: it also forwards FORWARD_PORT of its loopback to the egress socket."""
     source = (Path(__file__).parent / "inside" / "executor.py").read_text()
-    return ("python3", "-I", "-S", "-c", source, f"{MOUNT}/exec.sock")
+    extra = (str(FORWARD_PORT),) if forward else ()
+    return ("python3", "-I", "-S", "-c", source, f"{MOUNT}/exec.sock", *extra)
 
 
 async def run(

@@ -8,6 +8,9 @@ Python has a handler for SIGINT, so the executor ignores the signals that end a 
 get their defaults back).
 It is also made non-dumpable, so processes of the same uid cannot ptrace it or open its /proc files.
 Every request runs to its end before the next is read; only `kill` is acted on while a command runs.
+Given a port (argv[2]), it also forwards each TCP connection to 127.0.0.1:port of the sandbox's own
+loopback to the egress socket beside its channel socket: the sandbox's only way out, and only when
+its policy allows a network. Those threads live in PID 1, so killing the user's processes spares them.
 """
 
 # It runs under the image's python3 and is kept plain to stay small; hands never imports it.
@@ -24,10 +27,13 @@ import socket
 import stat
 import struct
 import sys
+import threading
 import time
 import traceback
 
 SOCKET = sys.argv[1] if len(sys.argv) > 1 else "/run/loopd/exec.sock"
+FORWARD_PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+EGRESS_SOCKET = os.path.join(os.path.dirname(SOCKET), "egress.sock")
 CHUNK = 65536
 # A file whose ctime is this close to a scan's start may change again within the same timestamp tick
 # (file times come from a coarse clock), so its hash is not cached ("racy git").
@@ -458,6 +464,52 @@ def serve(sock):
             send(sock, {"id": rid, "t": "error", "message": f"{type(exc).__name__}: {exc}"})
 
 
+def pipe(source, target):
+    """Copy one direction of a forwarded connection, then pass its end on."""
+    try:
+        while data := source.recv(CHUNK):
+            target.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+def forward_one(client):
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(EGRESS_SOCKET)
+    except OSError:
+        upstream.close()
+        client.close()
+        return
+    back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+    back.start()
+    pipe(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
+
+
+def forward(listener):
+    while True:
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        threading.Thread(target=forward_one, args=(client,), daemon=True).start()
+
+
+def start_forwarding():
+    """Listen on the sandbox's loopback before any command runs, so no command can take the port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", FORWARD_PORT))
+    listener.listen(128)
+    threading.Thread(target=forward, args=(listener,), daemon=True).start()
+
+
 def connect():
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -477,6 +529,8 @@ def main():
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(WAKE_W)
     sys.setrecursionlimit(20000)
+    if FORWARD_PORT:
+        start_forwarding()
     while True:
         sock = connect()
         try:

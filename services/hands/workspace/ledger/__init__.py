@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from services.core.settings import Settings
 from services.hands.contract.api import ExecuteResult
+from services.hands.contract.profile import EgressDecision
 
 _FORMAT = "loopd.call-result/1"
 # Ids made of these are their own names; any other id is named by its hash ("~" marks those).
@@ -58,6 +59,7 @@ def decode(data: bytes) -> ExecuteResult:
     fields = {key: value for key, value in document["result"].items() if key in known}
     if fields.get("output_bytes") is not None:
         fields["output_bytes"] = base64.b64decode(fields["output_bytes"])
+    fields["egress"] = tuple(EgressDecision(**item) for item in fields.get("egress") or ())
     return ExecuteResult(**fields)
 
 
