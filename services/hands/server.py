@@ -120,6 +120,11 @@ class HandsWorker:
         await self._stop()
 
     @property
+    def egress(self) -> Egress | None:
+        """The proxy of its networked sandboxes (None with a driver given from outside)."""
+        return self._egress
+
+    @property
     def warm_ready(self) -> int:
         """Warm sandboxes started and ready to be claimed."""
         return len(self._warm) if self._warm is not None else 0

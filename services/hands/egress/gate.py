@@ -67,6 +67,11 @@ class Egress:
         self._by_number: dict[int, tuple[str, _Connection]] = {}
         self._numbers = itertools.count(1)
 
+    @property
+    def proxy_pid(self) -> int | None:
+        """The running proxy's process id, if one runs."""
+        return self._proxy.pid if self._proxy is not None and self._proxy.running else None
+
     async def attach(self, sandbox_id: str, directory: Path, policy: NetworkPolicy) -> None:
         """Give a sandbox its socket and CA bundle in its channel directory; raises ProxyUnavailable."""
         from services.core.secret_box import SecretBox

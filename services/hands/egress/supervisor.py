@@ -21,11 +21,19 @@ from typing import Any
 import services
 from services.core.errors import InfrastructureError
 
-# Loopd's source goes last on the proxy's path, so only its own venv's packages are imported.
-_BOOT = (
-    "import sys; sys.path.append(sys.argv.pop(1)); "
-    "from services.hands.egress.proxy.main import main; main(sys.argv[1:])"
+# Imports loopd's `services` package from its folder without putting that folder on the path, where
+# loopd's own dependencies could shadow the proxy venv's.
+_BOOT = """
+import importlib.util, sys
+root = sys.argv.pop(1)
+spec = importlib.util.spec_from_file_location(
+    "services", root + "/services/__init__.py", submodule_search_locations=[root + "/services"]
 )
+package = sys.modules["services"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(package)
+from services.hands.egress.proxy.main import main
+main(sys.argv[1:])
+"""
 _START_TIMEOUT = 60.0
 _ANSWER_TIMEOUT = 10.0
 log = logging.getLogger(__name__)
@@ -59,6 +67,10 @@ class ProxyProcess:
         self._ids = itertools.count(1)
         self._ready: asyncio.Future[int] | None = None
         self.port = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:

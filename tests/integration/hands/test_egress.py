@@ -9,7 +9,9 @@ the operator lists exactly those two addresses as reachable. private.example.tes
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from harness.waiting import eventually
 from services.core.secret_box import SecretBox
 from services.hands.contract.client import ExecuteResult, HandsClient
 from services.hands.contract.profile import HostRule, NetworkPolicy, SandboxProfile, SecretInjection
@@ -289,3 +292,31 @@ async def test_past_the_byte_budget_connections_are_cut(hands: HandsClient, worl
     assert reasons == ["", "budget_exhausted", "budget_exhausted"], result.egress
     moved = result.egress[0].bytes_sent + result.egress[0].bytes_received
     assert moved == 20_000
+
+
+async def test_the_proxy_is_started_again_when_it_dies_and_stops_with_its_worker(
+    hands: HandsClient, egress_worker: HandsWorker, world: World
+) -> None:
+    run_id, url = new_run(), f"http://plain.example.test:{world.plain.port}/again"
+    first = await run(hands, run_id, fetch(url), profile(world))
+    assert lines(first)[0]["status"] == 200, first.output
+    egress = egress_worker.egress
+    assert egress is not None
+    pid = egress.proxy_pid
+    assert pid is not None
+
+    async def dead() -> bool:
+        return egress.proxy_pid is None
+
+    os.kill(pid, signal.SIGKILL)
+    await eventually(dead)
+    again = await run(hands, run_id, fetch(url), profile(world))
+
+    assert not again.sandbox_created
+    assert lines(again)[0]["status"] == 200, again.output
+    restarted = egress.proxy_pid
+    assert restarted is not None and restarted != pid
+    await egress_worker.__aexit__(None, None, None)
+    assert egress.proxy_pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(restarted, 0)

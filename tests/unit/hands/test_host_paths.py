@@ -71,7 +71,9 @@ def test_a_path_no_mount_backs_is_refused_with_its_code(path: str) -> None:
 
 
 def test_a_container_file_mounted_elsewhere_names_no_container() -> None:
-    elsewhere = f"88 27 254:0 /var/lib/docker/containers/{CONTAINER}/hostname /srv/copy rw - ext4 /dev/vda rw\n"
+    elsewhere = (
+        f"88 27 254:0 /var/lib/docker/containers/{CONTAINER}/hostname /srv/copy rw - ext4 /dev/vda rw\n"
+    )
 
     assert own_container_id(elsewhere) is None
 
