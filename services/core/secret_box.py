@@ -32,9 +32,7 @@ class SecretBox:
         if settings.secrets_key is not None:
             raw = settings.secrets_key.get_secret_value()
         else:
-            raw = stored_value(
-                settings.data_dir / SECRETS_KEY_FILE, lambda: Fernet.generate_key().decode()
-            )
+            raw = stored_value(settings.data_dir / SECRETS_KEY_FILE, lambda: Fernet.generate_key().decode())
         return cls([key.strip() for key in raw.split(",") if key.strip()])
 
     def seal(self, value: str) -> bytes:
