@@ -105,6 +105,16 @@ class ScriptedTurn(BaseModel):
     usage: dict[str, Tokens] | None = None
 
 
+class EnvironmentRef(BaseModel):
+    """An environment (docs/environments.md) by id, pinned to a version or (None) its latest when a run
+    starts; a run keeps the version it started with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
 class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -120,6 +130,9 @@ class AgentSpec(BaseModel):
     # Which input schema `bash` is offered with: loopd's own (None), or the Managed Agents toolset's.
     # Left out of stored specs when None, so that specs made natively keep the shape they always had.
     toolset: Literal["agent_toolset_20260401"] | None = Field(None, exclude_if=lambda value: value is None)
+    # The sandbox its runs get (None: the default one, without network); left out of stored specs when
+    # None, like `toolset`.
+    environment: EnvironmentRef | None = Field(None, exclude_if=lambda value: value is None)
 
     @field_validator("tools")
     @classmethod

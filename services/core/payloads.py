@@ -191,6 +191,7 @@ class RunCreated(Payload):
     parent_run_id: str | None = None
     title: str | None = None
     environment_id: str | None = None
+    environment_version: int | None = None
 
 
 class RunUpdated(Payload):

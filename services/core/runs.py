@@ -43,11 +43,14 @@ async def create_run(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     budget: dict[str, Any] | None = None,
+    environment: tuple[str, int] | None = None,
 ) -> tuple[Row[Any], list[event_log.Event]]:
-    """A new run, queued, its log opened with run.created and the user's message.
+    """A new run, queued, its log opened with run.created and the user's message; `environment` is the
+    (id, version) of the environment it runs in (None: the default sandbox, without network).
 
     Raises IdempotencyKeyTaken when a concurrent request took `idempotency_key` first.
     """
+    environment_id, environment_version = environment or (None, None)
     run_id = new_id("run")
     try:
         await _insert_run(
@@ -63,6 +66,8 @@ async def create_run(
                 "idempotency_key": idempotency_key,
                 "request_hash": request_hash,
                 "budget": budget or {},
+                "environment_id": environment_id,
+                "environment_version": environment_version,
             },
         )
     except IntegrityError:
@@ -70,6 +75,12 @@ async def create_run(
             raise
         raise IdempotencyKeyTaken(f"Idempotency-Key {idempotency_key!r} is taken") from None
     created = run_created(user_input, agent_id, agent_version, metadata=metadata)
+    if environment is not None:
+        created = payloads.RunCreated(
+            **created.model_dump(exclude_unset=True),
+            environment_id=environment_id,
+            environment_version=environment_version,
+        )
     appended = await _open_log(conn, run_id, created, user_input)
     return await get_run(conn, tenant, run_id), appended
 
@@ -84,6 +95,7 @@ async def open_run(
     metadata: dict[str, Any],
     title: str | None,
     environment_id: str,
+    environment_version: int,
     budget: dict[str, Any] | None = None,
 ) -> tuple[Row[Any], list[event_log.Event]]:
     """A new run without input (a Managed Agents session): its log is run.created and a wait for the
@@ -102,6 +114,7 @@ async def open_run(
             "budget": budget or {},
             "title": title,
             "environment_id": environment_id,
+            "environment_version": environment_version,
         },
     )
     created = payloads.RunCreated(
@@ -111,6 +124,7 @@ async def open_run(
         metadata=metadata,
         title=title,
         environment_id=environment_id,
+        environment_version=environment_version,
     )
     waiting = event_log.NewEvent.of(payloads.RunWaiting(waiting_for=payloads.WaitingForMessage()))
     appended = await event_log.append(
@@ -146,6 +160,9 @@ async def create_child(
             "input": user_input,
             "metadata": {},
             "parent_run_id": parent.id,
+            # A sub-agent works in its parent's sandbox settings.
+            "environment_id": parent.environment_id,
+            "environment_version": parent.environment_version,
         },
         if_absent=True,
     )
@@ -197,6 +214,7 @@ async def fork_run(
             "forked_from": origin,
             "title": parent.title,
             "environment_id": parent.environment_id,
+            "environment_version": parent.environment_version,
             # The fork's usage starts where the parent's was at `at_seq`.
             **await event_log.counters_upto(conn, parent.id, at_seq),
         },
@@ -296,17 +314,28 @@ class SteppingInputs:
     budget: dict[str, Any] | None
     tenant_id: str
     root_run_id: str
+    # The environment version the run's sandbox follows; None: the default sandbox.
+    environment: tuple[str, int] | None = None
 
 
 async def stepping_inputs(conn: AsyncConnection, run_id: str) -> SteppingInputs:
     """What a brain needs to step a run besides its log: the spec, the start time, budget overrides,
     whose run it is and the run at the top of its tree of sub-agents (`root_run_id`)."""
     query = select(
-        runs.c.agent_spec, runs.c.created_at, runs.c.budget, runs.c.tenant_id, runs.c.parent_run_id
+        runs.c.agent_spec,
+        runs.c.created_at,
+        runs.c.budget,
+        runs.c.tenant_id,
+        runs.c.parent_run_id,
+        runs.c.environment_id,
+        runs.c.environment_version,
     ).where(runs.c.id == run_id)
     row = (await conn.execute(query)).one()
     root = await _root_of(conn, run_id, row.parent_run_id)
-    return SteppingInputs(row.agent_spec, row.created_at, row.budget, row.tenant_id, root)
+    environment = None
+    if row.environment_id is not None:
+        environment = (row.environment_id, row.environment_version or 1)
+    return SteppingInputs(row.agent_spec, row.created_at, row.budget, row.tenant_id, root, environment)
 
 
 async def progress(conn: AsyncConnection, run_id: str) -> Row[Any, Any, Any]:
@@ -538,6 +567,11 @@ def run_to_wire(row: Row[Any]) -> dict[str, Any]:
         "cost_usd": row.cost_usd,
         "parent_run_id": row.parent_run_id,
         "forked_from": row.forked_from,
+        "environment": (
+            {"id": row.environment_id, "version": row.environment_version or 1}
+            if row.environment_id is not None
+            else None
+        ),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "ended_at": iso(row.ended_at),

@@ -36,6 +36,14 @@ class Ceilings(BaseModel):
     slot_share: float = Field(
         default=1.0, gt=0, le=1, description="share of a hands worker's slots the tenant's calls hold at once"
     )
+    # What an environment may ask of a sandbox (docs/environments.md); over one is refused, never cut.
+    sandbox_cpus: float = Field(default=4.0, gt=0, description="most CPUs an environment gives a sandbox")
+    sandbox_memory: ByteSize = Field(
+        default=ByteSize(8 * 1024**3),
+        ge=16 * 1024**2,
+        description="most memory an environment gives, e.g. 8GiB",
+    )
+    sandbox_pids: int = Field(default=4096, ge=16, description="most processes an environment allows")
 
     def merged(self, overrides: dict[str, Any]) -> Ceilings:
         return Ceilings.model_validate({**self.model_dump(), **overrides})
@@ -289,6 +297,16 @@ class Settings(BaseSettings):
     tenant_ceilings: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='JSON: {"TENANT": {"tool_timeout_seconds": 60}}; what it does not name is as in ceilings',
+    )
+
+    # Environments' networks (docs/environments.md): what their egress may reach.
+    egress_open_allowed: bool = Field(
+        default=False, description="environments may ask for an open network (any public host)"
+    )
+    egress_package_registries: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON: {"NAME": ["HOST", "*.HOST"]}: the package registries an environment may name, '
+        "and the host patterns each one allows",
     )
 
     # People in the loop and sub-agents.

@@ -27,10 +27,12 @@ from services.gateway.routes import (
     artifacts,
     audit,
     control,
+    environments,
     events,
     history,
     keys,
     runs,
+    secrets,
     system,
     tenants,
     usage,
@@ -70,7 +72,21 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     # Outermost, so that requests the key gate and the body limit turn away are counted too.
     app.add_middleware(RequestMetricsMiddleware, routes=app.routes)
     install_error_handlers(app)
-    for module in (agents, runs, control, history, events, artifacts, keys, tenants, audit, usage):
+    routers = (
+        agents,
+        runs,
+        control,
+        history,
+        events,
+        artifacts,
+        environments,
+        secrets,
+        keys,
+        tenants,
+        audit,
+        usage,
+    )
+    for module in routers:
         # Every /v1 route needs a key and counts against the key's rate limit.
         app.include_router(module.router, responses=errors(401, 403, 429, 503))
     app.include_router(system.router)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.agents import AgentSpec
+from services.core.environment_spec import EnvironmentSpec
 from services.core.payloads import ErrorInfo, Event, ForkOrigin, Number, Timestamp, WaitingFor
 from services.core.status import RunStatus
 
@@ -25,6 +26,13 @@ class RunUsage(Body):
     input_tokens: int
     output_tokens: int
     tool_calls: int
+
+
+class RunEnvironment(Body):
+    """The environment version a run's sandbox follows, kept for the run's life."""
+
+    id: str
+    version: int
 
 
 class Run(Body):
@@ -46,6 +54,7 @@ class Run(Body):
     cost_usd: float
     parent_run_id: str | None
     forked_from: ForkOrigin | None
+    environment: RunEnvironment | None
     created_at: Timestamp
     updated_at: Timestamp
     ended_at: Timestamp | None
@@ -210,3 +219,53 @@ class UsageReport(Body):
     tenants: list[TenantUsage]
     agents: list[AgentUsage]
     days: list[DayUsage]
+
+
+class Environment(EnvironmentSpec):
+    """An environment with one of its versions (the latest unless asked): its fields, then the spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    tenant: str
+    name: str
+    description: str | None
+    metadata: dict[str, str]
+    version: int
+    latest_version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    archived_at: Timestamp | None
+
+
+class EnvironmentPage(Body):
+    data: list[Environment]
+    next_cursor: None
+
+
+class EnvironmentVersion(EnvironmentSpec):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    created_at: Timestamp
+
+
+class EnvironmentVersionList(Body):
+    data: list[EnvironmentVersion]
+
+
+class Secret(Body):
+    """A secret as the API shows it: its name and times, never its value."""
+
+    name: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class SecretList(Body):
+    data: list[Secret]
+
+
+class Deleted(Body):
+    id: str
+    deleted: Literal[True]

@@ -16,8 +16,10 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -77,6 +79,9 @@ runs = Table(
     Column("forked_from", JSONB),
     Column("title", Text),
     Column("environment_id", Text),
+    # The environment version the run was started in (runs of Managed Agents sessions made before
+    # environments had versions have None: version 1).
+    Column("environment_version", Integer),
     Column("archived_at", DateTime(timezone=True)),
     UniqueConstraint("tenant_id", "idempotency_key", name="runs_tenant_idempotency_key"),
     Index("runs_tenant_status_created", "tenant_id", "status", "created_at"),
@@ -96,8 +101,9 @@ events = Table(
     Index("events_run_type", "run_id", "type"),
 )
 
-# The sandbox settings a run is started in, as the Managed Agents API names them. Unlike agents they are
-# edited in place: a run keeps only the id, and the policy it names is checked when the run is made.
+# The sandbox settings a run is started in. Name, description and metadata are edited in place; what the
+# sandbox is (environment_versions) is versioned, `version` naming the latest, and a run keeps the
+# version it started in. `config` is the latest version as the Managed Agents view shows it.
 environments = Table(
     "environments",
     metadata,
@@ -110,8 +116,37 @@ environments = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("archived_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False, server_default="1"),
     PrimaryKeyConstraint("tenant_id", "id"),
     Index("environments_tenant_created", "tenant_id", "created_at"),
+)
+
+# Immutable: one row per version, its spec as services.core.environment_spec.EnvironmentSpec dumps it.
+environment_versions = Table(
+    "environment_versions",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("environment_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant_id", "environment_id", "version"),
+    ForeignKeyConstraint(
+        ["tenant_id", "environment_id"], ["environments.tenant_id", "environments.id"], ondelete="CASCADE"
+    ),
+)
+
+# A tenant's secrets, sealed (core/secret_box.py) before they reach the database; never read back as
+# plaintext by the gateway or the brain.
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant_id", "name"),
 )
 
 run_leases = Table(

@@ -1,6 +1,8 @@
 """Environment configs: what a `cloud` config may ask for on loopd's sandboxes, which have no network.
 
-A config whose network loopd cannot enforce (`unrestricted`, or `limited` with any host, registry or MCP
+Its configs are kept with no network (the default spec of a version); an environment made natively
+(routes/environments.py) is shown with its latest version's network (`of_spec`). A config whose
+network loopd cannot enforce (`unrestricted`, or `limited` with any host, registry or MCP
 server allowed) is refused with a 400 rather than widened; an omitted network is the one enforced:
 `limited` with nothing allowed. Packages need a registry, so they are refused too.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.core.environment_spec import EnvironmentSpec
 from services.core.errors import InvalidRequest
 
 _PACKAGE_MANAGERS = ("apt", "cargo", "gem", "go", "npm", "pip")
@@ -80,3 +83,19 @@ def resolve(config: Any, current: dict[str, Any] | None = None) -> dict[str, Any
         "networking": _networking(config.get("networking"), base["networking"]),
         "packages": packages,
     }
+
+
+def of_spec(spec: EnvironmentSpec) -> dict[str, Any]:
+    """How the Managed Agents view shows a version made natively: its network as `networking`."""
+    network = spec.network
+    if network.policy == "none":
+        return dict(DEFAULT)
+    if network.policy == "open":
+        networking: dict[str, Any] = {"type": "unrestricted"}
+    else:
+        networking = {
+            **NO_NETWORK,
+            "allowed_hosts": [rule.pattern for rule in network.hosts],
+            "allow_package_managers": bool(network.package_registries),
+        }
+    return {"type": "cloud", "networking": networking, "packages": NO_PACKAGES}

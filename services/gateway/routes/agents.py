@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core import agent_store, audit
+from services.core import agent_store, audit, environments
 from services.core.agents import AgentSpec
 from services.core.db.engine import autocommit
 from services.core.runs import new_id
@@ -27,6 +28,7 @@ async def create_agent(body: CreateAgent, caller: Member, services: ServicesDep)
     agent_id = body.id or new_id("agt")
     spec = body.model_dump(mode="json", exclude={"id"})
     async with services.engine.begin() as conn:
+        await _check_environment(conn, caller.tenant_id, body)
         row = await agent_store.create_agent(conn, caller.tenant_id, agent_id, body.name, spec)
         await audit.record(conn, caller.actor, "agent.created", "agent", row.id, {"version": row.version})
     return agent_store.agent_to_wire(row)
@@ -38,9 +40,16 @@ async def new_agent_version(
 ) -> dict[str, Any]:
     spec = body.model_dump(mode="json")
     async with services.engine.begin() as conn:
+        await _check_environment(conn, caller.tenant_id, body)
         row = await agent_store.add_version(conn, caller.tenant_id, agent_id, body.name, spec)
         await audit.record(conn, caller.actor, "agent.versioned", "agent", row.id, {"version": row.version})
     return agent_store.agent_to_wire(row)
+
+
+async def _check_environment(conn: AsyncConnection, tenant: str, spec: AgentSpec) -> None:
+    """An agent names an environment of its tenant's that exists, at a version it has (422 if not)."""
+    if spec.environment is not None:
+        await environments.usable(conn, tenant, spec.environment.id, spec.environment.version)
 
 
 @router.get("", response_model=AgentPage, responses=errors(422))

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.core import agent_store, audit, sessions
+from services.core import agent_store, audit, environments, sessions
 from services.core import runs as run_store
-from services.core.agents import AgentSpec, BudgetLimits
+from services.core.agents import AgentSpec, BudgetLimits, EnvironmentRef
 from services.core.db.engine import autocommit
 from services.core.errors import Conflict, IdempotencyKeyTaken, InvalidRequest
 from services.core.schemas import SchemaLimits
@@ -36,6 +36,9 @@ class CreateRun(BaseModel):
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     metadata: dict[str, Any] = Field(default_factory=dict)
     budget: BudgetLimits | None = None
+    environment: EnvironmentRef | None = Field(
+        None, description="the environment to run in, instead of the agent's own (docs/environments.md)"
+    )
 
     @model_validator(mode="after")
     def _one_agent(self) -> CreateRun:
@@ -80,6 +83,7 @@ async def create_run(
     try:
         async with services.engine.begin() as conn:
             spec, agent_id, version = await _resolve_agent(conn, tenant, body)
+            environment = await _resolve_environment(conn, tenant, body.environment, spec)
             row, appended = await run_store.create_run(
                 conn,
                 tenant=tenant,
@@ -91,8 +95,11 @@ async def create_run(
                 budget=body.budget.model_dump(exclude_none=True) if body.budget else None,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
+                environment=environment,
             )
-            details = {"agent_id": agent_id, "agent_version": version}
+            details: dict[str, Any] = {"agent_id": agent_id, "agent_version": version}
+            if environment is not None:
+                details["environment"] = {"id": environment[0], "version": environment[1]}
             await audit.record(conn, caller.actor, "run.created", "run", row.id, details)
     except IdempotencyKeyTaken:
         # A concurrent request with the same Idempotency-Key won the race: answer with its run.
@@ -123,6 +130,17 @@ async def _resolve_agent(
     assert body.agent_id is not None
     row = await agent_store.get_agent(conn, tenant, body.agent_id, body.agent_version)
     return row.spec, row.id, row.version
+
+
+async def _resolve_environment(
+    conn: Any, tenant: str, override: EnvironmentRef | None, spec: dict[str, Any]
+) -> tuple[str, int] | None:
+    """The run's environment and version: the run's own, else its agent's; None for the default."""
+    named = spec.get("environment")
+    ref = override or (EnvironmentRef.model_validate(named) if named else None)
+    if ref is None:
+        return None
+    return ref.id, await environments.usable(conn, tenant, ref.id, ref.version)
 
 
 @router.get("", response_model=RunPage, responses=errors(422))

@@ -42,6 +42,8 @@ NOWHERE = {
     "key_id": "key_nowhere",
     "tenant_id": "no-such-tenant",
     "path": "nowhere.txt",
+    "environment_id": "env_nowhere",
+    "name": "nowhere-secret",
 }
 ANSWER_SECONDS = 15.0
 
@@ -58,6 +60,9 @@ _BODIES: dict[tuple[str, str], Callable[[], Any]] = {
     ("POST", "/v1/runs/{run_id}/tool_results/{call_id}"): lambda: {"output": "result"},
     ("POST", "/v1/runs/{run_id}/fork"): lambda: {"at_seq": 2},
     ("POST", "/v1/keys"): lambda: {"name": "walk", "role": "viewer"},
+    ("POST", "/v1/environments"): lambda: {"name": "walk"},
+    ("POST", "/v1/environments/{environment_id}/versions"): lambda: {"limits": {"cpus": 1}},
+    ("PUT", "/v1/secrets/{name}"): lambda: {"value": "walk-value"},
     ("POST", "/v1/tenants"): lambda: {"id": f"walk-{secrets.token_hex(4)}"},
     ("PATCH", "/v1/tenants/{tenant_id}"): lambda: {"name": "walked"},
     ("POST", "/v1/tenants/{tenant_id}/keys"): lambda: {"name": "walk", "role": "viewer"},

@@ -27,6 +27,7 @@ MARKER = f"first-tenant-only-{random.token_hex(6)}"
 ARTIFACT = "notes/plan.txt"
 ANSWER_SCHEMA = {"type": "object", "properties": {"color": {"enum": ["red", "blue"]}}, "required": ["color"]}
 SLEEP = "sleep 900"
+SECRET_VALUE = f"secret-value-{random.token_hex(8)}"
 
 
 def _agent(agent_id: str) -> dict[str, Any]:
@@ -111,6 +112,8 @@ class World:
     key_ids: dict[str, str]  # the first tenant's keys by role
     second_key_id: str
     second_run: str
+    environment_id: str  # the first tenant's, at version 2
+    secret_name: str  # the first tenant's, which its environment names
     idempotency_key: str  # the first tenant launched its "done" run with it
     launch: dict[str, Any]  # and this body
     prefixes: list[str] = field(default_factory=list)
@@ -124,6 +127,7 @@ class World:
     def secrets(self) -> set[str]:
         """What no response to the second tenant may carry unless its request did."""
         found = {MARKER, self.first_tenant, self.artifact_sha256, *self.runs.values(), *self.prefixes}
+        found |= {self.environment_id, self.secret_name, SECRET_VALUE}
         found |= {key_id for key_id in self.key_ids.values() if key_id != self.creator_key_id}
         return found
 
@@ -165,6 +169,8 @@ async def build(exit_stack: AsyncExitStack, database_url: str, root: Path) -> Wo
     )
     assert versioned.status_code == 201 and versioned.json()["version"] == 2
 
+    environment_id, secret_name = await _environment(first)
+
     idempotency_key = f"launch-{random.token_hex(4)}"
     launch = {"agent_id": agent_id, "input": f"task {MARKER}", "metadata": {"note": MARKER}}
     launched = await first.post("/v1/runs", json=launch, headers={"Idempotency-Key": idempotency_key})
@@ -204,11 +210,29 @@ async def build(exit_stack: AsyncExitStack, database_url: str, root: Path) -> Wo
         key_ids=key_ids,
         second_key_id=second_key["id"],
         second_run=second_run,
+        environment_id=environment_id,
+        secret_name=secret_name,
         idempotency_key=idempotency_key,
         launch=launch,
         prefixes=prefixes,
         artifact_sha256=artifact["sha256"],
     )
+
+
+async def _environment(first: httpx.AsyncClient) -> tuple[str, str]:
+    """An environment at version 2 whose second version puts a secret on requests to one host."""
+    environment_id, secret_name = f"env-{random.token_hex(4)}", f"secret-{random.token_hex(4)}"
+    stored = await first.put(f"/v1/secrets/{secret_name}", json={"value": SECRET_VALUE})
+    assert stored.status_code == 200, stored.text
+    made = await first.post("/v1/environments", json={"id": environment_id, "name": f"env {MARKER}"})
+    assert made.status_code == 201, made.text
+    network = {"policy": "allowlist", "hosts": [{"pattern": "api.example.test"}]}
+    use = {"secret": secret_name, "host": "api.example.test", "header": "Authorization", "env_name": "TOKEN"}
+    versioned = await first.post(
+        f"/v1/environments/{environment_id}/versions", json={"network": network, "secrets": [use]}
+    )
+    assert versioned.status_code == 201 and versioned.json()["version"] == 2, versioned.text
+    return environment_id, secret_name
 
 
 async def _second_run(loop: Loop, second: httpx.AsyncClient) -> str:
@@ -244,10 +268,14 @@ async def state_of(world: World) -> dict[str, Any]:
         }
         listed = await keys.list_keys(conn, world.first_tenant)
     agent = (await world.first.get(f"/v1/agents/{world.agent_id}")).json()
+    environment = (await world.first.get(f"/v1/environments/{world.environment_id}")).json()
+    secret = (await world.first.get(f"/v1/secrets/{world.secret_name}")).json()
     return {
         "runs": runs,
         "keys": sorted((row.id, row.revoked_at) for row in listed),
         "agent": agent,
+        "environment": environment,
+        "secret": secret,
     }
 
 

@@ -26,9 +26,9 @@ from tests.integration.gateway.operations import (
 from tests.integration.gateway.tenant_world import ARTIFACT, MARKER, World, build, state_of
 from tests.unit.brain.loop import call, of_type, scripted
 
-# Operations that name a new object of the caller's by an id the caller chooses: another tenant's
-# object of that id is no obstacle, and no concern of the answer.
-OWN_BY_ID = frozenset({("PUT", "/v1/agents/{agent_id}")})
+# Operations that name a new object of the caller's by an id the caller chooses, and their answer:
+# another tenant's object of that id is no obstacle, and no concern of the answer.
+OWN_BY_ID = {("PUT", "/v1/agents/{agent_id}"): 201, ("PUT", "/v1/secrets/{name}"): 200}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,8 @@ def _calls(operation: Operation, world: World) -> list[Call]:
         "key_id": world.key_ids["member"],
         "tenant_id": world.first_tenant,
         "path": ARTIFACT,
+        "environment_id": world.environment_id,
+        "name": world.secret_name,
     }
     params = set(operation.parameters)
     if "call_id" in params:
@@ -85,7 +87,10 @@ def _calls(operation: Operation, world: World) -> list[Call]:
             calls.append(Call({**named, "run_a": pair[0], "run_b": pair[1]}, first_reaches=False))
     if operation.streams:
         calls += [Call(c.values, headers={"Last-Event-ID": "1"}) for c in calls]
-    if operation.path == "/v1/agents/{agent_id}" and not operation.writes:
+    if (
+        operation.path in ("/v1/agents/{agent_id}", "/v1/environments/{environment_id}")
+        and not operation.writes
+    ):
         calls += [Call(named, params={"version": str(v)}) for v in (1, 2)]
     if operation.path == "/v1/runs/{run_id}/messages":
         calls += [Call({**named, "run_id": runs["question"]}, body={"content": {"color": "blue"}})]
@@ -105,11 +110,20 @@ def _list_and_create_calls(operation: Operation, world: World) -> list[Call]:
         filters += [{"key_id": key_id} for key_id in world.key_ids.values()]
         filters += [{"object_id": world.agent_id}, {"object_type": "key"}]
         return [Call(params=f) for f in filters]
+    environment = {"id": world.environment_id}
     if key == ("POST", "/v1/runs"):
         by_agent = {"agent_id": world.agent_id, "input": "borrowing an agent"}
-        return [Call(body=by_agent, status=404)]
+        in_environment = {"agent": SCRIPTED, "input": "borrowing an environment", "environment": environment}
+        return [Call(body=by_agent, status=404), Call(body=in_environment, status=422)]
     if key == ("POST", "/v1/agents"):
-        return [Call(body={**SCRIPTED, "id": world.agent_id}, status=201, late=True)]
+        return [
+            Call(body={**SCRIPTED, "id": world.agent_id}, status=201, late=True),
+            Call(body={**SCRIPTED, "environment": environment}, status=422),
+        ]
+    if key == ("POST", "/v1/environments"):
+        return [Call(body={"id": world.environment_id}, status=201, late=True)]
+    if key == ("GET", "/v1/environments"):
+        return [Call(params={"include_archived": "true"})]
     return []
 
 
@@ -131,8 +145,8 @@ def _judge(operation: Operation, request: Call, response: httpx.Response, world:
     elif request.status is not None:
         ok = response.status_code == request.status
     elif (operation.method, operation.path) in OWN_BY_ID:
-        # A version of the second tenant's own agent; that the first's is untouched, state_of shows.
-        ok = response.status_code == 201
+        # The second tenant's own object; that the first's is untouched, state_of shows.
+        ok = response.status_code == OWN_BY_ID[(operation.method, operation.path)]
     elif operation.parameters:
         ok = response.status_code == 404 and (error_code(response) or "").endswith("not_found")
     else:

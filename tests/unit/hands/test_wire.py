@@ -16,6 +16,13 @@ from services.hands.contract.api import (
     SandboxStatus,
     SnapshotMissing,
 )
+from services.hands.contract.profile import (
+    EgressDecision,
+    HostRule,
+    NetworkPolicy,
+    SandboxProfile,
+    SecretInjection,
+)
 
 
 @pytest.mark.parametrize("base", [None, "a" * 64])
@@ -31,6 +38,30 @@ def test_a_request_carries_its_tenant_and_run_tree() -> None:
     request = ExecuteRequest("run-2", "call-1", "bash", {}, 1.0, tenant="acme", root_run_id="run-1")
 
     assert wire.request_from_pb(wire.request_to_pb(request)) == request
+
+
+def test_a_request_carries_its_sandbox_profile() -> None:
+    injection = SecretInjection(
+        "token",
+        "api.example.test",
+        "Authorization",
+        "Bearer {secret}",
+        b"sealed",
+        "placeholder-token",
+        "TOKEN",
+    )
+    network = NetworkPolicy(
+        "allowlist",
+        (HostRule("api.example.test"), HostRule("*.example.test", (443, 8443))),
+        (injection,),
+        byte_budget=1000,
+    )
+    profile = SandboxProfile("env_1", 3, "img:1", "runsc", 1.5, 256 * 2**20, 64, network)
+    request = ExecuteRequest("r", "c", "bash", {}, 1.0, profile=profile)
+
+    assert wire.request_from_pb(wire.request_to_pb(request)) == request
+    bare = ExecuteRequest("r", "c", "bash", {}, 1.0, profile=SandboxProfile("env_1", 1))
+    assert wire.request_from_pb(wire.request_to_pb(bare)) == bare
 
 
 def test_a_request_input_must_be_a_json_object() -> None:
@@ -50,6 +81,21 @@ def test_a_request_input_must_be_a_json_object() -> None:
         ExecuteResult(False, "[timed out]", None, "timeout", "too slow", True, 1000, "sb", False),
         ExecuteResult(True, "", 0, None, None, False, 3, "sb", False, snapshot_after="c" * 64, replayed=True),
         ExecuteResult(True, "a\\x00b", 0, None, None, False, 3, "sb", False, output_bytes=b"a\x00b"),
+        ExecuteResult(
+            True,
+            "",
+            0,
+            None,
+            None,
+            False,
+            3,
+            "sb",
+            False,
+            egress=(
+                EgressDecision(True, "api.example.test", 443, "", 10, 20, 1.5),
+                EgressDecision(False, "other.example.test", 80, "not_allowed", at=2.0),
+            ),
+        ),
     ],
 )
 def test_events_round_trip(item: OutputChunk | ExecuteResult | Progress) -> None:

@@ -121,6 +121,7 @@ async def create_session(body: CreateSession, caller: Member, services: Services
             metadata=body.metadata,
             title=body.title,
             environment_id=environment.id,
+            environment_version=environment.version,
             budget=_budget(body, agent.spec, services.settings, tenant),
         )
         details = {"agent_id": agent.id, "agent_version": agent.version, "environment_id": environment.id}
