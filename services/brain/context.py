@@ -61,6 +61,8 @@ class RunState:
     # User messages folded since the last model reply, with their seqs: one that arrived while the
     # model was answering was not part of what it saw, and belongs after its reply.
     recent_users: list[tuple[int, Message]] = field(default_factory=list)
+    # Bytes (both ways) the run's sandbox moved through the egress proxy, for its byte budget.
+    egress_bytes: int = 0
 
     def next_action(self) -> NextAction:
         if self.status in TERMINAL_STATUSES or self.status == RunStatus.WAITING:
@@ -187,6 +189,10 @@ def _sandbox_lost(state: RunState, _: dict[str, Any]) -> None:
     state.sandbox = None
 
 
+def _egress(state: RunState, data: dict[str, Any]) -> None:
+    state.egress_bytes += int(data.get("bytes_sent") or 0) + int(data.get("bytes_received") or 0)
+
+
 def _run_waiting(state: RunState, _: dict[str, Any]) -> None:
     state.status = RunStatus.WAITING
     if state.interrupt_open and not state.pending:
@@ -220,6 +226,8 @@ _HANDLERS = {
     event_log.BUDGET_RAISED: _budget_raised,
     event_log.SANDBOX_PROVISIONED: _sandbox_provisioned,
     event_log.SANDBOX_LOST: _sandbox_lost,
+    event_log.EGRESS_ALLOWED: _egress,
+    event_log.EGRESS_DENIED: _egress,
     event_log.RUN_WAITING: _run_waiting,
     event_log.RUN_FORKED: _run_forked,
     event_log.RUN_STATUS: _status(None),

@@ -23,6 +23,8 @@ import jsonschema
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.brain.context import RunState, SandboxLocation
+from services.brain.egress import egress_events
+from services.brain.environment import RunEnvironment
 from services.brain.models import ToolCall
 from services.brain.models.openai import RAW_ARGUMENTS_KEY
 from services.brain.sandbox_claim import SandboxClaim
@@ -71,6 +73,8 @@ class RunScope:
     wall_time_left: float = math.inf
     # The run's claim on one of its tenant's sandboxes, for this drive; None: the run needs none.
     sandbox: SandboxClaim | None = None
+    # The sandbox its environment version describes; None: the worker's default (no network).
+    environment: RunEnvironment | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ class ToolDispatcher:
                         state.sandbox = None
                     raise
                 sandbox_events += self._sandbox_changes(state, location, result)
+                sandbox_events += egress_events(call.id, result)
                 last_attempt = attempt.retry_state.attempt_number >= policy.max_attempts
                 if result.error == SANDBOX_LOST and not last_attempt:
                     # The workspace is restored from the call's starting snapshot on the retry, so
@@ -258,6 +263,7 @@ class ToolDispatcher:
         scope: RunScope,
     ) -> ExecuteResult:
         run_id = state.run_id
+        environment = scope.environment
         request = ExecuteRequest(
             run_id=run_id,
             # Some OpenAI-compatible servers reuse ids across turns; the step makes the hands
@@ -267,9 +273,10 @@ class ToolDispatcher:
             input=call.input,
             timeout_seconds=limit.timeout(),
             base_snapshot=state.workspace_snapshot,
-            workspace_bytes=spec.limits.workspace_bytes,
+            workspace_bytes=(environment and environment.workspace_bytes) or spec.limits.workspace_bytes,
             tenant=scope.tenant,
             root_run_id=scope.root_run_id,
+            profile=environment.for_call(state.egress_bytes) if environment is not None else None,
         )
 
         async def stream_chunk(chunk: OutputChunk) -> None:

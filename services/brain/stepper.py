@@ -20,6 +20,7 @@ from services.brain.children import Children
 from services.brain.committer import StepCommitter
 from services.brain.context import NextAction, RunState, rebuild
 from services.brain.dispatch import RunScope, ToolDispatcher
+from services.brain.environment import RunEnvironment, resolve
 from services.brain.lease_keeper import LeaseKeeper
 from services.brain.models import ModelProvider, ModelRequest, ModelResponse
 from services.brain.providers import ProviderPool
@@ -67,6 +68,7 @@ class RunStepper:
         self.state = cached or RunState(run_id=lease.run_id)
         self.sandbox = sandbox
         self.inputs: run_store.SteppingInputs | None = None
+        self.environment: RunEnvironment | None = None
 
     async def drive(self) -> None:
         """Step until the run has nothing left to do now (finished, idle, or waiting).
@@ -117,7 +119,13 @@ class RunStepper:
         budget = Budget.effective(spec, overrides, self.state.budget_raises)
         ceiling = self.settings.ceilings_for(inputs.tenant_id).run_wall_time_seconds
         left = budget.wall_time_left(inputs.created_at, ceiling)
-        return RunScope(inputs.tenant_id, inputs.root_run_id, wall_time_left=left, sandbox=self.sandbox)
+        return RunScope(
+            inputs.tenant_id,
+            inputs.root_run_id,
+            wall_time_left=left,
+            sandbox=self.sandbox,
+            environment=self.environment,
+        )
 
     async def _take(self, action: NextAction, spec: AgentSpec, provider: ModelProvider) -> None:
         if action is NextAction.CALL_MODEL:
@@ -228,9 +236,15 @@ class RunStepper:
         rebuild(self.run_id, new_events, self.state)
 
     async def _load_run(self) -> run_store.SteppingInputs:
+        """The run's inputs, and its environment version resolved once for the drive's calls."""
         async with autocommit(self.journal.engine).connect() as conn:
-            self.inputs = await run_store.stepping_inputs(conn, self.run_id)
-        return self.inputs
+            self.inputs = inputs = await run_store.stepping_inputs(conn, self.run_id)
+            if inputs.environment is not None:
+                environment_id, version = inputs.environment
+                self.environment = await resolve(
+                    conn, self.settings, inputs.tenant_id, environment_id, version
+                )
+        return inputs
 
 
 def _model_wait(retry_state: object) -> float:

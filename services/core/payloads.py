@@ -285,6 +285,32 @@ class SandboxLost(Payload):
     reason: str
 
 
+class EgressAllowed(Payload):
+    """The egress proxy let a connection of the run's sandbox through, during call `call_id`; its
+    bytes count against the environment's byte budget."""
+
+    TYPE = "egress.allowed"
+    call_id: str
+    host: str
+    port: int
+    bytes_sent: int
+    bytes_received: int
+    at: Timestamp
+
+
+class EgressDenied(Payload):
+    """The egress proxy refused a connection; `reason` is its code (see docs/environments.md)."""
+
+    TYPE = "egress.denied"
+    call_id: str
+    host: str
+    port: int
+    reason: str
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    at: Timestamp
+
+
 class ArtifactCreated(Payload):
     TYPE = "artifact.created"
     path: str
@@ -354,6 +380,8 @@ PAYLOADS: tuple[type[Payload], ...] = (
     ToolResult,
     SandboxProvisioned,
     SandboxLost,
+    EgressAllowed,
+    EgressDenied,
     ArtifactCreated,
     RunCompleted,
     RunFailed,
