@@ -24,6 +24,8 @@ from loopd.models import (
     Artifact,
     AuditEntry,
     AuditPage,
+    Environment,
+    EnvironmentVersion,
     Event,
     EventPage,
     HandsWorker,
@@ -32,6 +34,7 @@ from loopd.models import (
     Page,
     Run,
     RunDiff,
+    Secret,
     Tenant,
     UsageReport,
 )
@@ -105,6 +108,7 @@ class AsyncClient:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         budget: dict[str, Any] | None = None,
+        environment: dict[str, Any] | None = None,
     ) -> Run:
         call = calls.create_run(
             input,
@@ -114,6 +118,7 @@ class AsyncClient:
             metadata=metadata,
             idempotency_key=idempotency_key,
             budget=budget,
+            environment=environment,
         )
         return parse(Run, await self._send(call))
 
@@ -262,6 +267,42 @@ class AsyncClient:
     ) -> NewApiKey:
         call = calls.create_tenant_key(tenant_id, name, role, expires_at)
         return parse(NewApiKey, await self._send(call))
+
+    async def create_environment(self, spec: dict[str, Any]) -> Environment:
+        """A new environment at version 1: `spec` holds its id and name (optional) and the sandbox's
+        image, runtime, limits, workspace_size, network and secrets (docs/environments.md)."""
+        return parse(Environment, await self._send(calls.create_environment(spec)))
+
+    async def new_environment_version(self, environment_id: str, spec: dict[str, Any]) -> Environment:
+        """The environment's next version, from a whole spec; runs already started keep theirs."""
+        return parse(Environment, await self._send(calls.new_environment_version(environment_id, spec)))
+
+    async def list_environments(self, *, include_archived: bool = False) -> list[Environment]:
+        """The tenant's environments, each at its latest version."""
+        return parse_list(Environment, await self._send(calls.list_environments(include_archived)))
+
+    async def get_environment(self, environment_id: str, *, version: int | None = None) -> Environment:
+        return parse(Environment, await self._send(calls.get_environment(environment_id, version)))
+
+    async def list_environment_versions(self, environment_id: str) -> list[EnvironmentVersion]:
+        """Every version of the environment, newest first."""
+        return parse_list(
+            EnvironmentVersion, await self._send(calls.list_environment_versions(environment_id))
+        )
+
+    async def archive_environment(self, environment_id: str) -> Environment:
+        return parse(Environment, await self._send(calls.archive_environment(environment_id)))
+
+    async def set_secret(self, name: str, value: str) -> Secret:
+        """Store (or replace) a secret; the server seals it and never shows it again."""
+        return parse(Secret, await self._send(calls.set_secret(name, value)))
+
+    async def list_secrets(self) -> list[Secret]:
+        """The tenant's secrets by name; never their values."""
+        return parse_list(Secret, await self._send(calls.list_secrets()))
+
+    async def delete_secret(self, name: str) -> None:
+        await self._send(calls.delete_secret(name))
 
     async def read_audit(self, query: AuditQuery | None = None) -> AuditPage:
         return parse(AuditPage, await self._send(calls.read_audit(query or AuditQuery())))

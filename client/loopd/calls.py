@@ -102,8 +102,11 @@ def create_run(
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
     budget: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> Call:
     body: dict[str, Any] = {"input": user_input, "metadata": metadata or {}}
+    if environment is not None:
+        body["environment"] = environment
     if budget:
         body["budget"] = {key: value for key, value in budget.items() if value is not None}
     if agent is not None:
@@ -263,6 +266,42 @@ def _quotas_body(quotas: Quotas) -> dict[str, Any]:
     # Unset quotas are left out: the server reads a missing one as no limit.
     given = quotas.model_dump(exclude_none=True) if isinstance(quotas, BaseModel) else quotas
     return {key: value for key, value in given.items() if value is not None}
+
+
+def create_environment(spec: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/environments", json=spec)
+
+
+def new_environment_version(environment_id: str, spec: dict[str, Any]) -> Call:
+    return Call("POST", f"/v1/environments/{_segment(environment_id)}/versions", json=spec)
+
+
+def list_environments(include_archived: bool) -> Call:
+    return Call("GET", "/v1/environments", params={"include_archived": "true" if include_archived else None})
+
+
+def get_environment(environment_id: str, version: int | None) -> Call:
+    return Call("GET", f"/v1/environments/{_segment(environment_id)}", params={"version": version})
+
+
+def list_environment_versions(environment_id: str) -> Call:
+    return Call("GET", f"/v1/environments/{_segment(environment_id)}/versions")
+
+
+def archive_environment(environment_id: str) -> Call:
+    return Call("POST", f"/v1/environments/{_segment(environment_id)}/archive")
+
+
+def set_secret(name: str, value: str) -> Call:
+    return Call("PUT", f"/v1/secrets/{_segment(name)}", json={"value": value})
+
+
+def list_secrets() -> Call:
+    return Call("GET", "/v1/secrets")
+
+
+def delete_secret(name: str) -> Call:
+    return Call("DELETE", f"/v1/secrets/{_segment(name)}")
 
 
 def read_audit(audit: AuditQuery) -> Call:

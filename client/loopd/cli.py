@@ -34,6 +34,7 @@ from loopd.cli_context import (
 from loopd.config import CONFIG_ENV, default_path
 from loopd.console import err, io_error, out, print_error
 from loopd.control_cli import control_app
+from loopd.environments_cli import environments_app, secrets_app
 from loopd.errors import LoopdAPIError, LoopdError
 from loopd.follow import download_all, follow_events, follow_run
 from loopd.models import RUN_STATUSES
@@ -88,6 +89,8 @@ app.add_typer(control_app)
 app.add_typer(access_app)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(usage_app)
+app.add_typer(environments_app, name="environments")
+app.add_typer(secrets_app, name="secrets")
 
 
 @app.callback()

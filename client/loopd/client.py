@@ -24,6 +24,8 @@ from loopd.models import (
     Artifact,
     AuditEntry,
     AuditPage,
+    Environment,
+    EnvironmentVersion,
     Event,
     EventPage,
     HandsWorker,
@@ -32,6 +34,7 @@ from loopd.models import (
     Page,
     Run,
     RunDiff,
+    Secret,
     Tenant,
     UsageReport,
 )
@@ -107,6 +110,7 @@ class Client:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         budget: dict[str, Any] | None = None,
+        environment: dict[str, Any] | None = None,
     ) -> Run:
         """Start a run of an inline `agent` spec or of a stored agent (`agent_id`, optional version).
 
@@ -121,6 +125,7 @@ class Client:
             metadata=metadata,
             idempotency_key=idempotency_key,
             budget=budget,
+            environment=environment,
         )
         return parse(Run, self._send(call))
 
@@ -299,6 +304,40 @@ class Client:
     ) -> NewApiKey:
         """A key of another tenant, e.g. for one that lost its admin keys. Root admins only."""
         return parse(NewApiKey, self._send(calls.create_tenant_key(tenant_id, name, role, expires_at)))
+
+    def create_environment(self, spec: dict[str, Any]) -> Environment:
+        """A new environment at version 1: `spec` holds its id and name (optional) and the sandbox's
+        image, runtime, limits, workspace_size, network and secrets (docs/environments.md)."""
+        return parse(Environment, self._send(calls.create_environment(spec)))
+
+    def new_environment_version(self, environment_id: str, spec: dict[str, Any]) -> Environment:
+        """The environment's next version, from a whole spec; runs already started keep theirs."""
+        return parse(Environment, self._send(calls.new_environment_version(environment_id, spec)))
+
+    def list_environments(self, *, include_archived: bool = False) -> list[Environment]:
+        """The tenant's environments, each at its latest version."""
+        return parse_list(Environment, self._send(calls.list_environments(include_archived)))
+
+    def get_environment(self, environment_id: str, *, version: int | None = None) -> Environment:
+        return parse(Environment, self._send(calls.get_environment(environment_id, version)))
+
+    def list_environment_versions(self, environment_id: str) -> list[EnvironmentVersion]:
+        """Every version of the environment, newest first."""
+        return parse_list(EnvironmentVersion, self._send(calls.list_environment_versions(environment_id)))
+
+    def archive_environment(self, environment_id: str) -> Environment:
+        return parse(Environment, self._send(calls.archive_environment(environment_id)))
+
+    def set_secret(self, name: str, value: str) -> Secret:
+        """Store (or replace) a secret; the server seals it and never shows it again."""
+        return parse(Secret, self._send(calls.set_secret(name, value)))
+
+    def list_secrets(self) -> list[Secret]:
+        """The tenant's secrets by name; never their values."""
+        return parse_list(Secret, self._send(calls.list_secrets()))
+
+    def delete_secret(self, name: str) -> None:
+        self._send(calls.delete_secret(name))
 
     def read_audit(self, query: AuditQuery | None = None) -> AuditPage:
         """One page of the tenant's audit log, oldest first (admins only); see `AuditQuery`."""

@@ -215,6 +215,36 @@ class Tenant(WireModel):
     created_at: datetime | None = None
 
 
+class Environment(WireModel):
+    """An environment with one of its versions: `version` is the one shown, `latest_version` its
+    newest; the spec's fields (image, runtime, limits, network, secrets...) are kept as sent."""
+
+    id: str
+    name: str = ""
+    version: int
+    latest_version: int = 0
+    runtime: str = "runc"
+    network: dict[str, Any] = Field(default_factory=dict)
+    secrets: list[dict[str, Any]] = Field(default_factory=list)
+    created_at: datetime | None = None
+    archived_at: datetime | None = None
+
+
+class EnvironmentVersion(WireModel):
+    version: int
+    created_at: datetime | None = None
+    runtime: str = "runc"
+    network: dict[str, Any] = Field(default_factory=dict)
+
+
+class Secret(WireModel):
+    """A stored secret as the server shows it: its name and times, never its value."""
+
+    name: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class NewTenant(Tenant):
     """A tenant just created, with its first admin key (shown this once)."""
 

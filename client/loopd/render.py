@@ -29,6 +29,8 @@ TYPE_STYLES = {
     "tool.output": "dim",
     "sandbox.provisioned": "dim",
     "sandbox.lost": "red",
+    "egress.allowed": "dim",
+    "egress.denied": "yellow",
     "artifact.created": "magenta",
     "run.completed": "bold green",
     "run.failed": "bold red",
@@ -130,6 +132,10 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "tool.result": _tool_result,
     "sandbox.provisioned": lambda d: f"{short_id(d.get('sandbox_id'))} on {d.get('hands_id')}",
     "sandbox.lost": lambda d: f"{short_id(d.get('sandbox_id'))}: {clip(d.get('reason'))}",
+    "egress.allowed": lambda d: (
+        f"{d.get('host')}:{d.get('port')} sent {d.get('bytes_sent')} B, received {d.get('bytes_received')} B"
+    ),
+    "egress.denied": lambda d: f"{d.get('host')}:{d.get('port')}: {d.get('reason')}",
     "artifact.created": _artifact,
     "run.completed": lambda d: clip(d.get("result")),
     "run.failed": _run_failed,
