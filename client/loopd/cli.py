@@ -139,6 +139,10 @@ def run(
     max_tokens: MaxTokens = None,
     max_cost_usd: MaxCostUsd = None,
     max_wall_time: MaxWallTime = None,
+    environment: Annotated[
+        str | None,
+        typer.Option(metavar="ID[:VERSION]", help="Run in this environment instead of the agent's own."),
+    ] = None,
 ) -> None:
     """Start a run and print its id; with --follow, exit 0 if it completes and 1 if not.
 
@@ -154,6 +158,7 @@ def run(
             task, agent=spec, agent_id=agent_id, agent_version=agent_version,
             metadata=parse_metadata(metadata or []), idempotency_key=idempotency_key,
             budget=budget_limits(max_steps, max_tokens, max_cost_usd, max_wall_time) or None,
+            environment=_environment_ref(environment),
         )  # fmt: skip
         typer.echo(created.id)
         if follow:
@@ -310,6 +315,16 @@ def show_agent(
     with client_for(ctx) as client:
         found = client.get_agent(agent_id, version=version)
     typer.echo(to_yaml(found.model_dump(mode="json")), nl=False)
+
+
+def _environment_ref(given: str | None) -> dict[str, Any] | None:
+    """`ID` (its latest version when the run starts) or `ID:VERSION` as the API's environment."""
+    if given is None:
+        return None
+    environment_id, _, version = given.partition(":")
+    if not environment_id or (version and not version.isdigit()):
+        raise typer.BadParameter("give ID or ID:VERSION", param_hint="--environment")
+    return {"id": environment_id, **({"version": int(version)} if version else {})}
 
 
 def _json_list(items: list[Any]) -> str:

@@ -17,7 +17,7 @@ from services.core.errors import InvalidRequest
 from services.core.runs import new_id
 from services.gateway.anthropic import environment_config
 from services.gateway.auth import Member, Viewer
-from services.gateway.deps import ServicesDep
+from services.gateway.deps import GatewayServices, ServicesDep
 from services.gateway.params import BODY_ERRORS, ID_PATTERN, IdField, VersionQuery, errors
 from services.gateway.responses import Deleted, Environment, EnvironmentPage, EnvironmentVersionList
 
@@ -39,7 +39,7 @@ class CreateEnvironment(EnvironmentSpec):
 
 
 async def _checked(
-    conn: AsyncConnection, services: Any, tenant: str, spec: EnvironmentSpec
+    conn: AsyncConnection, services: GatewayServices, tenant: str, spec: EnvironmentSpec
 ) -> dict[str, Any]:
     """The spec as stored, once the deployment gives what it asks and its secrets exist."""
     check(spec, services.settings, tenant)

@@ -36,6 +36,8 @@ class Gateway:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.asked.append(request)
         path = request.url.path
+        if path == "/v1/runs":
+            return httpx.Response(201, json={"id": "run_1", "status": "queued"})
         if path.startswith("/v1/secrets"):
             secret = {"name": path.rsplit("/", 1)[-1], "created_at": AT, "updated_at": AT}
             if request.method == "GET":
@@ -104,3 +106,14 @@ def test_a_secret_is_read_from_stdin_or_a_file_and_never_printed(gateway: Gatewa
     assert [r.method for r in gateway.asked] == ["PUT", "PUT", "GET", "DELETE"]
     for result in (piped, from_file, listed, deleted):
         assert "s3cr3t" not in result.output and "from-a-file" not in result.output
+
+
+def test_a_run_names_its_environment(gateway: Gateway, tmp_path: Path) -> None:
+    spec = tmp_path / "agent.yaml"
+    spec.write_text("model: scripted\n")
+    for given, sent in (("build", {"id": "build"}), ("build:3", {"id": "build", "version": 3})):
+        started = CliRunner().invoke(app, ["run", "go", "--agent", str(spec), "--environment", given])
+        assert started.exit_code == 0 and started.output == "run_1\n"
+        assert gateway.bodies()[-1]["environment"] == sent
+    refused = CliRunner().invoke(app, ["run", "go", "--agent", str(spec), "--environment", "build:x"])
+    assert refused.exit_code == 2 and len(gateway.asked) == 2
