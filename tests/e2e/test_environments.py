@@ -1,0 +1,155 @@
+"""Environments end to end: a tenant stores a secret and an environment with an allowlist, a run in it
+reaches an allowed host through the hands worker's egress proxy with the secret put on its request
+at the edge, an unlisted host is refused, and both decisions are in the run's log. The sandbox, the
+log and every process's log only ever hold the placeholder.
+
+The world is on loopback only (tests/integration/hands/egress/world.py): an HTTP server on
+127.0.0.2, an HTTPS server on 127.0.0.3 with a test CA's certificate, and a DNS server naming them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cluster import Cluster, running_cluster
+from harness.servers import RedisServer
+from services.local.postgres import EmbeddedPostgres
+from tests.integration.hands.egress.world import Server, dns_server, make_certs, serving
+
+pytestmark = pytest.mark.docker
+
+NAMES = {"plain.example.test": "127.0.0.2", "api.example.test": "127.0.0.3"}
+FETCH = r"""
+import json, sys, urllib.error, urllib.request
+headers = dict(h.split(": ", 1) for h in sys.argv[2:])
+try:
+    with urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers=headers), timeout=10) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "refused": e.headers.get("X-Loopd-Egress")}))
+except Exception as e:
+    print(json.dumps({"error": type(e).__name__}))
+"""
+
+
+def fetch(url: str, *headers: str) -> str:
+    quoted = " ".join(f'"{h}"' for h in headers)
+    return f"python3 -c '{FETCH}' '{url}' {quoted}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server, str, Path]]:
+    folder = tmp_path_factory.mktemp("environments-world")
+    ca, cert, key = make_certs(folder, ["api.example.test"])
+    with (
+        serving("127.0.0.2") as plain,
+        serving("127.0.0.3", (cert, key)) as secure,
+        dns_server(NAMES) as nameserver,
+    ):
+        yield plain, secure, nameserver, ca
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    postgres: EmbeddedPostgres,
+    redis: RedisServer,
+    world: tuple[Server, Server, str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    _, _, nameserver, ca = world
+    settings = {
+        "LOOPD_EGRESS_NAMESERVERS": json.dumps([nameserver]),
+        "LOOPD_EGRESS_REACHABLE_NETWORKS": json.dumps(["127.0.0.2/32", "127.0.0.3/32"]),
+        "LOOPD_EGRESS_UPSTREAM_CA": str(ca),
+        "LOOPD_HANDS_WARM_POOL": "0",
+    }
+    root = tmp_path_factory.mktemp("environments")
+    with running_cluster(
+        root, database_url=postgres.url, bus_url=redis.url, brains=1, hands=1, **settings
+    ) as cluster:
+        yield cluster
+
+
+def finished(deployment: Cluster, run_id: str, timeout: float = 120) -> dict[str, Any]:
+    with deployment.client() as api:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run: dict[str, Any] = api.get(f"/v1/runs/{run_id}").json()
+            if run["status"] in ("completed", "failed", "cancelled"):
+                return run
+            time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish:\n{deployment.processes.logs()}")
+
+
+def test_a_run_reaches_its_allowlist_with_the_secret_put_on_at_the_edge(
+    deployment: Cluster, world: tuple[Server, Server, str, Path]
+) -> None:
+    plain, secure, _, _ = world
+    secret = f"sk-e2e-{secrets.token_hex(16)}"
+    with deployment.client() as api:
+        assert api.put("/v1/secrets/api-token", json={"value": secret}).status_code == 200
+        network = {
+            "policy": "allowlist",
+            "hosts": [{"pattern": "api.example.test", "ports": [secure.port]}],
+            "byte_budget": 1_000_000,
+        }
+        use = {
+            "secret": "api-token",
+            "host": "api.example.test",
+            "header": "Authorization",
+            "env_name": "API_TOKEN",
+        }
+        made = api.post("/v1/environments", json={"name": "e2e", "network": network, "secrets": [use]})
+        assert made.status_code == 201, made.text
+        allowed = f"https://api.example.test:{secure.port}/with-secret"
+        unlisted = f"http://plain.example.test:{plain.port}/unlisted"
+        command = (
+            f"{fetch(allowed, 'Authorization: Bearer $API_TOKEN')}; {fetch(unlisted)}; printenv API_TOKEN"
+        )
+        agent = {
+            "name": "egress",
+            "model": "scripted",
+            "script": [{"tool_calls": [{"name": "bash", "input": {"command": command}}]}, {"text": "done"}],
+        }
+        created = api.post(
+            "/v1/runs", json={"agent": agent, "input": "fetch", "environment": {"id": made.json()["id"]}}
+        )
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+
+        run = finished(deployment, run_id)
+        assert run["status"] == "completed", (run, deployment.processes.logs())
+        events = api.get(f"/v1/runs/{run_id}/events").json()["data"]
+
+    [result] = [e["data"] for e in events if e["type"] == "tool.result"]
+    answered, refused, shown = result["output"].splitlines()
+    assert json.loads(answered)["status"] == 200, result["output"]
+    assert json.loads(refused)["refused"] == "not_allowed"
+    assert shown == "loopd-secret-placeholder-api-token"
+    assert [seen.headers.get("authorization") for seen in secure.seen if seen.path == "/with-secret"] == [
+        f"Bearer {secret}"
+    ]
+    assert not [seen for seen in plain.seen if seen.path == "/unlisted"]
+
+    decisions = [
+        (e["type"], e["data"]["host"], e["data"].get("reason"))
+        for e in events
+        if e["type"].startswith("egress.")
+    ]
+    assert decisions == [
+        ("egress.allowed", "api.example.test", None),
+        ("egress.denied", "plain.example.test", "not_allowed"),
+    ]
+    types = [e["type"] for e in events]
+    assert types.index("egress.denied") + 1 == types.index("tool.result")
+    assert secret not in json.dumps(events)
+    assert secret not in deployment.processes.logs()
+    for process in deployment.processes.processes.values():
+        assert secret not in process.log_path.read_text(errors="replace"), process.name
