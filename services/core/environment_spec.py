@@ -145,9 +145,11 @@ def placeholder(secret: str) -> str:
 
 
 def _above(what: str, asked: float, ceiling: float) -> InvalidRequest:
-    return InvalidRequest(
-        f"{what} {asked:g} is above this server's ceiling of {ceiling:g}", code="above_ceiling"
-    )
+    def shown(value: float) -> str:
+        return value.human_readable() if isinstance(value, ByteSize) else f"{value:g}"
+
+    message = f"{what} {shown(asked)} is above this server's ceiling of {shown(ceiling)}"
+    return InvalidRequest(message, code="above_ceiling")
 
 
 def check(spec: EnvironmentSpec, settings: Settings, tenant: str) -> None:
