@@ -72,6 +72,11 @@ class Egress:
         """The running proxy's process id, if one runs."""
         return self._proxy.pid if self._proxy is not None and self._proxy.running else None
 
+    @property
+    def proxy_port(self) -> int | None:
+        """The port of hands' loopback the running proxy listens on, if one runs."""
+        return self._proxy.port if self._proxy is not None and self._proxy.running else None
+
     async def attach(self, sandbox_id: str, directory: Path, policy: NetworkPolicy) -> None:
         """Give a sandbox its socket and CA bundle in its channel directory; raises ProxyUnavailable."""
         from services.core.secret_box import SecretBox
@@ -185,11 +190,11 @@ class Egress:
         try:
             proxy = await self._running()
             up_reader, upstream = await asyncio.open_connection("127.0.0.1", proxy.port)
-            local_port = int(upstream.get_extra_info("sockname")[1])
-            bind = {"key": sandbox_id, "conn": connection.number, "port": local_port}
+            local = upstream.get_extra_info("sockname")
+            peer = {"address": str(local[0]), "port": int(local[1]), "conn": connection.number}
             self._by_number[connection.number] = (sandbox_id, connection)
             sandbox.connections[connection.number] = connection
-            await proxy.ask({"op": "bind", **bind})
+            await proxy.ask({"op": "bind", "key": sandbox_id, **peer})
             cut = asyncio.Event()
             await _until_both_or_cut(
                 cut,
@@ -198,7 +203,7 @@ class Egress:
             )
             with contextlib.suppress(ProxyUnavailable):
                 if proxy.running:
-                    proxy.send({"op": "unbind", "port": local_port, "conn": connection.number})
+                    proxy.send({"op": "unbind", **peer})
         except (ProxyUnavailable, OSError) as exc:
             log.warning("egress of sandbox %s: %s", sandbox_id[:12], exc)
         finally:

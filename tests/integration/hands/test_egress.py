@@ -8,6 +8,7 @@ the operator lists exactly those two addresses as reachable. private.example.tes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -320,3 +321,21 @@ async def test_the_proxy_is_started_again_when_it_dies_and_stops_with_its_worker
     assert egress.proxy_pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(restarted, 0)
+
+
+async def test_a_local_process_dialling_the_proxy_gets_nothing_through(
+    hands: HandsClient, egress_worker: HandsWorker, world: World
+) -> None:
+    url = f"http://plain.example.test:{world.plain.port}/from-the-host"
+    first = await run(hands, new_run(), fetch(url), profile(world))
+    assert lines(first)[0]["status"] == 200, first.output
+    assert egress_worker.egress is not None and egress_worker.egress.proxy_port is not None
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", egress_worker.egress.proxy_port)
+    host = f"plain.example.test:{world.plain.port}"
+    writer.write(f"GET http://{host}/bypass HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    reply = await reader.read()
+    writer.close()
+
+    assert reply.startswith(b"HTTP/1.1 403"), reply
+    assert not [seen for seen in world.plain.seen if seen.path == "/bypass"]

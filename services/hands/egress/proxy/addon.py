@@ -1,11 +1,13 @@
 """The mitmproxy addon that lets a connection through only where its sandbox's policy allows.
 
-Hands binds each of its connections to the proxy (by the connection's local port) to a sandbox's
-policy before relaying a byte of it; a connection nobody bound is refused. The CONNECT target, the
-TLS SNI and every request's Host must name the same host, which must be allowed and a name, not an
-address; the proxy resolves it itself and connects to exactly the address it checked, so a name that
-resolves elsewhere a moment later (DNS rebinding) changes nothing. Secrets are set as headers only
-on requests to their exact host over TLS. Each decision is reported, never with a header's value.
+Hands binds each of its connections to the proxy (by the connection's local address and port, which
+no other process can hold while it is open) to a sandbox's policy before relaying a byte of it; a
+connection nobody bound is refused, so a local process dialling the proxy gets nothing through.
+The CONNECT target, the TLS SNI and every request's Host must name the same host, which must be
+allowed and a name, not an address; the proxy resolves it itself and connects to exactly the
+address it checked, so a name that resolves elsewhere a moment later (DNS rebinding) changes
+nothing. Secrets are set as headers only on requests to their exact host over TLS. Each decision
+is reported, never with a header's value.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Gate:
         self._report = report
         self._resolver = resolver
         self._listed = tuple(listed)
-        self._bindings: dict[int, Binding] = {}
+        self._bindings: dict[tuple[str, int], Binding] = {}
         self._policies: dict[str, rules.Policy] = {}
         self._clients: dict[str, _Client] = {}
 
@@ -56,12 +58,12 @@ class Gate:
     def forget(self, key: str) -> None:
         self._policies.pop(key, None)
 
-    def bind(self, port: int, binding: Binding) -> None:
-        self._bindings[port] = binding
+    def bind(self, peer: tuple[str, int], binding: Binding) -> None:
+        self._bindings[peer] = binding
 
-    def unbind(self, port: int, conn: int) -> None:
-        if (bound := self._bindings.get(port)) is not None and bound.conn == conn:
-            del self._bindings[port]
+    def unbind(self, peer: tuple[str, int], conn: int) -> None:
+        if (bound := self._bindings.get(peer)) is not None and bound.conn == conn:
+            del self._bindings[peer]
 
     # mitmproxy's hooks.
 
@@ -144,7 +146,8 @@ class Gate:
         state = self._clients.get(client.id)
         if state is None:
             # Bound once, on the connection's first event: hands bound it before relaying a byte.
-            binding = self._bindings.get(int(client.peername[1])) if client.peername else None
+            peer = (str(client.peername[0]), int(client.peername[1])) if client.peername else None
+            binding = self._bindings.get(peer) if peer else None
             state = self._clients[client.id] = _Client(binding)
         policy = self._policies.get(state.binding.key) if state.binding else None
         return state, policy

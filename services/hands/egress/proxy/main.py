@@ -2,7 +2,7 @@
 
 Hands starts it (supervisor.py) with a socket of a socketpair as `--control-fd`; JSON lines go both
 ways. From hands: `policy` and `forget` (a sandbox's policy, with its secrets already opened), `bind`
-and `unbind` (which sandbox a connection from a local port belongs to; `bind` and `sync` are
+and `unbind` (which sandbox a connection from a local address and port belongs to; `bind` and `sync` are
 answered with `ack`). To hands: `ready` with the port it listens on, then `verdict`s. When the socket
 closes (hands stopped or died), the proxy stops: it never outlives its worker.
 """
@@ -60,10 +60,11 @@ class Control:
         elif op == "forget":
             gate.forget(str(message["key"]))
         elif op == "bind":
-            gate.bind(int(message["port"]), Binding(str(message["key"]), int(message["conn"])))
+            peer = (str(message["address"]), int(message["port"]))
+            gate.bind(peer, Binding(str(message["key"]), int(message["conn"])))
             self.send({"t": "ack", "id": message["id"]})
         elif op == "unbind":
-            gate.unbind(int(message["port"]), int(message["conn"]))
+            gate.unbind((str(message["address"]), int(message["port"])), int(message["conn"]))
         elif op == "sync":
             self.send({"t": "ack", "id": message["id"]})
 
