@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.core.errors import InfrastructureError
 from services.core.settings import Settings
 from services.hands.contract.profile import EgressDecision, NetworkPolicy
 from services.hands.egress.ca import EgressCA
@@ -79,23 +80,12 @@ class Egress:
 
     async def attach(self, sandbox_id: str, directory: Path, policy: NetworkPolicy) -> None:
         """Give a sandbox its socket and CA bundle in its channel directory; raises ProxyUnavailable."""
-        from services.core.secret_box import SecretBox
-
-        box = SecretBox.from_settings(self._settings) if policy.inject else None
         message = {
             "op": "policy",
             "key": sandbox_id,
             "mode": policy.mode,
             "allow": [{"pattern": rule.pattern, "ports": list(rule.ports)} for rule in policy.allow],
-            "inject": [
-                {
-                    "host": item.host,
-                    "header": item.header,
-                    "value": item.value_template.replace("{secret}", box.open(item.sealed_value)),
-                }
-                for item in policy.inject
-                if box is not None
-            ],
+            "inject": self._opened(policy),
         }
         sandbox = self._sandboxes[sandbox_id] = _Sandbox(message, policy.byte_budget)
         proxy = await self._running()
@@ -106,6 +96,34 @@ class Egress:
             lambda r, w: self._relay(sandbox_id, r, w), path=str(path)
         )
         await asyncio.to_thread(os.chmod, path, 0o666)
+
+    def _opened(self, policy: NetworkPolicy) -> list[dict[str, str]]:
+        """The policy's headers with their secrets opened: only the proxy ever gets them."""
+        from services.core.secret_box import SecretBox, SecretUnreadable
+
+        if not policy.inject:
+            return []
+        box = SecretBox.from_settings(self._settings)
+        headers = []
+        for item in policy.inject:
+            try:
+                secret = box.open(item.sealed_value)
+            except SecretUnreadable as exc:
+                raise InfrastructureError(
+                    f"the secret {item.secret_name!r} cannot be opened: {exc}",
+                    code="secret_unreadable",
+                    retryable=False,
+                ) from None
+            value = item.value_template.replace("{secret}", secret)
+            if any(c in value for c in "\r\n\0") or not item.header.isascii():
+                # A line break would end the header early and start another of the sandbox's choosing.
+                raise InfrastructureError(
+                    f"the secret {item.secret_name!r} does not fit in a header",
+                    code="secret_unusable",
+                    retryable=False,
+                )
+            headers.append({"host": item.host, "header": item.header, "value": value})
+        return headers
 
     def set_budget(self, sandbox_id: str, budget: int | None) -> None:
         """The bytes the run may still move, as its latest call says."""
