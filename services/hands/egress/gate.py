@@ -126,9 +126,18 @@ class Egress:
         return headers
 
     def set_budget(self, sandbox_id: str, budget: int | None) -> None:
-        """The bytes the run may still move, as its latest call says."""
-        if (sandbox := self._sandboxes.get(sandbox_id)) is not None:
-            sandbox.budget = budget
+        """The bytes the run may still move, as its latest call says, less what moved since the
+        decisions its caller has seen (traffic between calls is reported with this call)."""
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        if budget is None:
+            sandbox.budget = None
+            return
+        unseen = sum(d.bytes_sent + d.bytes_received for d in sandbox.decisions)
+        for connection in sandbox.connections.values():
+            unseen += connection.sent + connection.received - sum(connection.reported)
+        sandbox.budget = budget - unseen
 
     async def drain(self, sandbox_id: str) -> tuple[EgressDecision, ...]:
         """The sandbox's decisions since the last drain, bytes of open connections included so far."""
