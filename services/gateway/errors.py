@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from services.core.errors import LoopdError, RateLimited
+from services.gateway.anthropic import errors as anthropic_errors
+from services.gateway.anthropic.app import under_prefix
 
 logger = logging.getLogger(__name__)
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -48,15 +50,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(422, "validation_error", details)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            error.status_code, "http_error"
-        )
-        headers = dict(error.headers or {})
-        if error.status_code == 405:
-            headers["Allow"] = _allowed_methods(request)
-        return error_response(error.status_code, code, str(error.detail), headers)
+    app.add_exception_handler(StarletteHTTPException, _routing_refusal)  # type: ignore[arg-type]
 
     @app.exception_handler(DataError)
     async def unstorable(_: Request, error: DataError) -> JSONResponse:
@@ -103,6 +97,20 @@ def _is_unavailable(error: DBAPIError) -> bool:
     return isinstance(error.orig, psycopg.OperationalError) and (
         not sqlstate or sqlstate.startswith(("08", "57P"))
     )
+
+
+async def _routing_refusal(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    """No route for the path, or not for its method (the Allow header says which)."""
+    if under_prefix(request.url.path):
+        # A path the mount did not match (one with a line break) still gets the view's envelope.
+        return anthropic_errors.http_error_response(request.url.path, error)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        error.status_code, "http_error"
+    )
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(error.status_code, code, str(error.detail), headers)
 
 
 def _allowed_methods(request: Request) -> str:

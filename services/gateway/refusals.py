@@ -8,20 +8,15 @@ import json
 
 from starlette.types import Scope, Send
 
-from services.gateway.anthropic.app import PREFIX as ANTHROPIC_PREFIX
+from services.gateway.anthropic.app import under_prefix
 from services.gateway.anthropic.errors import envelope
-
-
-def _under_anthropic(scope: Scope) -> bool:
-    path = scope.get("path", "")
-    return bool(path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/"))
 
 
 async def refuse(
     scope: Scope, send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> None:
     extra = dict(headers or {})
-    if _under_anthropic(scope):
+    if under_prefix(scope.get("path", "")):
         status, body, wire_headers = envelope(status, code, message, extra)
     else:
         body = json.dumps({"error": {"code": code, "message": message}}).encode()

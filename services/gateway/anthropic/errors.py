@@ -90,6 +90,19 @@ def _unserved(path: str) -> str | None:
     return None if named is None else named
 
 
+def http_error_response(path: str, error: StarletteHTTPException) -> JSONResponse:
+    """A routing refusal (no such route, or not this method) under the prefix: `not_served` when the
+    path names a resource of the API that loopd does not serve."""
+    unserved = _unserved(path) if error.status_code in (404, 405) else None
+    if unserved is not None:
+        message = f"{unserved} are not served by loopd's Managed Agents API (see docs/managed-agents.md)"
+        return error_response(404, "not_served", message)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        error.status_code, "http_error"
+    )
+    return error_response(error.status_code, code, str(error.detail), dict(error.headers or {}))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoopdError)
     async def loopd_error(_: Request, error: LoopdError) -> JSONResponse:
@@ -114,14 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        unserved = _unserved(request.url.path) if error.status_code in (404, 405) else None
-        if unserved is not None:
-            message = f"{unserved} are not served by loopd's Managed Agents API (see docs/managed-agents.md)"
-            return error_response(404, "not_served", message)
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            error.status_code, "http_error"
-        )
-        return error_response(error.status_code, code, str(error.detail), dict(error.headers or {}))
+        return http_error_response(request.url.path, error)
 
     @app.exception_handler(DataError)
     async def unstorable(_: Request, error: DataError) -> JSONResponse:

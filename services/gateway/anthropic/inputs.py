@@ -114,11 +114,13 @@ async def _confirmation(
     if decision not in ("allow", "deny"):
         raise InvalidRequest("result must be allow or deny", code="invalid_event")
     message = event.get("deny_message") or ""
+    if not isinstance(message, str):
+        raise InvalidRequest("deny_message must be text", code="invalid_event")
     if message and decision != "deny":
         raise InvalidRequest("deny_message goes only with a deny", code="invalid_event")
     await ensure_call(conn, run.id, call.call_id)
     remaining = settle_call(run, call.call_id, "approval", "not_waiting_for_approval")
-    approval = payloads.ToolApproval(call_id=call.call_id, decision=decision, message=str(message))
+    approval = payloads.ToolApproval(call_id=call.call_id, decision=decision, message=message)
     appended = await run_store.settle_wait(conn, run.id, [event_log.NewEvent.of(approval)], remaining)
     action = "tool.approved" if decision == "allow" else "tool.denied"
     await audit.record(conn, actor, action, "run", run.id, {"call_id": call.call_id})
@@ -135,6 +137,8 @@ async def _custom_result(
 ) -> list[event_log.Event]:
     call = _call(context, event.get("custom_tool_use_id"), "custom_tool_use_id")
     text = text_of(event.get("content") or [], "user.custom_tool_result content")
+    if not isinstance(event.get("is_error", False), bool | None):
+        raise InvalidRequest("is_error must be true or false", code="invalid_event")
     ok = not event.get("is_error")
     waiting = run.waiting_for or {}
     if (

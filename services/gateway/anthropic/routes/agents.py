@@ -14,6 +14,8 @@ from services.core.errors import Conflict, InvalidRequest
 from services.core.runs import new_id
 from services.gateway.anthropic import agent_config, paging, wire
 from services.gateway.anthropic.params import CreatedFrom, CreatedTo, Page
+from services.gateway.anthropic.responses import answers
+from services.gateway.anthropic.responses.agents import Agent, AgentPage
 from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import AgentId, VersionQuery
@@ -65,7 +67,7 @@ def _check_metadata(metadata: dict[str, str]) -> None:
         )
 
 
-@router.post("")
+@router.post("", **answers(Agent, 413))
 async def create_agent(body: CreateAgent, caller: Member, services: ServicesDep) -> dict[str, Any]:
     given = body.model_dump()
     agent_config.check_unserved(given)
@@ -87,7 +89,7 @@ async def create_agent(body: CreateAgent, caller: Member, services: ServicesDep)
     return wire.agent(row, row.created_at)
 
 
-@router.get("/{agent_id}")
+@router.get("/{agent_id}", **answers(Agent, 404))
 async def retrieve_agent(
     agent_id: AgentId, caller: Viewer, services: ServicesDep, version: VersionQuery = None
 ) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def _updated(current: dict[str, Any], body: UpdateAgent) -> dict[str, Any]:
     return config
 
 
-@router.post("/{agent_id}")
+@router.post("/{agent_id}", **answers(Agent, 404, 409, 413))
 async def update_agent(
     agent_id: AgentId, body: UpdateAgent, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
@@ -153,7 +155,7 @@ def _extras_of(spec: dict[str, Any]) -> dict[str, Any]:
     return {key: spec[key] for key in ("script", "limits", "retry") if spec.get(key) is not None}
 
 
-@router.get("")
+@router.get("", **answers(AgentPage))
 async def list_agents(
     caller: Viewer,
     services: ServicesDep,
@@ -175,7 +177,7 @@ async def list_agents(
     return {"data": [wire.agent(row, row.first_created_at) for row in shown], "next_page": next_page}
 
 
-@router.get("/{agent_id}/versions")
+@router.get("/{agent_id}/versions", **answers(AgentPage, 404))
 async def list_versions(
     agent_id: AgentId,
     caller: Viewer,
@@ -197,7 +199,7 @@ async def list_versions(
     return {"data": [wire.agent(row, first or row.created_at) for row in shown], "next_page": next_page}
 
 
-@router.post("/{agent_id}/archive")
+@router.post("/{agent_id}/archive", **answers(Agent, 404, 409))
 async def archive_agent(agent_id: AgentId, caller: Member, services: ServicesDep) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         await agent_store.get_agent(conn, caller.tenant_id, agent_id)

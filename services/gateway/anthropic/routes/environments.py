@@ -14,6 +14,12 @@ from services.core.errors import InvalidRequest
 from services.core.runs import new_id
 from services.gateway.anthropic import environment_config, paging, wire
 from services.gateway.anthropic.params import Page
+from services.gateway.anthropic.responses import answers
+from services.gateway.anthropic.responses.environments import (
+    Environment,
+    EnvironmentDeleted,
+    EnvironmentPage,
+)
 from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import ID_PATTERN
@@ -48,7 +54,7 @@ def _check_scope(scope: str | None) -> None:
         raise InvalidRequest("scope must be organization", code="invalid_scope")
 
 
-@router.post("")
+@router.post("", **answers(Environment, 413))
 async def create_environment(
     body: CreateEnvironment, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
@@ -68,7 +74,7 @@ async def create_environment(
     return wire.environment(row)
 
 
-@router.get("/{environment_id}")
+@router.get("/{environment_id}", **answers(Environment, 404))
 async def retrieve_environment(
     environment_id: EnvironmentId, caller: Viewer, services: ServicesDep
 ) -> dict[str, Any]:
@@ -76,7 +82,7 @@ async def retrieve_environment(
         return wire.environment(await environments.get(conn, caller.tenant_id, environment_id))
 
 
-@router.post("/{environment_id}")
+@router.post("/{environment_id}", **answers(Environment, 404, 409, 413))
 async def update_environment(
     environment_id: EnvironmentId, body: UpdateEnvironment, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
@@ -101,7 +107,7 @@ async def update_environment(
     return wire.environment(row)
 
 
-@router.get("")
+@router.get("", **answers(EnvironmentPage))
 async def list_environments(
     caller: Viewer,
     services: ServicesDep,
@@ -124,7 +130,7 @@ async def list_environments(
     return {"data": [wire.environment(row) for row in shown], "next_page": next_page}
 
 
-@router.post("/{environment_id}/archive")
+@router.post("/{environment_id}/archive", **answers(Environment, 404, 409))
 async def archive_environment(
     environment_id: EnvironmentId, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
@@ -134,7 +140,7 @@ async def archive_environment(
     return wire.environment(row)
 
 
-@router.delete("/{environment_id}")
+@router.delete("/{environment_id}", **answers(EnvironmentDeleted, 404, 409))
 async def delete_environment(
     environment_id: EnvironmentId, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:

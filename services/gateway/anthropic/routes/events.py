@@ -18,6 +18,8 @@ from services.core import schemas
 from services.core.db.engine import autocommit
 from services.gateway.anthropic import event_pages, inputs, projection
 from services.gateway.anthropic.params import CreatedAfter, CreatedBefore, CreatedFrom, CreatedTo, Page
+from services.gateway.anthropic.responses import answers
+from services.gateway.anthropic.responses.events import EventPage, SentEvents
 from services.gateway.auth import Caller, Member, Viewer
 from services.gateway.deps import GatewayServices, ServicesDep
 from services.gateway.live import follow
@@ -32,7 +34,7 @@ class SendEvents(BaseModel):
     events: list[dict[str, Any]] = Field(min_length=1, max_length=100)
 
 
-@router.post("")
+@router.post("", **answers(SentEvents, 404, 409, 413))
 async def send_events(
     session_id: RunId, body: SendEvents, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
@@ -50,7 +52,7 @@ async def send_events(
 Types = Annotated[list[str] | None, Query(alias="types[]", max_length=50)]
 
 
-@router.get("")
+@router.get("", **answers(EventPage, 404))
 async def list_events(
     session_id: RunId,
     caller: Viewer,
@@ -80,7 +82,7 @@ async def list_events(
     return {"data": data, "next_page": next_page}
 
 
-@router.get("/stream", response_class=EventSourceResponse)
+@router.get("/stream", response_class=EventSourceResponse, **answers(None, 404))
 async def stream_events(
     session_id: RunId,
     caller: Viewer,

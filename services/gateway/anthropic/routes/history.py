@@ -18,6 +18,9 @@ from services.core import runs as run_store
 from services.core.db.engine import autocommit
 from services.core.errors import InvalidRequest, NotFound
 from services.gateway.anthropic import event_pages, projection, wire
+from services.gateway.anthropic.responses import answers
+from services.gateway.anthropic.responses.events import SessionDiff
+from services.gateway.anthropic.responses.sessions import Session
 from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import RunId
@@ -49,7 +52,7 @@ class Fork(BaseModel):
     overrides: ForkOverrides = Field(default_factory=ForkOverrides)
 
 
-@router.post("/{session_id}/x_loopd/fork")
+@router.post("/{session_id}/x_loopd/fork", **answers(Session, 404, 409, 413))
 async def fork_session(
     session_id: RunId, body: Fork, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
@@ -95,7 +98,7 @@ async def fork_session(
     return view
 
 
-@router.get("/{session_a}/x_loopd/diff/{session_b}")
+@router.get("/{session_a}/x_loopd/diff/{session_b}", **answers(SessionDiff, 404))
 async def diff_sessions(
     session_a: RunId,
     session_b: RunId,

@@ -18,6 +18,8 @@ from services.core.errors import Conflict, InvalidRequest
 from services.core.settings import Settings
 from services.gateway.anthropic import event_pages, inputs, paging, wire
 from services.gateway.anthropic.params import CreatedAfter, CreatedBefore, CreatedFrom, CreatedTo, Page
+from services.gateway.anthropic.responses import answers
+from services.gateway.anthropic.responses.sessions import Session, SessionDeleted, SessionPage
 from services.gateway.auth import Member, Viewer
 from services.gateway.deps import ServicesDep
 from services.gateway.params import ID_PATTERN, RunId
@@ -102,7 +104,7 @@ def _budget(body: CreateSession, spec: dict[str, Any], settings: Settings, tenan
     return budget
 
 
-@router.post("")
+@router.post("", **answers(Session, 404, 409, 413))
 async def create_session(body: CreateSession, caller: Member, services: ServicesDep) -> dict[str, Any]:
     if body.resources or body.vault_ids:
         raise InvalidRequest("session resources and vaults are not served by loopd", code="not_served")
@@ -146,14 +148,14 @@ async def session_view(conn: AsyncConnection, tenant: str, run: Row[Any]) -> dic
     return wire.session(run, agent)
 
 
-@router.get("/{session_id}")
+@router.get("/{session_id}", **answers(Session, 404))
 async def retrieve_session(session_id: SessionId, caller: Viewer, services: ServicesDep) -> dict[str, Any]:
     async with autocommit(services.engine).connect() as conn:
         run = await run_store.get_run(conn, caller.tenant_id, session_id)
         return await session_view(conn, caller.tenant_id, run)
 
 
-@router.post("/{session_id}")
+@router.post("/{session_id}", **answers(Session, 404, 409, 413))
 async def update_session(
     session_id: SessionId, body: UpdateSession, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
@@ -182,7 +184,7 @@ async def update_session(
 Statuses = Annotated[list[sessions.Phase] | None, Query(alias="statuses[]")]
 
 
-@router.get("")
+@router.get("", **answers(SessionPage))
 async def list_sessions(
     caller: Viewer,
     services: ServicesDep,
@@ -229,7 +231,7 @@ async def list_sessions(
     return {"data": data, "next_page": next_page, "prev_page": None}
 
 
-@router.post("/{session_id}/archive")
+@router.post("/{session_id}/archive", **answers(Session, 404, 409))
 async def archive_session(session_id: SessionId, caller: Member, services: ServicesDep) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         run = await run_store.get_run(conn, caller.tenant_id, session_id, lock=True)
@@ -242,7 +244,7 @@ async def archive_session(session_id: SessionId, caller: Member, services: Servi
     return view
 
 
-@router.delete("/{session_id}")
+@router.delete("/{session_id}", **answers(SessionDeleted, 404, 409))
 async def delete_session(session_id: SessionId, caller: Member, services: ServicesDep) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         await sessions.delete(conn, caller.tenant_id, session_id)

@@ -7,9 +7,11 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from services.core import events as event_log
 from services.gateway.anthropic import projection
+from services.gateway.anthropic.responses.events import SessionEvent
 from tests.golden.record import GOLDEN
 from tests.unit.brain.loop import wire_event
 
@@ -55,6 +57,16 @@ def test_any_slice_of_the_log_projects_to_the_same_events(log: dict[str, Any]) -
     head = projection.project_all(events[:middle], projection.Context.of({}))
     assert head + tail == whole
     assert projection.project_all(events, projection.Context.of({})) == whole
+
+
+@pytest.mark.parametrize("log", LOGS)
+def test_every_projected_event_is_one_the_openapi_document_describes(log: dict[str, Any]) -> None:
+    """The list and the stream answer exactly what responses/events.py documents, no field more."""
+    documented = TypeAdapter(SessionEvent)
+    for spec in ({}, APPROVALS_SPEC):
+        for item in projection.project_all(events_of(log), projection.Context.of(spec)):
+            shown = documented.validate_python(item)
+            assert documented.dump_python(shown, exclude_unset=True) == item
 
 
 def test_a_new_run_shows_its_message_the_model_its_turn_and_the_end_as_idle() -> None:
