@@ -37,25 +37,26 @@ _TYPES = {
 }
 # loopd's codes whose status differs on this wire.
 _STATUS_OF_CODE = {"environment_archived": 400}
-# Resources of the API that loopd does not serve (yet): a clean 404 that says so.
-UNSERVED = (
-    "vaults",
-    "files",
-    "skills",
-    "memory_stores",
-    "deployments",
-    "deployment_runs",
-    "webhooks",
-    "dreams",
-    "user_profiles",
-    "tunnels",
-    "organization",
-    "messages",
-    "models",
-    "resources",
-    "threads",
-    "work",
-)
+# Resources of the API that loopd does not serve (yet), by the path segments after /v1 ("*" is an id):
+# a clean 404 that says so, with error_code not_served.
+UNSERVED: dict[tuple[str, ...], str] = {
+    ("vaults",): "vaults",
+    ("files",): "files",
+    ("skills",): "skills",
+    ("memory_stores",): "memory stores",
+    ("deployments",): "deployments",
+    ("deployment_runs",): "deployment runs",
+    ("webhooks",): "webhooks",
+    ("dreams",): "dreams",
+    ("user_profiles",): "user profiles",
+    ("tunnels",): "tunnels",
+    ("organizations",): "organization administration",
+    ("messages",): "messages (the Messages API)",
+    ("models",): "models",
+    ("sessions", "*", "resources"): "session resources",
+    ("sessions", "*", "threads"): "session threads",
+    ("environments", "*", "work"): "environment work (self-hosted runners)",
+}
 
 
 def envelope(
@@ -85,9 +86,15 @@ def error_response(
 
 
 def _unserved(path: str) -> str | None:
-    parts = [part for part in path.split("/") if part]
-    named = next((part for part in parts if part in UNSERVED), None)
-    return None if named is None else named
+    """What a path names among the resources loopd does not serve, or None."""
+    parts = [part for part in path.removeprefix("/anthropic").split("/") if part]
+    if parts[:1] != ["v1"]:
+        return None
+    for pattern, what in UNSERVED.items():
+        given = parts[1 : 1 + len(pattern)]
+        if len(given) == len(pattern) and all(p in ("*", g) for p, g in zip(pattern, given, strict=True)):
+            return what
+    return None
 
 
 def http_error_response(path: str, error: StarletteHTTPException) -> JSONResponse:
@@ -95,7 +102,7 @@ def http_error_response(path: str, error: StarletteHTTPException) -> JSONRespons
     path names a resource of the API that loopd does not serve."""
     unserved = _unserved(path) if error.status_code in (404, 405) else None
     if unserved is not None:
-        message = f"{unserved} are not served by loopd's Managed Agents API (see docs/managed-agents.md)"
+        message = f"loopd's Managed Agents API does not serve {unserved} (see docs/managed-agents.md)"
         return error_response(404, "not_served", message)
     code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
         error.status_code, "http_error"

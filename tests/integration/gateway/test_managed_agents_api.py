@@ -10,7 +10,9 @@ tests/e2e/test_managed_agents.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -21,6 +23,7 @@ from sqlalchemy import event as sqlalchemy_event
 
 from services.core.bus import Bus
 from services.core.settings import Settings
+from services.gateway.anthropic.app import create_anthropic_app
 from services.gateway.app import create_app
 
 TOOLSET = {
@@ -155,6 +158,47 @@ async def test_what_loopd_cannot_do_is_refused_with_the_apis_errors(client: anth
         await client.beta.sessions.retrieve("run_missing")
 
 
+def sdk_routes() -> set[str]:
+    """Every path template the installed SDK's resources call, with its ids written `{}`."""
+    package = Path(anthropic.__file__).parent / "resources"
+    found = set()
+    for source in package.rglob("*.py"):
+        found |= {re.sub(r"{[^}]+}", "{}", route) for route in SPAN_ROUTE.findall(source.read_text())}
+    return found
+
+
+SPAN_ROUTE = re.compile(r'span_route="(/v1/[^"]*)"')
+
+
+async def test_every_resource_loopd_does_not_serve_answers_not_served(
+    gateway_settings: Settings, local_bus: Bus
+) -> None:
+    # Some 500 requests within seconds, past the default rate limit of writes.
+    unlimited = gateway_settings.model_copy(update={"rate_limit_writes": "", "rate_limit_reads": ""})
+    app = create_app(unlimited, bus=local_bus)
+    assert unlimited.admin_key is not None
+    async with app.router.lifespan_context(app), sdk(app, unlimited.admin_key.get_secret_value()) as client:
+        await _walk_unserved(client)
+
+
+async def _walk_unserved(client: anthropic.AsyncAnthropic) -> None:
+    served = {re.sub(r"{[^}]+}", "{}", path) for path in create_anthropic_app().openapi()["paths"]}
+    unserved = sorted(sdk_routes() - served)
+    assert "/v1/vaults" in unserved and "/v1/sessions/{}/threads" in unserved, "the SDK's routes were read"
+    assert not {"/v1/agents", "/v1/sessions/{}/events"} & set(unserved)
+    for route in unserved:
+        path = route.replace("{}", "x_1")
+        for call in (client.get, client.post, client.delete):
+            with pytest.raises(anthropic.NotFoundError) as refused:
+                await call(path, cast_to=object)
+            assert refused.value.error_code == "not_served", (call.__name__, path)
+            assert refused.value.body["error"]["type"] == "not_found_error"
+    # A path no version of the API has is a plain not_found, in the same envelope.
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        await client.get("/v1/nothing_here", cast_to=object)
+    assert unknown.value.error_code == "not_found"
+
+
 async def test_keys_and_roles_come_back_as_the_sdks_classes(
     gateway: Any, client: anthropic.AsyncAnthropic, native: httpx.AsyncClient
 ) -> None:
@@ -257,6 +301,53 @@ async def test_sessions_list_by_agent_and_status_and_archive_and_delete(
     assert deleted.type == "session_deleted"
     with pytest.raises(anthropic.NotFoundError):
         await client.beta.sessions.retrieve(ids[1])
+
+
+def token(page: str | None) -> str:
+    assert page is not None, "a page lies on that side"
+    return page
+
+
+async def test_session_pages_lead_back_through_prev_page_and_forward_again(
+    client: anthropic.AsyncAnthropic,
+) -> None:
+    agent = await quiet_agent(client)
+    environment = await client.beta.environments.create(name="pages")
+    made = [
+        (await client.beta.sessions.create(agent=agent.id, environment_id=environment.id)).id
+        for _ in range(5)
+    ]
+    newest_first = made[::-1]
+
+    first = await client.beta.sessions.list(agent_id=agent.id, limit=2)
+    second = await first.get_next_page()
+    third = await second.get_next_page()
+    assert [[s.id for s in p.data] for p in (first, second, third)] == [
+        newest_first[:2],
+        newest_first[2:4],
+        newest_first[4:],
+    ]
+    assert first.prev_page is None and not third.has_next_page()
+
+    back = await client.beta.sessions.list(agent_id=agent.id, limit=2, page=token(third.prev_page))
+    assert [s.id for s in back.data] == newest_first[2:4]
+    start = await client.beta.sessions.list(agent_id=agent.id, limit=2, page=token(back.prev_page))
+    assert [s.id for s in start.data] == newest_first[:2] and start.prev_page is None
+    forward = await start.get_next_page()
+    assert [s.id for s in forward.data] == newest_first[2:4]
+
+    oldest = await client.beta.sessions.list(agent_id=agent.id, order="asc", limit=3)
+    rest = await oldest.get_next_page()
+    assert [s.id for s in rest.data] == made[3:] and rest.next_page is None
+    again = await client.beta.sessions.list(
+        agent_id=agent.id, order="asc", limit=3, page=token(rest.prev_page)
+    )
+    assert [s.id for s in again.data] == made[:3] and again.prev_page is None
+    assert [s.id async for s in client.beta.sessions.list(agent_id=agent.id, limit=2)] == newest_first
+
+    with pytest.raises(anthropic.BadRequestError) as other_order:
+        await client.beta.sessions.list(agent_id=agent.id, order="desc", page=token(rest.prev_page))
+    assert other_order.value.error_code == "invalid_page"
 
 
 async def test_a_session_is_a_run_both_apis_see(

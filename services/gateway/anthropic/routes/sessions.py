@@ -212,23 +212,21 @@ async def list_sessions(
         sessions_only=True,
     )
     kind = f"sessions:{order}"
+    ascending = order == "asc"
     async with autocommit(services.engine).connect() as conn:
-        rows = await sessions.page(
-            conn,
-            caller.tenant_id,
-            where,
-            after=paging.decode_at(kind, page),
-            ascending=order == "asc",
-            limit=limit + 1,
-        )
-        shown = rows[:limit]
+
+        async def fetch(after: paging.Position | None, reverse: bool, count: int) -> list[Row[Any]]:
+            return await sessions.page(
+                conn, caller.tenant_id, where, after=after, ascending=ascending != reverse, limit=count
+            )
+
+        found = await paging.two_way(kind, page, limit, fetch, lambda row: (row.created_at, row.id))
         # One query for the agent versions of the whole page, not one per session.
         versions = await agent_store.find_versions(
-            conn, caller.tenant_id, [(row.agent_id, row.agent_version) for row in shown if row.agent_id]
+            conn, caller.tenant_id, [(row.agent_id, row.agent_version) for row in found.shown if row.agent_id]
         )
-        data = [wire.session(row, versions.get((row.agent_id, row.agent_version or None))) for row in shown]
-    next_page = paging.encode_at(kind, shown[-1].created_at, shown[-1].id) if len(rows) > limit else None
-    return {"data": data, "next_page": next_page, "prev_page": None}
+    data = [wire.session(row, versions.get((row.agent_id, row.agent_version or None))) for row in found.shown]
+    return {"data": data, "next_page": found.next_page, "prev_page": found.prev_page}
 
 
 @router.post("/{session_id}/archive", **answers(Session, 404, 409))
