@@ -35,6 +35,8 @@ NAMES = {
     "api.example.test": "127.0.0.3",
     "other.example.test": "127.0.0.3",
     "private.example.test": "127.0.0.5",
+    # On the HTTPS server, whose certificate does not name it.
+    "badcert.example.test": "127.0.0.3",
 }
 # Fetches each URL through the proxy the environment names, printing one JSON line per URL.
 FETCH = r"""
@@ -173,23 +175,29 @@ async def test_other_hosts_addresses_and_private_answers_are_refused(
         f"http://private.example.test:{world.plain.port}/",
         # A port the allowlist gives another host only.
         f"https://api.example.test:{world.plain.port}/",
+        f"https://nowhere.example.test:{world.secure.port}/",
+        f"https://badcert.example.test:{world.secure.port}/",
     ]
     command = "; ".join(fetch(url) for url in urls)
 
     result = await run(hands, new_run(), command, profile(world))
 
     assert result.ok, result.output
-    unlisted, literal, private, wrong_port = lines(result)
+    unlisted, literal, private, wrong_port, nowhere, badcert = lines(result)
     assert unlisted["refused"] == "not_allowed"
     assert literal["refused"] == "ip_literal"
     assert private["status"] == 502  # refused after resolving: the proxy answers for the server
     assert wrong_port["error"]  # CONNECT refused: the client sees a failed tunnel
+    assert nowhere["status"] == 502
+    assert badcert["status"] == 502
     reasons = [(d.host, d.reason) for d in result.egress]
     assert reasons == [
         ("unlisted.example.org", "not_allowed"),
         ("127.0.0.2", "ip_literal"),
         ("private.example.test", "private_address"),
         ("api.example.test", "not_allowed"),
+        ("nowhere.example.test", "unresolvable"),
+        ("badcert.example.test", "upstream_tls"),
     ]
     assert not any(d.allowed for d in result.egress)
     assert not [seen for seen in world.plain.seen if seen.path == "/"]
@@ -339,3 +347,25 @@ async def test_a_local_process_dialling_the_proxy_gets_nothing_through(
 
     assert reply.startswith(b"HTTP/1.1 403"), reply
     assert not [seen for seen in world.plain.seen if seen.path == "/bypass"]
+
+
+async def test_open_reaches_any_public_name_but_still_no_address_or_private_answer(
+    hands: HandsClient, world: World
+) -> None:
+    urls = [
+        f"https://other.example.test:{world.secure.port}/open",
+        f"http://127.0.0.3:{world.secure.port}/",
+        f"http://private.example.test:{world.plain.port}/",
+    ]
+
+    result = await run(hands, new_run(), "; ".join(fetch(u) for u in urls), profile(world, mode="open"))
+
+    reached, literal, private = lines(result)
+    assert reached == {"status": 200, "body": "hello from 127.0.0.3 /open\n"}
+    assert literal["refused"] == "ip_literal"
+    assert private["status"] == 502
+    assert [(d.host, d.allowed, d.reason) for d in result.egress] == [
+        ("other.example.test", True, ""),
+        ("127.0.0.3", False, "ip_literal"),
+        ("private.example.test", False, "private_address"),
+    ]
