@@ -50,15 +50,17 @@ except urllib.error.HTTPError as e:
 except Exception as e:
     print(json.dumps({"error": type(e).__name__, "message": str(e)}))
 """
-# CONNECT to one host, then a TLS handshake naming another (SNI), then a request for the first.
+# CONNECT to one host, then a TLS handshake naming another (SNI), then a request for the first, or
+# (with a fifth argument) one whose request line names another host than its Host header.
 SNI_SMUGGLE = r"""
 import os, socket, ssl, sys
 host, port, sni = sys.argv[1], sys.argv[2], sys.argv[3]
+target = sys.argv[4] if len(sys.argv) > 4 else "/smuggled"
 s = socket.create_connection(("127.0.0.1", int(os.environ["HTTPS_PROXY"].rsplit(":", 1)[1])), timeout=10)
 s.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
 print(s.recv(4096).split(b"\r\n")[0].decode())
 t = ssl.create_default_context().wrap_socket(s, server_hostname=sni)
-t.sendall(f"GET /smuggled HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+t.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
 reply = b""
 while chunk := t.recv(65536):
     reply += chunk
@@ -214,6 +216,21 @@ async def test_a_tls_name_other_than_the_tunnels_is_refused(hands: HandsClient, 
     assert "403" in result.output and "sni_mismatch" in result.output
     assert [(d.host, d.reason) for d in result.egress] == [("api.example.test", "sni_mismatch")]
     assert len(world.secure.seen) == before
+
+
+async def test_a_request_in_a_tunnel_goes_to_the_tunnels_host_only(hands: HandsClient, world: World) -> None:
+    # Both hosts are allowed; the secret of the tunnel's host must not follow the request elsewhere.
+    elsewhere = f"https://other.example.test:{world.secure.port}/elsewhere"
+    command = f"python3 -c '{SNI_SMUGGLE}' api.example.test {world.secure.port} api.example.test {elsewhere}"
+
+    result = await run(hands, new_run(), command, profile(world))
+
+    assert result.ok, result.output
+    # It went down the tunnel (to api.example.test's connection), not to the host it named.
+    assert [(d.host, d.allowed) for d in result.egress] == [("api.example.test", True)]
+    assert [seen.host for seen in world.secure.seen if seen.path.endswith("/elsewhere")] == [
+        f"api.example.test:{world.secure.port}"
+    ]
 
 
 async def test_secrets_are_put_on_requests_at_the_edge_only(

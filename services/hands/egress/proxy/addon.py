@@ -93,14 +93,13 @@ class Gate:
         if flow.request.method == "CONNECT":
             return
         state, policy = self._state(flow.client_conn)
-        if state.connect is not None:
-            host, port = state.connect
-        else:
-            host, port = rules.normal_host(flow.request.host), flow.request.port
+        # Where mitmproxy will send it: an absolute-form request names its own host, even in a tunnel.
+        target = rules.normal_host(flow.request.host), flow.request.port
+        host, port = state.connect or target
         header = flow.request.host_header
         if state.sni_refused:
             reason: str | None = rules.SNI_MISMATCH
-        elif header is None or rules.host_of(header) != host:
+        elif header is None or rules.host_of(header) != host or target != (host, port):
             reason = rules.HOST_MISMATCH
         else:
             reason = policy.refusal(host, port) if policy else rules.NOT_ALLOWED
@@ -117,6 +116,8 @@ class Gate:
         assert data.server.address is not None
         host, port = rules.normal_host(str(data.server.address[0])), int(data.server.address[1])
         reason = policy.refusal(host, port) if policy else rules.NOT_ALLOWED
+        if state.connect is not None and (host, port) != state.connect:
+            reason = rules.HOST_MISMATCH  # a tunnel leads to its own host only
         if reason is None:
             addresses = await self._resolver.addresses(host)
             kept = rules.reachable(addresses, self._listed)
