@@ -209,6 +209,11 @@ def spec_of(config: dict[str, Any], extras: dict[str, Any] | None = None) -> dic
         raise refused(f"{where}: {first['msg']}") from None
 
 
+def extras_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """The loopd-only settings of a spec (`x_loopd`), which a new version or an override keeps."""
+    return {key: spec[key] for key in ("script", "limits", "retry") if spec.get(key) is not None}
+
+
 def profile_of(config: dict[str, Any]) -> dict[str, Any]:
     """What a version keeps beside its spec, so that it reads back as it was written."""
     return {k: config[k] for k in ("description", "metadata", "model", "tools")}

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from services.core import sessions
-from services.gateway.anthropic import agent_config
+from services.gateway.anthropic import agent_config, agent_overrides
 
 _SERVICE_ACCOUNT = {"type": "service_account"}
 
@@ -74,7 +74,10 @@ def budget(run_budget: dict[str, Any]) -> dict[str, Any] | None:
 
 def session(run: Row[Any], agent_row: Row[Any] | None) -> dict[str, Any]:
     """A run as a session; `agent_row` is the agent version it runs (None for an inline spec)."""
-    config = agent_config.config_of(run.agent_spec, agent_row.profile if agent_row is not None else None)
+    profile = None
+    if agent_row is not None:
+        profile = agent_overrides.shown_profile(run.agent_spec, agent_row.spec, agent_row.profile)
+    config = agent_config.config_of(run.agent_spec, profile)
     ended = run.ended_at or datetime.now(UTC)
     return {
         "type": "session",

@@ -267,6 +267,79 @@ async def test_a_new_session_is_idle_with_no_events_until_its_first_message(
     assert kinds == ["session.updated", "user.message"]
 
 
+async def test_a_session_runs_its_agent_with_overrides_and_leaves_the_agent_as_it_was(
+    client: anthropic.AsyncAnthropic, native: httpx.AsyncClient
+) -> None:
+    agent = await new_agent(client, system="Be brief.", extra_body={"x_loopd": {"limits": {"max_steps": 7}}})
+    environment = await client.beta.environments.create(name="overrides")
+    every_tool_asks: Any = {
+        "type": "agent_toolset_20260401",
+        "default_config": {"permission_policy": {"type": "always_ask"}},
+    }
+    session = await client.beta.sessions.create(
+        agent={
+            "type": "agent_with_overrides",
+            "id": agent.id,
+            "version": agent.version,
+            "model": "claude-opus-4-1",
+            "system": "Be thorough.",
+            "tools": [every_tool_asks],
+        },
+        environment_id=environment.id,
+    )
+    shown = session.agent
+    assert (shown.id, shown.version, shown.model.id, shown.system) == (
+        agent.id,
+        1,
+        "claude-opus-4-1",
+        "Be thorough.",
+    )
+    assert [tool.type for tool in shown.tools] == ["agent_toolset_20260401"]
+    assert {c.name for c in shown.tools[0].configs if c.enabled} == {
+        "bash",
+        "read",
+        "write",
+        "edit",
+        "glob",
+        "grep",
+    }
+    assert {c.permission_policy.type for c in shown.tools[0].configs if c.enabled} == {"always_ask"}
+    assert (await client.beta.sessions.retrieve(session.id)).agent == shown
+
+    run = (await native.get(f"/v1/runs/{session.id}")).json()
+    assert run["model"] == "anthropic/claude-opus-4-1" and run["agent_id"] == agent.id
+    same = await client.beta.agents.retrieve(agent.id)
+    assert (same.version, same.system, same.model.id) == (1, "Be brief.", "claude-sonnet-4-6")
+    assert [tool.type for tool in same.tools] == ["agent_toolset_20260401", "custom"]
+
+    # An override of the prompt alone keeps the agent's model and tools as they were written.
+    prompt_only = await client.beta.sessions.create(
+        agent={"type": "agent_with_overrides", "id": agent.id, "system": None}, environment_id=environment.id
+    )
+    assert prompt_only.agent.system is None
+    assert prompt_only.agent.tools == same.tools and prompt_only.agent.model == same.model
+
+    with pytest.raises(anthropic.BadRequestError) as mcp:
+        await client.beta.sessions.create(
+            agent={
+                "type": "agent_with_overrides",
+                "id": agent.id,
+                "mcp_servers": [{"type": "url", "name": "x", "url": "https://example.com"}],
+            },
+            environment_id=environment.id,
+        )
+    assert mcp.value.error_code == "not_served"
+    renamed: Any = {"type": "agent_with_overrides", "id": agent.id, "name": "other"}
+    with pytest.raises(anthropic.BadRequestError) as unknown:
+        await client.beta.sessions.create(agent=renamed, environment_id=environment.id)
+    assert unknown.value.error_code == "invalid_agent"
+    with pytest.raises(anthropic.NotFoundError):
+        await client.beta.sessions.create(
+            agent={"type": "agent_with_overrides", "id": agent.id, "version": 9},
+            environment_id=environment.id,
+        )
+
+
 async def test_sessions_list_by_agent_and_status_and_archive_and_delete(
     client: anthropic.AsyncAnthropic,
 ) -> None:

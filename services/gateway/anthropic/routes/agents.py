@@ -137,7 +137,7 @@ async def update_agent(
             raise Conflict(f"agent {agent_id} is archived", code="agent_archived")
         current = agent_config.config_of(row.spec, row.profile)
         config = _updated(current, body)
-        extras = body.x_loopd if body.x_loopd is not None else _extras_of(row.spec)
+        extras = body.x_loopd if body.x_loopd is not None else agent_config.extras_of(row.spec)
         spec = agent_config.spec_of(config, extras)
         if spec == row.spec and agent_config.profile_of(config) == (
             row.profile or agent_config.profile_of(current)
@@ -148,11 +148,6 @@ async def update_agent(
         )
         await audit.record(conn, caller.actor, "agent.versioned", "agent", new.id, {"version": new.version})
     return wire.agent(new, first)
-
-
-def _extras_of(spec: dict[str, Any]) -> dict[str, Any]:
-    """What a new version keeps of the last one's loopd-only settings when the update does not say."""
-    return {key: spec[key] for key in ("script", "limits", "retry") if spec.get(key) is not None}
 
 
 @router.get("", **answers(AgentPage))

@@ -16,7 +16,7 @@ from services.core.agents import BudgetLimits
 from services.core.db.engine import autocommit
 from services.core.errors import Conflict, InvalidRequest
 from services.core.settings import Settings
-from services.gateway.anthropic import event_pages, inputs, paging, wire
+from services.gateway.anthropic import agent_overrides, event_pages, inputs, paging, wire
 from services.gateway.anthropic.params import CreatedAfter, CreatedBefore, CreatedFrom, CreatedTo, Page
 from services.gateway.anthropic.responses import answers
 from services.gateway.anthropic.responses.sessions import Session, SessionDeleted, SessionPage
@@ -60,7 +60,12 @@ class UpdateSession(BaseModel):
     vault_ids: list[str] | None = None
 
 
-async def _agent_of(conn: AsyncConnection, tenant: str, agent: str | dict[str, Any]) -> Row[Any]:
+async def _agent_of(
+    conn: AsyncConnection, tenant: str, agent: str | dict[str, Any]
+) -> tuple[Row[Any], dict[str, Any]]:
+    """The agent version a session runs, and the spec it runs it with (the version's, or the version's
+    with the session's overrides)."""
+    overrides = None
     if isinstance(agent, str):
         row = await agent_store.get_agent(conn, tenant, agent)
     elif agent.get("type") == "agent" and isinstance(agent.get("id"), str):
@@ -69,14 +74,17 @@ async def _agent_of(conn: AsyncConnection, tenant: str, agent: str | dict[str, A
             raise InvalidRequest("agent.version must be a positive integer", code="invalid_agent")
         row = await agent_store.get_agent(conn, tenant, agent["id"], version)
     elif agent.get("type") == "agent_with_overrides":
-        raise InvalidRequest(
-            "agent overrides are not served by loopd; make a new agent version", code="not_served"
-        )
+        overrides = agent_overrides.parse(agent)
+        row = await agent_store.get_agent(conn, tenant, overrides.id, overrides.version)
     else:
-        raise InvalidRequest("agent is an agent id or {type: agent, id, version}", code="invalid_agent")
+        raise InvalidRequest(
+            "agent is an agent id, {type: agent, id, version} or {type: agent_with_overrides, id, ...}",
+            code="invalid_agent",
+        )
     if row.archived_at is not None:
         raise Conflict(f"agent {row.id} is archived", code="agent_archived")
-    return row
+    spec = row.spec if overrides is None else agent_overrides.spec_with(row.spec, row.profile, overrides)
+    return row, spec
 
 
 def _budget(body: CreateSession, spec: dict[str, Any], settings: Settings, tenant: str) -> dict[str, Any]:
@@ -110,21 +118,21 @@ async def create_session(body: CreateSession, caller: Member, services: Services
         raise InvalidRequest("session resources and vaults are not served by loopd", code="not_served")
     tenant = caller.tenant_id
     async with services.engine.begin() as conn:
-        agent = await _agent_of(conn, tenant, body.agent)
+        agent, spec = await _agent_of(conn, tenant, body.agent)
         environment = await environments.get(conn, tenant, body.environment_id)
         if environment.archived_at is not None:
             raise InvalidRequest(f"environment {environment.id} is archived", code="environment_archived")
         run, appended = await run_store.open_run(
             conn,
             tenant=tenant,
-            spec=agent.spec,
+            spec=spec,
             agent_id=agent.id,
             agent_version=agent.version,
             metadata=body.metadata,
             title=body.title,
             environment_id=environment.id,
             environment_version=environment.version,
-            budget=_budget(body, agent.spec, services.settings, tenant),
+            budget=_budget(body, spec, services.settings, tenant),
         )
         details = {"agent_id": agent.id, "agent_version": agent.version, "environment_id": environment.id}
         await audit.record(conn, caller.actor, "run.created", "run", run.id, details)
