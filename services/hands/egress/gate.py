@@ -116,7 +116,7 @@ class Egress:
                 ) from None
             value = item.value_template.replace("{secret}", secret)
             if any(c in value for c in "\r\n\0") or not item.header.isascii():
-                # A line break would end the header early and start another of the sandbox's choosing.
+                # A line break would end the header early and start another that nobody chose.
                 raise InfrastructureError(
                     f"the secret {item.secret_name!r} does not fit in a header",
                     code="secret_unusable",
