@@ -237,6 +237,20 @@ def _run_updated(data: dict[str, Any], _: Context) -> list[dict[str, Any]]:
     return [body]
 
 
+def _budget_raised(data: dict[str, Any], _: Context) -> list[dict[str, Any]]:
+    # The session's budget is its spend ceiling; loopd's other limits have no place in the API's events.
+    budget = limit_of(data)
+    return [] if budget is None else [{"type": "session.updated", "budget": budget}]
+
+
+def limit_of(budget: dict[str, Any]) -> dict[str, Any] | None:
+    """A loopd budget's cost ceiling as the API's budget, or None when it has none."""
+    cost = budget.get("max_cost_usd")
+    if cost is None:
+        return None
+    return {"type": "limit", "max_list_cost": {"amount": f"{cost:.2f}", "currency": "USD"}}
+
+
 _HANDLERS = {
     event_log.USER_MESSAGE: _user_message,
     event_log.USER_INTERRUPT: _user_interrupt,
@@ -249,4 +263,5 @@ _HANDLERS = {
     event_log.RUN_FAILED: _run_failed,
     event_log.RUN_CANCELLED: _run_cancelled,
     event_log.RUN_UPDATED: _run_updated,
+    event_log.BUDGET_RAISED: _budget_raised,
 }

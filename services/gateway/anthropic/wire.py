@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from services.core import sessions
-from services.gateway.anthropic import agent_config, agent_overrides
+from services.gateway.anthropic import agent_config, agent_overrides, projection
 
 _SERVICE_ACCOUNT = {"type": "service_account"}
 
@@ -65,13 +65,6 @@ def _strings(metadata: dict[str, Any]) -> dict[str, str]:
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
 
 
-def budget(run_budget: dict[str, Any]) -> dict[str, Any] | None:
-    cost = run_budget.get("max_cost_usd")
-    if cost is None:
-        return None
-    return {"type": "limit", "max_list_cost": {"amount": f"{cost:.2f}", "currency": "USD"}}
-
-
 def session(run: Row[Any], agent_row: Row[Any] | None) -> dict[str, Any]:
     """A run as a session; `agent_row` is the agent version it runs (None for an inline spec)."""
     profile = None
@@ -100,7 +93,7 @@ def session(run: Row[Any], agent_row: Row[Any] | None) -> dict[str, Any]:
             "multiagent": None,
             "execution_identity": _SERVICE_ACCOUNT,
         },
-        "budget": budget(run.budget or {}),
+        "budget": projection.limit_of(run.budget or {}),
         "resources": [],
         "vault_ids": [],
         "outcome_evaluations": [],

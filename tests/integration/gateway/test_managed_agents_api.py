@@ -21,8 +21,11 @@ import httpx2
 import pytest
 from sqlalchemy import event as sqlalchemy_event
 
+from services.core import events as event_log
+from services.core import payloads
 from services.core.bus import Bus
-from services.core.settings import Settings
+from services.core.settings import ModelPrice, Settings
+from services.core.status import RunStatus
 from services.gateway.anthropic.app import create_anthropic_app
 from services.gateway.app import create_app
 
@@ -338,6 +341,57 @@ async def test_a_session_runs_its_agent_with_overrides_and_leaves_the_agent_as_i
             agent={"type": "agent_with_overrides", "id": agent.id, "version": 9},
             environment_id=environment.id,
         )
+
+
+async def test_a_sessions_budget_is_replaced_mid_session_and_wakes_a_session_that_waits_for_it(
+    gateway_settings: Settings, local_bus: Bus
+) -> None:
+    priced = gateway_settings.model_copy(
+        update={"model_prices": {"scripted": ModelPrice(input_per_mtok=1, output_per_mtok=1)}}
+    )
+    app = create_app(priced, bus=local_bus)
+    assert priced.admin_key is not None
+    async with app.router.lifespan_context(app), sdk(app, priced.admin_key.get_secret_value()) as client:
+        agent = await quiet_agent(client)
+        environment = await client.beta.environments.create(name="budgets")
+        limit: Any = {"type": "limit", "max_list_cost": {"amount": "1.00", "currency": "USD"}}
+        session = await client.beta.sessions.create(
+            agent=agent.id, environment_id=environment.id, budget=limit
+        )
+        assert session.budget is not None and session.budget.max_list_cost.amount == "1.00"
+
+        # The session spends its dollar and waits, as a brain leaves it at its ceiling.
+        waiting_for = {"type": "budget", "limit": "max_cost_usd", "used": 1.0, "allowed": 1.0}
+        async with app.state.services.engine.begin() as conn:
+            waits = event_log.NewEvent.of(payloads.RunWaiting.parse({"waiting_for": waiting_for}))
+            changes = {"status": RunStatus.WAITING, "waiting_for": waiting_for, "cost_usd": 1.0}
+            await event_log.append(conn, event_log.Append(session.id, (waits,), changes))
+        idle = await client.beta.sessions.events.list(session.id, order="desc", limit=1)
+        assert (
+            idle.data[0].type == "session.status_idle" and idle.data[0].stop_reason.type == "budget_reached"
+        )
+
+        with pytest.raises(anthropic.BadRequestError) as not_raised:
+            await client.beta.sessions.update(session.id, budget=limit)
+        assert not_raised.value.error_code == "budget_not_raised"
+        raised = await client.beta.sessions.update(
+            session.id, budget={"type": "limit", "max_list_cost": {"amount": "2.50", "currency": "USD"}}
+        )
+        assert raised.budget is not None and raised.budget.max_list_cost.amount == "2.50"
+        assert raised.status == "running" and raised.x_loopd["status"] == "queued"  # type: ignore[attr-defined]
+        updated = [e async for e in client.beta.sessions.events.list(session.id, types=["session.updated"])]
+        assert [e.budget.max_list_cost.amount for e in updated] == ["2.50"]
+
+        with pytest.raises(anthropic.BadRequestError) as removed:
+            await client.beta.sessions.update(session.id, budget=None)
+        assert removed.value.error_code == "not_served"
+        unbudgeted = await client.beta.sessions.create(agent=agent.id, environment_id=environment.id)
+        with pytest.raises(anthropic.BadRequestError) as too_late:
+            await client.beta.sessions.update(unbudgeted.id, budget=limit)
+        assert too_late.value.error_code == "budget_create_only"
+        await client.beta.sessions.archive(unbudgeted.id)
+        with pytest.raises(anthropic.ConflictError):
+            await client.beta.sessions.update(unbudgeted.id, budget=limit)
 
 
 async def test_sessions_list_by_agent_and_status_and_archive_and_delete(

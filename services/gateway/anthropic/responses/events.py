@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from services.gateway.anthropic.responses import Body, Open, Timestamp
+from services.gateway.anthropic.responses.sessions import BudgetLimit
 
 
 class TextBlock(Body):
@@ -162,6 +163,7 @@ class SessionUpdated(Event):
     type: Literal["session.updated"]
     title: str | None = None
     metadata: dict[str, Any] | None = None
+    budget: BudgetLimit | None = None
 
 
 SessionEvent = Annotated[

@@ -11,12 +11,13 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import agent_store, audit, environments, schemas, sessions
+from services.core import events as event_log
 from services.core import runs as run_store
 from services.core.agents import BudgetLimits
 from services.core.db.engine import autocommit
 from services.core.errors import Conflict, InvalidRequest
 from services.core.settings import Settings
-from services.gateway.anthropic import agent_overrides, event_pages, inputs, paging, wire
+from services.gateway.anthropic import agent_overrides, budgets, event_pages, inputs, paging, wire
 from services.gateway.anthropic.params import CreatedAfter, CreatedBefore, CreatedFrom, CreatedTo, Page
 from services.gateway.anthropic.responses import answers
 from services.gateway.anthropic.responses.sessions import Session, SessionDeleted, SessionPage
@@ -93,22 +94,7 @@ def _budget(body: CreateSession, spec: dict[str, Any], settings: Settings, tenan
         check_wall_time(body.x_loopd.budget, settings.ceilings_for(tenant))
         budget.update(body.x_loopd.budget.model_dump(exclude_none=True))
     if body.budget is not None:
-        cost = (body.budget.get("max_list_cost") or {}) if body.budget.get("type") == "limit" else {}
-        try:
-            amount = float(cost["amount"])
-        except (KeyError, TypeError, ValueError):
-            raise InvalidRequest(
-                "budget is {type: limit, max_list_cost: {amount, currency}}", code="invalid_budget"
-            ) from None
-        if cost.get("currency", "USD") != "USD" or amount <= 0:
-            raise InvalidRequest("max_list_cost is a positive amount in USD", code="invalid_budget")
-        if spec["model"] not in settings.model_prices:
-            raise InvalidRequest(
-                f"{spec['model']} has no price in this deployment (LOOPD_MODEL_PRICES), so a cost budget "
-                "could never be reached",
-                code="model_not_budgetable",
-            )
-        budget["max_cost_usd"] = amount
+        budget["max_cost_usd"] = budgets.max_cost_of(body.budget, spec["model"], settings)
     return budget
 
 
@@ -168,8 +154,10 @@ async def update_session(
     session_id: SessionId, body: UpdateSession, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
     given = body.model_fields_set
-    if given & {"budget", "agent", "vault_ids"}:
-        raise InvalidRequest("only a session's title and metadata can be changed here", code="not_served")
+    if given & {"agent", "vault_ids"}:
+        raise InvalidRequest(
+            "only a session's title, metadata and budget can be changed here", code="not_served"
+        )
     async with services.engine.begin() as conn:
         run = await run_store.get_run(conn, caller.tenant_id, session_id, lock=True)
         metadata = None
@@ -183,9 +171,17 @@ async def update_session(
         )
         if appended:
             await audit.record(conn, caller.actor, "run.updated", "run", run.id)
+        if "budget" in given:
+            run = await run_store.get_run(conn, caller.tenant_id, session_id)
+            raised = await budgets.replace(conn, run, body.budget, services.settings)
+            details = {"max_cost_usd": (raised[0].data or {}).get("max_cost_usd")}
+            await audit.record(conn, caller.actor, "run.budget_raised", "run", run.id, details)
+            appended += raised
         run = await run_store.get_run(conn, caller.tenant_id, session_id)
         view = await session_view(conn, caller.tenant_id, run)
     await services.journal.publish(appended)
+    if any(event.type == event_log.RUN_STATUS for event in appended):
+        await services.bus.wake(session_id)
     return view
 
 
