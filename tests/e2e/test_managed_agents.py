@@ -109,7 +109,8 @@ def test_a_team_flow_runs_unchanged_through_the_sdk(
     assert list(client.beta.sessions.events.list(session.id)) == []
 
     streamed: list[Any] = []
-    with client.beta.sessions.events.stream(session.id) as stream:
+    # Previews are asked for, and none come: loopd's events arrive whole (the history equals the stream).
+    with client.beta.sessions.events.stream(session.id, event_deltas=["agent.message"]) as stream:
         sent = client.beta.sessions.events.send(
             session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "do it"}]}]
         )

@@ -151,6 +151,9 @@ async def test_what_loopd_cannot_do_is_refused_with_the_apis_errors(client: anth
             name="e",
             config={"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["api.example"]}},
         )
+    with pytest.raises(anthropic.BadRequestError) as previews:
+        await client.beta.sessions.events.stream("run_missing", event_deltas=["agent.spoken"])  # type: ignore[list-item]
+    assert previews.value.error_code == "validation_error"
     with pytest.raises(anthropic.NotFoundError) as vaults:
         await client.beta.vaults.list()
     assert vaults.value.error_code == "not_served"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,12 +82,20 @@ async def list_events(
     return {"data": data, "next_page": next_page}
 
 
+# loopd's model calls answer whole, so every event arrives complete: no event_start or event_delta
+# previews follow, which the API allows (its deltas are best-effort).
+EventDeltas = Annotated[
+    list[Literal["agent.message", "agent.thinking"]] | None,
+    Query(alias="event_deltas[]", max_length=2, description="accepted; loopd streams whole events only"),
+]
+
+
 @router.get("/stream", response_class=EventSourceResponse, **answers(None, 404))
 async def stream_events(
     session_id: RunId,
     caller: Viewer,
     services: ServicesDep,
-    event_deltas: Annotated[list[str] | None, Query(alias="event_deltas[]")] = None,
+    event_deltas: EventDeltas = None,
 ) -> EventSourceResponse:
     async with autocommit(services.engine).connect() as conn:
         run = await run_store.get_run(conn, caller.tenant_id, session_id)
