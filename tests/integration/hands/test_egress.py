@@ -387,3 +387,20 @@ async def test_open_reaches_any_public_name_but_still_no_address_or_private_answ
         ("other.example.test", True, ""),
         ("private.example.test", False, "private_address"),
     ]
+
+
+async def test_the_way_out_survives_a_killed_call_and_carries_many_connections_at_once(
+    hands: HandsClient, world: World
+) -> None:
+    run_id, shaped = new_run(), profile(world)
+    timed_out = await send(
+        hands, replace(request(run_id, "bash", {"command": "sleep 60"}, 2.0), profile=shaped)
+    )
+    assert timed_out.error == "timeout"
+    url = f"http://plain.example.test:{world.plain.port}/many"
+
+    many = await run(hands, run_id, " & ".join([fetch(url)] * 20) + " & wait", shaped)
+
+    assert not many.sandbox_created
+    assert [line.get("status") for line in lines(many)] == [200] * 20, many.output
+    assert len([d for d in many.egress if d.allowed]) == 20

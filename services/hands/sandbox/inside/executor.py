@@ -464,31 +464,34 @@ def serve(sock):
             send(sock, {"id": rid, "t": "error", "message": f"{type(exc).__name__}: {exc}"})
 
 
-def pipe(source, target):
-    """Copy one direction of a forwarded connection, then pass its end on."""
-    try:
-        while data := source.recv(CHUNK):
-            target.sendall(data)
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        target.shutdown(socket.SHUT_WR)
-
-
 def forward_one(client):
+    """Relay one connection both ways, passing each end on, in one thread (threads count as pids)."""
     upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sel = selectors.DefaultSelector()
     try:
         upstream.connect(EGRESS_SOCKET)
+        peers = {client: upstream, upstream: client}
+        for sock in peers:
+            sel.register(sock, selectors.EVENT_READ)
+        while sel.get_map():
+            for key, _ in sel.select():
+                source = key.fileobj
+                try:
+                    data = source.recv(CHUNK)
+                except OSError:
+                    data = b""
+                if data:
+                    peers[source].sendall(data)
+                    continue
+                sel.unregister(source)
+                with contextlib.suppress(OSError):
+                    peers[source].shutdown(socket.SHUT_WR)
     except OSError:
-        upstream.close()
+        pass
+    finally:
+        sel.close()
         client.close()
-        return
-    back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
-    back.start()
-    pipe(client, upstream)
-    back.join()
-    client.close()
-    upstream.close()
+        upstream.close()
 
 
 def forward(listener):
@@ -498,7 +501,10 @@ def forward(listener):
         except OSError:
             time.sleep(0.05)
             continue
-        threading.Thread(target=forward_one, args=(client,), daemon=True).start()
+        try:
+            threading.Thread(target=forward_one, args=(client,), daemon=True).start()
+        except RuntimeError:  # no thread to be had (the sandbox is at its pids limit): refuse this one
+            client.close()
 
 
 def start_forwarding():
