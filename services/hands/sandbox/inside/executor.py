@@ -472,10 +472,10 @@ def forward_one(client):
         upstream.connect(EGRESS_SOCKET)
         peers = {client: upstream, upstream: client}
         for sock in peers:
-            sel.register(sock, selectors.EVENT_READ)
+            sel.register(sock, selectors.EVENT_READ, sock)
         while sel.get_map():
             for key, _ in sel.select():
-                source = key.fileobj
+                source = key.data
                 try:
                     data = source.recv(CHUNK)
                 except OSError:
