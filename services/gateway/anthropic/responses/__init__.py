@@ -45,11 +45,6 @@ class ErrorEnvelope(Body):
     request_id: str
 
 
-class Deleted(Body):
-    id: str
-    type: str
-
-
 _WHY = {
     400: "The request is invalid, or asks for something loopd does not serve.",
     401: "No API key, or one that is unknown, revoked or expired.",
