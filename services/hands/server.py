@@ -38,7 +38,7 @@ from services.hands.calls.servicer import HandsServicer
 from services.hands.calls.slots import Slots
 from services.hands.contract.api import HandsStatus
 from services.hands.contract.auth import ServerAuth
-from services.hands.contract.client import CHANNEL_OPTIONS
+from services.hands.contract.client import SERVER_OPTIONS
 from services.hands.contract.proto import hands_pb2, hands_pb2_grpc
 from services.hands.egress.gate import Egress
 from services.hands.fleet.janitor import Janitor
@@ -194,7 +194,7 @@ class HandsWorker:
         )
         servicer = HandsServicer(InProcessHands(calls, pool, self.status))
         self._server = server = grpc.aio.server(
-            options=CHANNEL_OPTIONS, interceptors=[ServerAuth(self._secret)]
+            options=SERVER_OPTIONS, interceptors=[ServerAuth(self._secret)]
         )
         hands_pb2_grpc.add_HandsServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -48,6 +48,29 @@ CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
 )
+# A connection that dies in a network partition must not look like a quiet tool call. The worker's
+# side gives up on data the brain no longer acknowledges (gRPC servers time out unacknowledged
+# sends after 20 s) and, the link being cut, its goodbye never arrives; a brain that only listens
+# would then wait out the whole phase deadline (the tool's timeout plus the margin, minutes) for a
+# result that has long been recorded. Pinging the worker during calls finds the dead connection in
+# KEEPALIVE_MS + KEEPALIVE_TIMEOUT_MS and fails the call as HandsUnavailable, and the retry gets the
+# recorded result or restores the snapshot (the partition test in tests/faults showed the wait).
+KEEPALIVE_MS = 10_000
+KEEPALIVE_TIMEOUT_MS = 10_000
+CLIENT_OPTIONS = (
+    *CHANNEL_OPTIONS,
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    # A call whose tool prints nothing sends no data either way for its whole timeout: keep pinging.
+    ("grpc.http2.max_pings_without_data", 0),
+)
+# The worker lets those pings in; by default it would answer pings more often than every 5 minutes
+# without data by closing the connection.
+SERVER_OPTIONS = (
+    *CHANNEL_OPTIONS,
+    ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MS // 2),
+    ("grpc.http2.max_ping_strikes", 0),
+)
 
 
 class HandsClient:
@@ -66,7 +89,7 @@ class HandsClient:
 
     async def __aenter__(self) -> HandsClient:
         self._channel = grpc.aio.insecure_channel(
-            self.address, options=CHANNEL_OPTIONS, interceptors=self._interceptors
+            self.address, options=CLIENT_OPTIONS, interceptors=self._interceptors
         )
         self._stub = HandsStub(self._channel)  # type: ignore[no-untyped-call]
         return self
