@@ -136,7 +136,7 @@ class ToolDispatcher:
         if refused is not None:
             return ToolOutcome([], await self._result_data(call, refused))
         sandbox_events: list[event_log.NewEvent] = []
-        excluded: set[str] = set()
+        excluded: dict[str, float] = {}  # address: when it failed this call
         policy = spec.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
@@ -157,7 +157,7 @@ class ToolDispatcher:
                 try:
                     result = await self._execute(location, state, call, spec, limit, scope)
                 except HandsUnavailable as error:
-                    excluded.add(location[1])
+                    excluded[location[1]] = time.monotonic()
                     if state.sandbox is not None:
                         sandbox_events.append(_lost(state.sandbox.sandbox_id, _why_unavailable(error)))
                         state.sandbox = None
@@ -220,7 +220,7 @@ class ToolDispatcher:
                 logger.info("hands at %s is gone; its reaper or restart frees run %s", address, state.run_id)
 
     async def _choose_hands(
-        self, state: RunState, excluded: set[str], sandbox_events: list[event_log.NewEvent]
+        self, state: RunState, excluded: dict[str, float], sandbox_events: list[event_log.NewEvent]
     ) -> tuple[str, str]:
         """The worker holding the run's sandbox if it is alive, else the one with most free slots, then
         fewest sandboxes, ties broken at random: brains read the registry as of the workers' last
@@ -231,10 +231,20 @@ class ToolDispatcher:
         passed over: it would hand the call back, and the run's workspace is in its snapshots. An
         empty pool is waited for (workers restart or scale up), up to `hands_wait_seconds`, rather
         than spending the run's retry budget.
+
+        A failed address is passed over only for the registry's TTL: a dead worker's entry is gone by
+        then, so one still listed is heartbeating, and what failed was the network between us.
+        Passing it over for good left a brain that a partition had cut off from every worker waiting
+        out `hands_wait_seconds` on each attempt after the link healed (tests/faults/test_partitions.py).
         """
         deadline = time.monotonic() + self.settings.hands_wait_seconds
+
+        def passed_over(address: str) -> bool:
+            failed_at = excluded.get(address)
+            return failed_at is not None and time.monotonic() - failed_at < self.settings.hands_ttl_seconds
+
         while True:
-            listed = [h for h in await self.bus.list_hands() if h.address not in excluded]
+            listed = [h for h in await self.bus.list_hands() if not passed_over(h.address)]
             alive = [h for h in listed if not h.draining]
             if alive or time.monotonic() > deadline:
                 break
