@@ -24,6 +24,9 @@ check() {
     # Workspace disks (loop-mounted ext4 images) are made by hands running as root; others do without.
     e2fsprogs) [ "$(id -u)" != 0 ] || command -v mkfs.ext4 >/dev/null 2>&1 ;;
     mount) [ "$(id -u)" != 0 ] || { command -v mount >/dev/null 2>&1 && command -v umount >/dev/null 2>&1; } ;;
+    # The partition tests give each role a network namespace of its own and cut links with iptables.
+    iproute2) command -v ip >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 ;;
+    iptables) command -v iptables >/dev/null 2>&1 ;;
     *) die "unknown requirement: $1" ;;
   esac
 }
@@ -39,6 +42,8 @@ package() {
     certificates) echo ca-certificates ;;
     e2fsprogs) echo e2fsprogs ;;
     mount) echo mount ;;
+    iproute2) echo iproute2 ;;
+    iptables) echo iptables ;;
   esac
 }
 
@@ -50,7 +55,7 @@ needs() {
     docker) echo "docker engine" ;;
     image) echo "docker engine debootstrap base image" ;;
     run | up) echo "venv certificates e2fsprogs mount docker engine debootstrap base image" ;;
-    test) echo "venv certificates procps redis compose e2fsprogs mount docker engine debootstrap base image" ;;
+    test) echo "venv certificates procps redis compose e2fsprogs mount iproute2 iptables docker engine debootstrap base image" ;;
     bench) echo "venv certificates procps redis e2fsprogs mount docker engine debootstrap base image" ;;
     compose) echo "compose docker engine debootstrap base image" ;;
     *) die "unknown target: $1 (one of: lint docker image run up test bench compose)" ;;

@@ -1,11 +1,12 @@
 """A whole loopd deployment as separate OS processes on loopback: one gateway, N brains, N hands,
-against a given PostgreSQL and Redis. Used by the end-to-end and the fault tests."""
+against a given PostgreSQL and Redis. Used by the end-to-end and the fault tests. With `hosts`, each
+role named there runs on a host of its own (harness/netns.py), serving on that host's address."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from harness.netns import Host
 from harness.processes import HIGH_RATE_LIMITS, LoopdProcess, ProcessGroup
 from harness.waiting import eventually_sync
 from services.core.bus import HandsInfo, build_bus
@@ -49,7 +51,8 @@ class Cluster:
         port = next(
             (v for k, v in (process.env if process else {}).items() if k.endswith("_METRICS_PORT")), None
         )
-        url = f"http://127.0.0.1:{port}/metrics" if port else f"{self.url}/metrics"
+        host = (process.env if process else {}).get("LOOPD_METRICS_HOST", "127.0.0.1")
+        url = f"http://{host}:{port}/metrics" if port else f"{self.url}/metrics"
         response = httpx.get(url, timeout=5)
         response.raise_for_status()
         return response.text
@@ -86,10 +89,11 @@ class Cluster:
         def ready() -> bool:
             try:
                 response = httpx.get(f"{self.url}/readyz", timeout=2)
-                listed = httpx.get(f"{self.url}/v1/hands", timeout=2, headers=self.headers).json()["data"]
+                listed = httpx.get(f"{self.url}/v1/hands", timeout=2, headers=self.headers)
             except httpx.TransportError:
                 return False
-            return response.status_code == 200 and len(listed) >= hands
+            # Until the gateway reaches its bus, /v1/hands answers 503.
+            return response.status_code == listed.status_code == 200 and len(listed.json()["data"]) >= hands
 
         try:
             eventually_sync(ready, timeout=timeout, interval=0.2)
@@ -105,10 +109,13 @@ def running_cluster(
     bus_url: str,
     brains: int = 2,
     hands: int = 2,
+    hosts: Mapping[str, Host] | None = None,
     **settings: str,
 ) -> Iterator[Cluster]:
     """With an object store (LOOPD_ARTIFACTS_URL in `settings`), every process gets artifacts and data
-    folders of its own, as on machines of their own: the bucket is all they share."""
+    folders of its own, as on machines of their own: the bucket is all they share. `hosts` places
+    roles ("gateway", "brain-1", "hands-2"...) on hosts of their own."""
+    hosts = hosts or {}
     port = free_port()
     admin_key = mint()
     env = {
@@ -131,7 +138,9 @@ def running_cluster(
         **settings,
     }
     group = ProcessGroup(root, env)
-    cluster = Cluster(f"http://127.0.0.1:{port}", group, root / "artifacts", database_url, bus_url, admin_key)
+    gateway_host = hosts["gateway"].address if "gateway" in hosts else "127.0.0.1"
+    url = f"http://{gateway_host}:{port}"
+    cluster = Cluster(url, group, root / "artifacts", database_url, bus_url, admin_key)
 
     def disks(name: str) -> dict[str, str]:
         if not settings.get("LOOPD_ARTIFACTS_URL"):
@@ -141,23 +150,42 @@ def running_cluster(
             "LOOPD_DATA_DIR": str(root / name / "data"),
         }
 
+    def placed(name: str) -> dict[str, str]:
+        """Where a role serves: its host's address, which is also what hands advertise."""
+        host = hosts.get(name)
+        if host is None:
+            return {}
+        if name == "gateway":
+            return {"LOOPD_HOST": host.address}
+        here = {"LOOPD_METRICS_HOST": host.address}
+        if name.startswith("hands-"):
+            here |= {"LOOPD_HANDS_LISTEN": f"{host.address}:0", "LOOPD_HANDS_ADVERTISE_HOST": host.address}
+        return here
+
+    def prefix(name: str) -> tuple[str, ...]:
+        return tuple(hosts[name].prefix()) if name in hosts else ()
+
     try:
-        group.start("gateway", "services.gateway", **disks("gateway"))
+        group.start("gateway", "services.gateway", prefix("gateway"), **disks("gateway"), **placed("gateway"))
         for n in range(1, brains + 1):
             group.start(
                 f"brain-{n}",
                 "services.brain",
+                prefix(f"brain-{n}"),
                 LOOPD_BRAIN_ID=f"brain-{n}-{secrets.token_hex(3)}",
                 LOOPD_BRAIN_METRICS_PORT=str(free_port()),
                 **disks(f"brain-{n}"),
+                **placed(f"brain-{n}"),
             )
         for n in range(1, hands + 1):
             group.start(
                 f"hands-{n}",
                 "services.hands",
+                prefix(f"hands-{n}"),
                 LOOPD_HANDS_ID=f"hands-{n}-{secrets.token_hex(3)}",
                 LOOPD_HANDS_METRICS_PORT=str(free_port()),
                 **disks(f"hands-{n}"),
+                **placed(f"hands-{n}"),
             )
         cluster.wait_ready(hands)
         yield cluster

@@ -324,9 +324,12 @@ class FakeModelServer:
     def reset(self) -> None:
         self.state.reset()
 
-    def start(self) -> None:
-        sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    def start(self, sock: socket.socket | None = None) -> None:
+        """Serve on a free port of 127.0.0.1, or on `sock`: a listening socket made elsewhere (in
+        another network namespace, say)."""
+        sock = sock or bind("127.0.0.1", 0)
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
         self._server = _uvicorn(self.state)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()

@@ -1,5 +1,5 @@
-"""Starts loopd roles as real OS processes on loopback, each with its own log file, and restarts
-them with the same identity after a kill."""
+"""Starts loopd roles as real OS processes on loopback (or each on a host of its own, see
+harness/netns.py), each with its own log file, and restarts them with the same identity after a kill."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class LoopdProcess:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
+    prefix: tuple[str, ...] = ()  # what the command runs under: entering the role's host, say
 
     @property
     def alive(self) -> bool:
@@ -59,14 +60,15 @@ class ProcessGroup:
     base_env: dict[str, str]
     processes: dict[str, LoopdProcess] = field(default_factory=dict)
 
-    def start(self, name: str, module: str, **env: str) -> LoopdProcess:
+    def start(self, name: str, module: str, prefix: tuple[str, ...] = (), **env: str) -> LoopdProcess:
         log_path = self.log_dir / f"{name}.log"
         merged = {**os.environ, **self.base_env, **env, "PYTHONUNBUFFERED": "1"}
         with log_path.open("ab") as log:
+            # A prefix such as nsenter execs the command in place: the PID is still the role's own.
             process = subprocess.Popen(
-                [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT, env=merged
+                [*prefix, sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT, env=merged
             )
-        started = LoopdProcess(name, module, env, process, log_path)
+        started = LoopdProcess(name, module, env, process, log_path, prefix)
         self.processes[name] = started
         return started
 
@@ -74,7 +76,7 @@ class ProcessGroup:
         """Start a stopped or killed role again with the same module and identity."""
         previous = self.processes[name]
         previous.stop()
-        return self.start(name, previous.module, **previous.env)
+        return self.start(name, previous.module, previous.prefix, **previous.env)
 
     def named(self, prefix: str) -> list[LoopdProcess]:
         return [p for name, p in self.processes.items() if name.startswith(prefix)]

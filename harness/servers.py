@@ -1,4 +1,5 @@
-"""Real servers for the test suite: Redis, the embedded PostgreSQL and S3 (moto), on free loopback ports."""
+"""Real servers for the test suite: Redis, the embedded PostgreSQL and S3 (moto), on free loopback ports
+(or, given a host's address and the prefix that runs a command there, on a host of harness/netns.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,24 +18,29 @@ from typing import Any
 from services.local.postgres import EmbeddedPostgres, free_port
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
+def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
+            probe.settimeout(1)
+            if probe.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, host: str = "127.0.0.1", prefix: Sequence[str] = ()
+    ) -> None:
         self.port = port or free_port()
+        self.host = host
+        self.prefix = list(prefix)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -43,17 +49,33 @@ class RedisServer:
                 "redis-server is not installed (make test installs it; or apt-get install redis-server)"
             )
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                *self.prefix,
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host,
+                *self._open_to_host(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, host=self.host)
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+
+    def _open_to_host(self) -> list[str]:
+        """Off loopback Redis refuses clients without a password; on a test's own host, let them in."""
+        return [] if self.host == "127.0.0.1" else ["--protected-mode", "no"]
 
 
 class S3Server:
@@ -65,21 +87,31 @@ class S3Server:
     ACCESS_KEY = "loopd-test-access"
     SECRET_KEY = "loopd-test-secret"  # moto checks no signature against it
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, host: str = "127.0.0.1", prefix: Sequence[str] = ()
+    ) -> None:
         self.port = port or free_port()
+        self.host = host
+        self.prefix = list(prefix)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                *self.prefix,
+                sys.executable,
+                "-m",
+                "moto.server",
+                *("--host", self.host, "--port", str(self.port)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port, timeout=60)
+        wait_for_port(self.port, timeout=60, host=self.host)
 
     def stop(self) -> None:
         if self.process is not None:

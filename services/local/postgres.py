@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from services.core.errors import LoopdError
@@ -54,10 +55,27 @@ def free_port() -> int:
 
 
 class EmbeddedPostgres:
-    """Starts (initialising if needed) a server on 127.0.0.1 whose data lives in `data_dir`."""
+    """Starts (initialising if needed) a server on 127.0.0.1 whose data lives in `data_dir`.
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, database: str = "loopd") -> None:
+    A test can put it on a host of its own: `host` is the address it serves on,
+    `client_network` (a CIDR) the clients it lets in besides loopback, and `prefix` what its
+    programs run under to run on that host.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        database: str = "loopd",
+        host: str = "127.0.0.1",
+        client_network: str | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir.resolve()
+        self.host = host
+        self._client_network = client_network
+        self._prefix = list(prefix)
         self._chose_port = port is None
         self.port = port or free_port()
         self.database = database
@@ -68,12 +86,12 @@ class EmbeddedPostgres:
     @property
     def url(self) -> str:
         """Where loopd connects: its own role, which owns the database but is no superuser."""
-        return f"postgresql+psycopg://{APP_ROLE}:{self._password}@127.0.0.1:{self.port}/{self.database}"
+        return f"postgresql+psycopg://{APP_ROLE}:{self._password}@{self.host}:{self.port}/{self.database}"
 
     def admin_dsn(self, database: str | None = None) -> str:
         """A libpq DSN for the superuser (creating databases in tests, inspecting the server)."""
         return (
-            f"host=127.0.0.1 port={self.port} user={self._admin_role} "
+            f"host={self.host} port={self.port} user={self._admin_role} "
             f"password={self._admin_password} dbname={database or self.database}"
         )
 
@@ -120,7 +138,7 @@ class EmbeddedPostgres:
                 "-D",
                 str(self.data_dir),
                 "-h",
-                "127.0.0.1",
+                self.host,
                 "-p",
                 str(self.port),
                 "-k",
@@ -192,6 +210,9 @@ class EmbeddedPostgres:
             )
         finally:
             password_file.unlink(missing_ok=True)
+        if self._client_network:
+            with (self.data_dir / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self._client_network} scram-sha-256\n")
 
     def _stop_leftover(self, bin_dir: Path) -> None:
         """A stack that was killed can leave its server running on this folder; stop it first."""
@@ -221,7 +242,7 @@ class EmbeddedPostgres:
                 code = self._process.returncode
                 raise EmbeddedPostgresError(f"PostgreSQL exited early ({code}):\n{self._log_tail()}")
             probe = subprocess.run(
-                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                [str(bin_dir / "pg_isready"), "-h", self.host, "-p", str(self.port)],
                 capture_output=True,
                 check=False,
             )
@@ -259,7 +280,7 @@ class EmbeddedPostgres:
 
     def _sql(self, bin_dir: Path, statement: str) -> str:
         """One statement as the superuser, sent on standard input: passwords never reach `ps`."""
-        command = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self._admin_role]
+        command = [str(bin_dir / "psql"), "-h", self.host, "-p", str(self.port), "-U", self._admin_role]
         command += ["-d", "postgres", "-tA", "-v", "ON_ERROR_STOP=1"]
         env = {**os.environ, "PGPASSWORD": self._admin_password}
         result = subprocess.run(
@@ -285,10 +306,10 @@ class EmbeddedPostgres:
         before it reaches exec.
         """
         if self._run_as is None:
-            return list(command)
+            return [*self._prefix, *command]
         entry = pwd.getpwnam(self._run_as)
         ids = [f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups"]
-        return ["setpriv", *ids, "--", *command]
+        return [*self._prefix, "setpriv", *ids, "--", *command]
 
     def _own(self, path: Path) -> None:
         if self._run_as is not None:
