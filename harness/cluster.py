@@ -104,17 +104,19 @@ class Cluster:
 @contextmanager
 def running_cluster(
     root: Path,
+    hosts: Mapping[str, Host] | None = None,
+    /,
     *,
     database_url: str,
     bus_url: str,
     brains: int = 2,
     hands: int = 2,
-    hosts: Mapping[str, Host] | None = None,
     **settings: str,
 ) -> Iterator[Cluster]:
     """With an object store (LOOPD_ARTIFACTS_URL in `settings`), every process gets artifacts and data
     folders of its own, as on machines of their own: the bucket is all they share. `hosts` places
-    roles ("gateway", "brain-1", "hands-2"...) on hosts of their own."""
+    roles ("gateway", "brain-1", "hands-2"...) on hosts of their own; it is positional so that no
+    setting passed on as `**settings` can be taken for it."""
     hosts = hosts or {}
     port = free_port()
     admin_key = mint()

@@ -44,7 +44,6 @@ def fault_cluster(root: Path, **settings: str) -> Iterator[FaultCluster]:
             bus_url=redis.url,
             brains=2,
             hands=2,
-            hosts=None,  # all on loopback (test_partitions.py gives each role a host of its own)
             LOOPD_OPENAI_BASE_URL=model.openai_base_url,
             LOOPD_OPENAI_API_KEY="test-key",
             LOOPD_LEASE_SECONDS="3",

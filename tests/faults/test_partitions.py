@@ -93,11 +93,11 @@ def partitioned_cluster(root: Path) -> Iterator[Partitioned]:
         cluster = stack.enter_context(
             running_cluster(
                 root,
+                hosts,
                 database_url=postgres.url,
                 bus_url=redis.url,
                 brains=2,
                 hands=2,
-                hosts=hosts,
                 LOOPD_OPENAI_BASE_URL=model.openai_base_url,
                 LOOPD_OPENAI_API_KEY="test-key",
                 LOOPD_LEASE_SECONDS="3",
