@@ -224,9 +224,9 @@ def test_a_brain_cut_off_from_postgres_mid_call(partitioned: Partitioned) -> Non
     with partitioned.network.partition(partitioned.host(stale.name), partitioned.host("postgres")):
         hold(CUT_SECONDS, watch_the_lease)
     # Its lease lapsed while the brain could not renew it, and another brain took the run over.
-    assert owners - {stale.name}, owners
+    assert owners - {stale.name}, (owners, faults.report([run_id]))
     assert_all_exact(faults, run_ids)
-    eventually_sync(lambda: "lost the lease" in stale.log_path.read_text(), timeout=30)
+    faults.until(lambda: "lost the lease" in stale.log_path.read_text(), [run_id], timeout=30)
 
 
 def test_hands_cut_off_from_the_object_store_mid_call(partitioned: Partitioned) -> None:
