@@ -276,8 +276,11 @@ def new_environment_version(environment_id: str, spec: dict[str, Any]) -> Call:
     return Call("POST", f"/v1/environments/{_segment(environment_id)}/versions", json=spec)
 
 
-def list_environments(include_archived: bool) -> Call:
-    return Call("GET", "/v1/environments", params={"include_archived": "true" if include_archived else None})
+def list_environments(include_archived: bool, limit: int | None, cursor: str | None) -> Call:
+    archived = "true" if include_archived else None
+    return Call(
+        "GET", "/v1/environments", params={"include_archived": archived, "limit": limit, "cursor": cursor}
+    )
 
 
 def get_environment(environment_id: str, version: int | None) -> Call:

@@ -314,9 +314,12 @@ class Client:
         """The environment's next version, from a whole spec; runs already started keep theirs."""
         return parse(Environment, self._send(calls.new_environment_version(environment_id, spec)))
 
-    def list_environments(self, *, include_archived: bool = False) -> list[Environment]:
-        """The tenant's environments, each at its latest version."""
-        return parse_list(Environment, self._send(calls.list_environments(include_archived)))
+    def list_environments(
+        self, *, include_archived: bool = False, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Environment]:
+        """One page of the tenant's environments, newest first, each at its latest version."""
+        call = calls.list_environments(include_archived, limit, cursor)
+        return parse(Page[Environment], self._send(call))
 
     def get_environment(self, environment_id: str, *, version: int | None = None) -> Environment:
         return parse(Environment, self._send(calls.get_environment(environment_id, version)))

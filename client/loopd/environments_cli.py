@@ -17,7 +17,7 @@ import yaml
 from rich.table import Table
 
 from loopd.cli_context import AsJson, client_for
-from loopd.console import out
+from loopd.console import err, out
 from loopd.errors import LoopdError, SpecError
 from loopd.models import Environment, EnvironmentVersion, Secret
 from loopd.tables import when
@@ -128,15 +128,21 @@ def new_version(ctx: typer.Context, environment_id: EnvironmentId, spec_file: Sp
 def list_environments(
     ctx: typer.Context,
     include_archived: Annotated[bool, typer.Option("--archived", help="Archived ones too.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Where the previous page ended.")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """List the tenant's environments at their latest versions."""
+    """List the tenant's environments at their latest versions, one page at a time."""
     with client_for(ctx) as client:
-        found = client.list_environments(include_archived=include_archived)
+        page = client.list_environments(include_archived=include_archived, limit=limit, cursor=cursor)
     if as_json:
-        typer.echo(json.dumps({"data": [env.model_dump(mode="json") for env in found]}, indent=2))
-    else:
-        out().print(environments_table(found))
+        typer.echo(page.model_dump_json(indent=2))
+        return
+    out().print(environments_table(page.data))
+    if page.next_cursor is not None:
+        # On stderr, so the table alone is what a pipe reads; the next page needs the same filter.
+        archived = " --archived" if include_archived else ""
+        err().print(f"more: loopd environments list{archived} --limit {limit} --cursor {page.next_cursor}")
 
 
 @environments_app.command("show")

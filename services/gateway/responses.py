@@ -240,7 +240,7 @@ class Environment(EnvironmentSpec):
 
 class EnvironmentPage(Body):
     data: list[Environment]
-    next_cursor: None
+    next_cursor: str | None
 
 
 class EnvironmentVersion(EnvironmentSpec):

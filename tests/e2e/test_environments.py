@@ -1,7 +1,9 @@
 """Environments end to end: a tenant stores a secret and an environment with an allowlist, a run in it
 reaches an allowed host through the hands worker's egress proxy with the secret put on its request
 at the edge, an unlisted host is refused, and both decisions are in the run's log. The sandbox, the
-log and every process's log only ever hold the placeholder.
+log and every process's log only ever hold the placeholder. An environment made and updated through
+the Managed Agents view (the official `anthropic` SDK) limits its runs the same way, each run by the
+version it started in.
 
 The world is on loopback only (tests/integration/hands/egress/world.py): an HTTP server on
 127.0.0.2, an HTTPS server on 127.0.0.3 with a test CA's certificate, and a DNS server naming them.
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
 from harness.cluster import Cluster, running_cluster
@@ -153,3 +156,64 @@ def test_a_run_reaches_its_allowlist_with_the_secret_put_on_at_the_edge(
     assert secret not in deployment.processes.logs()
     for process in deployment.processes.processes.values():
         assert secret not in process.log_path.read_text(errors="replace"), process.name
+
+
+def fetched(deployment: Cluster, run_id: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """What the run's fetches printed, and the proxy's decisions in its log."""
+    run = finished(deployment, run_id)
+    assert run["status"] == "completed", (run, deployment.processes.logs())
+    with deployment.client() as api:
+        events = api.get(f"/v1/runs/{run_id}/events").json()["data"]
+    [result] = [e["data"] for e in events if e["type"] == "tool.result"]
+    decisions = [(e["type"], e["data"]["host"]) for e in events if e["type"].startswith("egress.")]
+    return [json.loads(line) for line in result["output"].splitlines()], decisions
+
+
+def test_a_managed_agents_environment_limits_runs_by_the_version_they_started_in(
+    deployment: Cluster, world: tuple[Server, Server, str, Path]
+) -> None:
+    plain, secure, _, _ = world
+    tag = secrets.token_hex(4)
+    plain_url = f"http://plain.example.test:{plain.port}/ma-{tag}"
+    secure_url = f"https://api.example.test:{secure.port}/ma-{tag}"
+    with anthropic.Anthropic(base_url=f"{deployment.url}/anthropic", api_key=deployment.admin_key) as sdk:
+        made = sdk.beta.environments.create(
+            name=f"ma-{tag}",
+            config={
+                "type": "cloud",
+                "networking": {"type": "limited", "allowed_hosts": [f"plain.example.test:{plain.port}"]},
+            },
+        )
+        agent = {
+            "name": "egress",
+            "model": "scripted",
+            "script": [
+                {
+                    "tool_calls": [
+                        {"name": "bash", "input": {"command": f"{fetch(plain_url)}; {fetch(secure_url)}"}}
+                    ]
+                },
+                {"text": "done"},
+            ],
+        }
+        body = {"agent": agent, "input": "fetch", "environment": {"id": made.id}}
+        with deployment.client() as api:
+            before = api.post("/v1/runs", json=body).json()
+            sdk.beta.environments.update(
+                made.id,
+                config={
+                    "type": "cloud",
+                    "networking": {"type": "limited", "allowed_hosts": [f"api.example.test:{secure.port}"]},
+                },
+            )
+            after = api.post("/v1/runs", json=body).json()
+    assert (before["environment"]["version"], after["environment"]["version"]) == (1, 2)
+
+    (first_plain, _), first = fetched(deployment, before["id"])
+    assert first_plain["status"] == 200
+    assert first == [("egress.allowed", "plain.example.test"), ("egress.denied", "api.example.test")]
+    (second_plain, second_secure), second = fetched(deployment, after["id"])
+    assert second_plain["refused"] == "not_allowed" and second_secure["status"] == 200
+    assert second == [("egress.denied", "plain.example.test"), ("egress.allowed", "api.example.test")]
+    assert [seen.path for seen in plain.seen if tag in seen.path] == [f"/ma-{tag}"]
+    assert [seen.path for seen in secure.seen if tag in seen.path] == [f"/ma-{tag}"]

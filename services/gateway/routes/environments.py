@@ -1,6 +1,6 @@
 """Environments: create (version 1), read (the latest or one version), list, new versions, archive,
-delete. A spec is checked against the deployment (core/environment_spec.check) and every secret it
-names must exist, before it is stored."""
+delete. A spec is checked against the deployment and its secrets must exist before it is stored
+(environment_checks.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core import audit, environments, secrets
+from services.core import audit, environments
 from services.core.db.engine import autocommit
-from services.core.environment_spec import EnvironmentSpec, check
-from services.core.errors import InvalidRequest
-from services.core.runs import new_id
+from services.core.environment_spec import EnvironmentSpec
+from services.core.runs import decode_cursor, encode_cursor, new_id
 from services.gateway.anthropic import environment_config
 from services.gateway.auth import Member, Viewer
-from services.gateway.deps import GatewayServices, ServicesDep
-from services.gateway.params import BODY_ERRORS, ID_PATTERN, IdField, VersionQuery, errors
+from services.gateway.deps import ServicesDep
+from services.gateway.environment_checks import checked
+from services.gateway.params import BODY_ERRORS, ID_PATTERN, Cursor, IdField, VersionQuery, errors
 from services.gateway.responses import Deleted, Environment, EnvironmentPage, EnvironmentVersionList
 
 router = APIRouter(prefix="/v1/environments", tags=["environments"])
@@ -38,24 +37,13 @@ class CreateEnvironment(EnvironmentSpec):
         )
 
 
-async def _checked(
-    conn: AsyncConnection, services: GatewayServices, tenant: str, spec: EnvironmentSpec
-) -> dict[str, Any]:
-    """The spec as stored, once the deployment gives what it asks and its secrets exist."""
-    check(spec, services.settings, tenant)
-    unknown = await secrets.missing(conn, tenant, spec.secret_names())
-    if unknown:
-        raise InvalidRequest(f"no secrets named {sorted(unknown)}", code="unknown_secret")
-    return spec.model_dump(mode="json")
-
-
 @router.post("", status_code=201, response_model=Environment, responses=errors(*BODY_ERRORS, 409))
 async def create_environment(
     body: CreateEnvironment, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
     spec = body.spec()
     async with services.engine.begin() as conn:
-        stored = await _checked(conn, services, caller.tenant_id, spec)
+        stored = await checked(conn, services.settings, caller.tenant_id, spec)
         row = await environments.create(
             conn,
             caller.tenant_id,
@@ -81,7 +69,7 @@ async def new_environment_version(
     environment_id: EnvironmentId, body: EnvironmentSpec, caller: Member, services: ServicesDep
 ) -> dict[str, Any]:
     async with services.engine.begin() as conn:
-        stored = await _checked(conn, services, caller.tenant_id, body)
+        stored = await checked(conn, services.settings, caller.tenant_id, body)
         row, version = await environments.add_version(
             conn, caller.tenant_id, environment_id, stored, environment_config.of_spec(body)
         )
@@ -95,13 +83,18 @@ async def list_environments(
     caller: Viewer,
     services: ServicesDep,
     limit: int = Query(50, ge=1, le=500),
+    cursor: Cursor = None,
     include_archived: bool = False,
 ) -> dict[str, Any]:
+    """Newest first; `next_cursor` is null on the last page (pass the same include_archived with it)."""
+    after = decode_cursor(cursor) if cursor is not None else None
     async with autocommit(services.engine).connect() as conn:
         rows = await environments.page(
-            conn, caller.tenant_id, include_archived=include_archived, after=None, limit=limit
+            conn, caller.tenant_id, include_archived=include_archived, after=after, limit=limit + 1
         )
-    return {"data": [environments.environment_to_wire(row, row) for row in rows], "next_cursor": None}
+    shown = rows[:limit]
+    next_cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > limit else None
+    return {"data": [environments.environment_to_wire(row, row) for row in shown], "next_cursor": next_cursor}
 
 
 @router.get("/{environment_id}", response_model=Environment, responses=errors(404, 422))

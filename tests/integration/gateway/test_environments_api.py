@@ -250,3 +250,25 @@ async def test_the_managed_agents_view_shows_the_latest_version(api: httpx.Async
     made = (await api.post("/anthropic/v1/environments", json={"name": "ma"})).json()
     native = (await api.get(f"/v1/environments/{made['id']}")).json()
     assert native["version"] == 1 and native["network"]["policy"] == "none"
+
+
+async def test_environments_page_by_cursor_newest_first(api: httpx.AsyncClient) -> None:
+    made = [(await new_environment(api, id=f"page-{i}"))["id"] for i in range(5)]
+    await api.post("/v1/environments/page-4/archive")
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/v1/environments", params=params)).json()
+        assert len(page["data"]) <= 2
+        seen += [environment["id"] for environment in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made[3::-1], "newest first, each once, archived ones left out"
+    everything = (await api.get("/v1/environments", params={"limit": 5, "include_archived": True})).json()
+    assert [e["id"] for e in everything["data"]] == made[::-1] and everything["next_cursor"] is None
+    for bad in ("nope", "bm9wZQ==", "x" * 1025):
+        refused = await api.get("/v1/environments", params={"cursor": bad})
+        assert refused.status_code == 422, bad
+    assert code_of(await api.get("/v1/environments", params={"cursor": "nope"})) == "invalid_cursor"

@@ -141,16 +141,18 @@ async def test_what_loopd_cannot_do_is_refused_with_the_apis_errors(client: anth
             ],
         )
     assert "auto" in str(auto.value.api_message)
+    # This gateway's operator permits no open network (test_managed_agents_networking.py has the rest).
     with pytest.raises(anthropic.BadRequestError) as open_network:
         await client.beta.environments.create(
             name="e", config={"type": "cloud", "networking": {"type": "unrestricted"}}
         )
-    assert open_network.value.error_code == "network_not_enforceable"
-    with pytest.raises(anthropic.BadRequestError):
+    assert open_network.value.error_code == "open_network_not_allowed"
+    with pytest.raises(anthropic.BadRequestError) as address:
         await client.beta.environments.create(
             name="e",
-            config={"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["api.example"]}},
+            config={"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["10.0.0.1"]}},
         )
+    assert address.value.error_code == "invalid_allowed_host"
     with pytest.raises(anthropic.BadRequestError) as previews:
         await client.beta.sessions.events.stream("run_missing", event_deltas=["agent.spoken"])  # type: ignore[list-item]
     assert previews.value.error_code == "validation_error"

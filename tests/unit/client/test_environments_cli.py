@@ -48,7 +48,12 @@ class Gateway:
         if path.endswith("/versions") and request.method == "GET":
             return httpx.Response(200, json={"data": [{"version": 2, "created_at": AT, **ENVIRONMENT}]})
         if path == "/v1/environments" and request.method == "GET":
-            return httpx.Response(200, json={"data": [ENVIRONMENT], "next_cursor": None})
+            more = (
+                "c2Vjb25k"
+                if request.url.params.get("limit") == "1" and "cursor" not in request.url.params
+                else None
+            )
+            return httpx.Response(200, json={"data": [ENVIRONMENT], "next_cursor": more})
         return httpx.Response(201 if request.method == "POST" else 200, json=ENVIRONMENT)
 
     def bodies(self) -> list[Any]:
@@ -87,6 +92,22 @@ def test_an_environment_is_created_from_a_spec_file_and_shown(gateway: Gateway, 
         "id": "build",
     }
     assert show.url.path == "/v1/environments/build" and dict(show.url.params) == {"version": "2"}
+
+
+def test_environments_are_listed_a_page_at_a_time(gateway: Gateway) -> None:
+    first = CliRunner().invoke(app, ["environments", "list", "--archived", "--limit", "1"])
+    assert first.exit_code == 0, first.output
+    assert "build" in first.output
+    assert "more: loopd environments list --archived --limit 1 --cursor c2Vjb25k" in first.output
+    second = CliRunner().invoke(
+        app, ["environments", "list", "--limit", "1", "--cursor", "c2Vjb25k", "--json"]
+    )
+    assert json.loads(second.output)["next_cursor"] is None and "more:" not in second.output
+    asked = [dict(request.url.params) for request in gateway.asked]
+    assert asked == [
+        {"include_archived": "true", "limit": "1"},
+        {"limit": "1", "cursor": "c2Vjb25k"},
+    ]
 
 
 def test_a_secret_is_read_from_stdin_or_a_file_and_never_printed(gateway: Gateway, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Environments: create, retrieve, update, list, archive, delete. Their config is checked against what
-loopd's sandboxes can enforce (environment_config.py)."""
+"""Environments: create, retrieve, update, list, archive, delete. A config's networking is loopd's
+network policy (environment_config.py): creating one writes version 1, and an update that changes
+the networking writes the next version, which the sessions started after it get."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core import audit, environments
 from services.core.db.engine import autocommit
+from services.core.environment_spec import EnvironmentSpec
 from services.core.errors import InvalidRequest
 from services.core.runs import new_id
 from services.gateway.anthropic import environment_config, paging, wire
@@ -20,8 +24,9 @@ from services.gateway.anthropic.responses.environments import (
     EnvironmentDeleted,
     EnvironmentPage,
 )
-from services.gateway.auth import Member, Viewer
-from services.gateway.deps import ServicesDep
+from services.gateway.auth import Caller, Member, Viewer
+from services.gateway.deps import GatewayServices, ServicesDep
+from services.gateway.environment_checks import checked
 from services.gateway.params import ID_PATTERN
 
 router = APIRouter(prefix="/v1/environments", tags=["environments"])
@@ -60,7 +65,9 @@ async def create_environment(
 ) -> dict[str, Any]:
     _check_scope(body.scope)
     config = environment_config.resolve(body.config)
+    spec = environment_config.spec_for(config, services.settings, EnvironmentSpec())
     async with services.engine.begin() as conn:
+        stored = await checked(conn, services.settings, caller.tenant_id, spec)
         row = await environments.create(
             conn,
             caller.tenant_id,
@@ -69,8 +76,9 @@ async def create_environment(
             description=body.description,
             config=config,
             metadata=body.metadata,
+            spec=stored,
         )
-        await audit.record(conn, caller.actor, "environment.created", "environment", row.id)
+        await audit.record(conn, caller.actor, "environment.created", "environment", row.id, {"version": 1})
     return wire.environment(row)
 
 
@@ -89,15 +97,19 @@ async def update_environment(
     _check_scope(body.scope)
     async with services.engine.begin() as conn:
         current = await environments.get(conn, caller.tenant_id, environment_id, lock=True)
+        config = None
+        if body.config is not None:
+            config = environment_config.resolve(body.config, current.config)
+            if config["networking"] != current.config["networking"]:
+                await _new_version(conn, services, caller, current, config)
+                config = None
         metadata = None
         if body.metadata is not None:
             merged = {**current.metadata, **body.metadata}
             metadata = {k: v for k, v in merged.items() if v}
         change = environments.EnvironmentChange(
             name=body.name,
-            config=environment_config.resolve(body.config, current.config)
-            if body.config is not None
-            else None,
+            config=config,
             metadata=metadata,
             description=body.description,
             set_description="description" in body.model_fields_set,
@@ -105,6 +117,22 @@ async def update_environment(
         row = await environments.update(conn, caller.tenant_id, environment_id, change)
         await audit.record(conn, caller.actor, "environment.updated", "environment", row.id)
     return wire.environment(row)
+
+
+async def _new_version(
+    conn: AsyncConnection,
+    services: GatewayServices,
+    caller: Caller,
+    current: Row[Any],
+    config: dict[str, Any],
+) -> None:
+    """The next version: the latest one's spec with the network `config` asks for, and `config` shown."""
+    _, latest = await environments.get_version(conn, caller.tenant_id, current.id)
+    spec = environment_config.spec_for(config, services.settings, EnvironmentSpec.model_validate(latest.spec))
+    stored = await checked(conn, services.settings, caller.tenant_id, spec)
+    _, version = await environments.add_version(conn, caller.tenant_id, current.id, stored, config)
+    details = {"version": version.version}
+    await audit.record(conn, caller.actor, "environment.versioned", "environment", current.id, details)
 
 
 @router.get("", **answers(EnvironmentPage))

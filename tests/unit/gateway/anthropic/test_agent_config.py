@@ -10,7 +10,7 @@ import pytest
 
 from services.core.agents import AgentSpec
 from services.core.errors import InvalidRequest
-from services.gateway.anthropic import agent_config, environment_config
+from services.gateway.anthropic import agent_config
 
 
 def config(**fields: Any) -> dict[str, Any]:
@@ -117,20 +117,3 @@ def test_unserved_parts_of_a_config_are_refused(body: dict[str, Any], code: str)
 def test_tools_loopd_cannot_run_are_refused(tools: list[dict[str, Any]]) -> None:
     with pytest.raises(InvalidRequest):
         agent_config.resolve_tools(tools)
-
-
-def test_an_environment_gets_the_network_that_is_enforced_or_is_refused() -> None:
-    assert environment_config.resolve(None)["networking"]["type"] == "limited"
-    assert (
-        environment_config.resolve({"type": "cloud", "networking": {"type": "limited"}})
-        == environment_config.DEFAULT
-    )
-    for refused in (
-        {"type": "cloud", "networking": {"type": "unrestricted"}},
-        {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["example.com"]}},
-        {"type": "cloud", "networking": {"type": "limited", "allow_package_managers": True}},
-        {"type": "cloud", "packages": {"pip": ["requests"]}},
-        {"type": "self_hosted"},
-    ):
-        with pytest.raises(InvalidRequest):
-            environment_config.resolve(refused)
