@@ -2,7 +2,7 @@
 # The one owner of machine set-up for the make targets: `deploy/setup.sh TARGET` makes sure the
 # system has what TARGET (run, up, test, bench, lint, image, docker, compose) needs. On Debian or
 # Ubuntu as root it installs missing packages, starts dockerd and builds loopd's base image and the
-# sandbox image from Debian packages; anywhere else it stops at once and names exactly what to
+# sandbox image from Debian packages, and registers gVisor's runsc with dockerd; anywhere else it stops at once and names exactly what to
 # install. Every wait it makes is bounded. `compose` is what bringing up docker-compose.yml with
 # images built offline (deploy/offline.sh) needs.
 set -euo pipefail
@@ -27,6 +27,7 @@ check() {
     # The partition tests give each role a network namespace of its own and cut links with iptables.
     iproute2) command -v ip >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 ;;
     iptables) command -v iptables >/dev/null 2>&1 ;;
+    runsc) command -v runsc >/dev/null 2>&1 ;;
     *) die "unknown requirement: $1" ;;
   esac
 }
@@ -44,21 +45,27 @@ package() {
     mount) echo mount ;;
     iproute2) echo iproute2 ;;
     iptables) echo iptables ;;
+    runsc) echo runsc ;;
   esac
 }
 
-# What each make target needs, in the order it needs it. `engine`, `base` and `image` are steps, not
-# packages. The sandbox image is made from the base, which the compose test's images share.
+# What each make target needs, in the order it needs it. `engine`, `gvisor`, `base` and `image` are
+# steps, not packages. The sandbox image is made from the base, which the compose test's images
+# share. The tests and benchmarks run sandboxes under both runc and runsc (gVisor); run and up need
+# runsc only when LOOPD_SANDBOX_RUNTIME asks for it.
 needs() {
+  local gvisor="" gvisor_step=""
+  if [ "${LOOPD_SANDBOX_RUNTIME:-runc}" = runsc ]; then gvisor=runsc gvisor_step=gvisor; fi
   case "$1" in
     lint) echo "venv" ;;
     docker) echo "docker engine" ;;
+    gvisor) echo "runsc docker engine gvisor" ;;
     image) echo "docker engine debootstrap base image" ;;
-    run | up) echo "venv certificates e2fsprogs mount docker engine debootstrap base image" ;;
-    test) echo "venv certificates procps redis compose e2fsprogs mount iproute2 iptables docker engine debootstrap base image" ;;
-    bench) echo "venv certificates procps redis e2fsprogs mount docker engine debootstrap base image" ;;
+    run | up) echo "venv certificates e2fsprogs mount $gvisor docker engine $gvisor_step debootstrap base image" ;;
+    test) echo "venv certificates procps redis compose e2fsprogs mount iproute2 iptables runsc docker engine gvisor debootstrap base image" ;;
+    bench) echo "venv certificates procps redis e2fsprogs mount runsc docker engine gvisor debootstrap base image" ;;
     compose) echo "compose docker engine debootstrap base image" ;;
-    *) die "unknown target: $1 (one of: lint docker image run up test bench compose)" ;;
+    *) die "unknown target: $1 (one of: lint docker gvisor image run up test bench compose)" ;;
   esac
 }
 
@@ -71,7 +78,7 @@ install_packages() {
     die "missing system packages: ${missing[*]}
   On Debian or Ubuntu, as root:  apt-get install ${missing[*]}
   Elsewhere, install the equivalents (a Docker engine, redis-server, debootstrap, docker-compose,
-  Python's venv module) and run this again."
+  Python's venv module, gVisor's runsc) and run this again."
   fi
   export DEBIAN_FRONTEND=noninteractive
   say "installing ${missing[*]}"
@@ -98,6 +105,35 @@ start_engine() {
   die "dockerd did not answer within 60 s; see $log"
 }
 
+# The engine's runsc runtime, with the flags the sandboxes need (deploy/gvisor/register.py says why).
+engine_has_runsc() {
+  docker info --format '{{json .Runtimes}}' 2>/dev/null | "${PYTHON:-python3}" deploy/gvisor/register.py check
+}
+
+# Registers runsc in the engine's daemon.json (only its own key) and reloads the engine with SIGHUP,
+# which reloads runtimes without stopping containers. An engine that already has it is left alone.
+register_gvisor() {
+  engine_has_runsc && return 0
+  local config="${LOOPD_DOCKER_CONFIG:-/etc/docker/daemon.json}" pidfile="${LOOPD_DOCKER_PIDFILE:-/var/run/docker.pid}"
+  local runsc changed
+  runsc="$(command -v runsc)"
+  if [ ! -w "$config" ] && [ ! -w "$(dirname "$config")" ] || [ ! -s "$pidfile" ]; then
+    die "the Docker engine has no runsc runtime for the sandboxes. Add it to the engine's daemon.json:
+  {\"runtimes\": {\"runsc\": {\"path\": \"$runsc\", \"runtimeArgs\": [\"--platform=ptrace\", \"--host-uds=open\", \"--network=none\"]}}}
+  then reload the engine (kill -HUP <dockerd's pid>) and run this again."
+  fi
+  changed="$("${PYTHON:-python3}" deploy/gvisor/register.py merge "$config" "$runsc")" || die "could not register runsc in $config"
+  [ "$changed" = changed ] && say "registered runsc in $config"
+  say "reloading dockerd (SIGHUP) for its runsc runtime"
+  kill -HUP "$(cat "$pidfile")"
+  for _ in $(seq 1 20); do
+    engine_has_runsc && return 0
+    sleep 0.5
+  done
+  die "dockerd (pid file $pidfile) did not take runsc from $config: an engine started with another
+  --config-file, or a remote one, needs it registered there (see docs/security.md)"
+}
+
 build_base() {
   local image="${LOOPD_BASE_IMAGE:-loopd-base:bookworm}"
   bash deploy/base/build.sh --check >/dev/null && return 0
@@ -121,7 +157,7 @@ main() {
   read -r -a steps <<<"$listed"
   for step in "${steps[@]}"; do
     case "$step" in
-      engine | base | image) ;;
+      engine | gvisor | base | image) ;;
       *) check "$step" || missing+=("$(package "$step")") ;;
     esac
   done
@@ -129,6 +165,7 @@ main() {
   for step in "${steps[@]}"; do
     case "$step" in
       engine) start_engine ;;
+      gvisor) register_gvisor ;;
       base) build_base ;;
       image) build_image ;;
       *) check "$step" || die "$(package "$step") was installed but '$step' is still not usable" ;;

@@ -211,6 +211,11 @@ class Settings(BaseSettings):
     tool_output_cap: int = 1024 * 1024
     sandbox_tmp_size: str = Field(default="256m", description="each sandbox's /tmp (uses its memory)")
     sandbox_docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker Engine API")
+    sandbox_runtime: Literal["runc", "runsc"] = Field(
+        default="runc",
+        description="the engine's runtime for sandboxes: runc, or runsc (gVisor: a user-space kernel "
+        "between tools and the host; the engine must have it registered, see docs/security.md)",
+    )
     hands_max_sandboxes: int = Field(
         default=32,
         ge=1,

@@ -53,6 +53,8 @@ class SandboxSpec:
     # Host directory of the loop-mounted workspace disks that enforce that size (disks.py); None: an
     # engine volume, which the engine cannot bound.
     workspace_disks: Path | None = None
+    # The engine's OCI runtime for the sandboxes: "runc" or "runsc" (gVisor); a run's profile may ask for runsc.
+    runtime: str = "runc"
 
     @classmethod
     def from_settings(cls, settings: Settings, labels: Mapping[str, str]) -> SandboxSpec:
@@ -67,6 +69,7 @@ class SandboxSpec:
             runtime_dir=settings.sandbox_runtime_dir,
             workspace_size=int(settings.sandbox_workspace_size),
             workspace_disks=settings.workspace_images_path if _loop_disks(settings) else None,
+            runtime=settings.sandbox_runtime,
         )
 
     def within(self, profile: SandboxProfile | None) -> SandboxSpec:
@@ -82,6 +85,8 @@ class SandboxSpec:
             cpus=min(self.cpus, profile.cpus) if profile.cpus is not None else self.cpus,
             memory=str(memory),
             pids_limit=min(self.pids_limit, profile.pids) if profile.pids is not None else self.pids_limit,
+            # gVisor where either asks for it: a worker set to runsc runs nothing under runc.
+            runtime="runsc" if "runsc" in (self.runtime, profile.runtime) else self.runtime,
         )
 
 

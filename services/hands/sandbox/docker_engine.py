@@ -95,6 +95,7 @@ class Engine:
             self._check_image_user(spec.image)
             self._images_checked.add(spec.image)
         host_config = api.create_host_config(
+            runtime=spec.runtime,
             network_mode=spec.network_mode,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],

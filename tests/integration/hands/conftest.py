@@ -56,11 +56,18 @@ def remove_labelled(api: docker.APIClient, hands_id: str) -> None:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, sandbox_image: str) -> Callable[..., Settings]:
+def sandbox_runtime(request: pytest.FixtureRequest) -> str:
+    """The sandboxes' runtime: runc, unless the module runs under both (tests/integration/hands/runtimes.py)."""
+    return str(getattr(request, "param", "runc"))
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, sandbox_image: str, sandbox_runtime: str) -> Callable[..., Settings]:
     """Settings for a test worker: a fresh hands_id, loopback, fast heartbeats, small limits."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
+            "sandbox_runtime": sandbox_runtime,
             "hands_id": f"test-hands-{uuid.uuid4().hex[:10]}",
             "hands_listen": "127.0.0.1:0",
             "hands_advertise_host": "127.0.0.1",
