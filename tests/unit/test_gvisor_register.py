@@ -26,7 +26,10 @@ def load() -> ModuleType:
 
 def merge(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "merge", str(config), RUNSC], capture_output=True, text=True, check=False
+        [sys.executable, str(SCRIPT), "merge", str(config), RUNSC],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -104,7 +107,10 @@ def test_a_file_it_cannot_read_as_settings_is_left_as_it_is(tmp_path: Path, text
 )
 def test_check_tells_whether_the_engines_runtimes_serve(runtimes: dict[str, object], serves: bool) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "check"], input=json.dumps(runtimes).encode(), capture_output=True, check=False
+        [sys.executable, str(SCRIPT), "check"],
+        input=json.dumps(runtimes).encode(),
+        capture_output=True,
+        check=False,
     )
 
     assert (result.returncode == 0) is serves

@@ -55,7 +55,12 @@ def run_setup(target: str, path: str, **env_vars: str) -> subprocess.CompletedPr
             [],
             {},
         ),
-        ("bench", ["redis-server", "docker.io", "debootstrap", "procps", "runsc", *DISKS], ["docker-compose"], {}),
+        (
+            "bench",
+            ["redis-server", "docker.io", "debootstrap", "procps", "runsc", *DISKS],
+            ["docker-compose"],
+            {},
+        ),
         ("run", ["docker.io", "debootstrap", *DISKS], ["redis-server", "docker-compose", "runsc"], {}),
         ("up", ["docker.io", "debootstrap", *DISKS], ["redis-server", "docker-compose", "runsc"], {}),
         # gVisor for the local stack only when its sandboxes are to use it.
@@ -171,7 +176,9 @@ def test_gvisor_without_a_local_engine_to_reload_names_the_entry_to_add(
     path, config, state = fake_engine
     before = config.read_text()
 
-    result = run_setup("gvisor", path, LOOPD_DOCKER_CONFIG=str(config), LOOPD_DOCKER_PIDFILE=str(state / "none"))
+    result = run_setup(
+        "gvisor", path, LOOPD_DOCKER_CONFIG=str(config), LOOPD_DOCKER_PIDFILE=str(state / "none")
+    )
 
     assert result.returncode == 1
     assert '"--host-uds=open"' in result.stderr and '"--network=none"' in result.stderr

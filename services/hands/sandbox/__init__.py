@@ -53,7 +53,7 @@ class SandboxSpec:
     # Host directory of the loop-mounted workspace disks that enforce that size (disks.py); None: an
     # engine volume, which the engine cannot bound.
     workspace_disks: Path | None = None
-    # The engine's OCI runtime for the sandboxes: "runc" or "runsc" (gVisor); a run's profile may ask for runsc.
+    # The engine's OCI runtime for the sandboxes: "runc" or "runsc" (gVisor); a profile may ask for runsc.
     runtime: str = "runc"
 
     @classmethod

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import docker
 from docker.errors import APIError, NotFound
-from docker.types import Mount
+from docker.types import Mount, Ulimit
 
 from services.core.errors import InfrastructureError, SandboxLost
 from services.hands.sandbox import Labelled, SandboxSpec
@@ -94,6 +94,7 @@ class Engine:
         if spec.image not in self._images_checked:
             self._check_image_user(spec.image)
             self._images_checked.add(spec.image)
+        pids_limit, ulimits = _process_limits(spec.runtime, spec.pids_limit)
         host_config = api.create_host_config(
             runtime=spec.runtime,
             network_mode=spec.network_mode,
@@ -108,7 +109,8 @@ class Engine:
             mem_limit=spec.memory,
             memswap_limit=spec.memory,
             nano_cpus=int(spec.cpus * 1e9),
-            pids_limit=spec.pids_limit,
+            pids_limit=pids_limit,
+            ulimits=ulimits,
         )
         container = api.create_container(
             spec.image,
@@ -207,3 +209,27 @@ class Engine:
             if not self.alive(sandbox_id):
                 raise SandboxLost(f"sandbox {sandbox_id[:12]} is gone") from exc
             raise
+
+
+# Host tasks a runsc sandbox may use per process it runs, and for gVisor's own (measured: about nine
+# per process on the ptrace platform, and some 40 for an idle sandbox).
+_RUNSC_TASKS_PER_PROCESS = 16
+_RUNSC_OWN_TASKS = 256
+
+
+def _process_limits(runtime: str, pids: int) -> tuple[int, list[Ulimit] | None]:
+    """How a sandbox is held to `pids` processes under its runtime: (the pids cgroup's limit, ulimits).
+
+    runc: the container's pids cgroup counts the tools' processes. runsc: the other options hold as
+    they are (its registration in deploy/setup.sh gives what they need: --host-uds=open for the
+    executor's socket, --network=none), but not this one. On the ptrace platform each process of the
+    sandbox runs on several host tasks, all charged to that cgroup, and gVisor dies at once when it
+    cannot make one, so a fork bomb would kill the sandbox instead of failing its forks. There the
+    tools' limit is RLIMIT_NPROC, which gVisor's own kernel enforces for the sandbox alone (under runc
+    it would count the uid across every container), and the cgroup keeps a backstop for gVisor's
+    tasks. Docker's seccomp profile is not applied inside gVisor: its kernel answers the tools'
+    system calls itself and filters its own calls to the host.
+    """
+    if runtime != "runsc":
+        return pids, None
+    return pids * _RUNSC_TASKS_PER_PROCESS + _RUNSC_OWN_TASKS, [Ulimit(name="nproc", soft=pids, hard=pids)]

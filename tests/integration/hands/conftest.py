@@ -57,7 +57,7 @@ def remove_labelled(api: docker.APIClient, hands_id: str) -> None:
 
 @pytest.fixture
 def sandbox_runtime(request: pytest.FixtureRequest) -> str:
-    """The sandboxes' runtime: runc, unless the module runs under both (tests/integration/hands/runtimes.py)."""
+    """The sandboxes' runtime: runc, unless the module runs under both (runtimes.py beside this)."""
     return str(getattr(request, "param", "runc"))
 
 

@@ -24,8 +24,9 @@ from services.hands.contract.client import HandsClient, OutputChunk
 from services.hands.workspace.ledger.filesystem import FilesystemLedger
 from tests.integration.hands.calls import HANDS_SECRET, bash, call, new_run, request, send, starting_at
 from tests.integration.hands.conftest import remove_labelled
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 APPEND = "echo line >> log.txt; echo appended"
 
@@ -96,7 +97,12 @@ def processes(tmp_path: Path) -> Iterator[ProcessGroup]:
 
 @asynccontextmanager
 async def hands_process(
-    processes: ProcessGroup, redis: RedisServer, artifacts_dir: Path, image: str, docker_api: docker.APIClient
+    processes: ProcessGroup,
+    redis: RedisServer,
+    artifacts_dir: Path,
+    image: str,
+    docker_api: docker.APIClient,
+    runtime: str,
 ) -> AsyncIterator[tuple[LoopdProcess, HandsClient]]:
     """A `python -m services.hands` worker; its containers are removed by its label afterwards."""
     hands_id = f"test-hands-{uuid.uuid4().hex[:10]}"
@@ -108,6 +114,7 @@ async def hands_process(
         LOOPD_BUS_URL=redis.url,
         LOOPD_ARTIFACTS_DIR=str(artifacts_dir),
         LOOPD_SANDBOX_IMAGE=image,
+        LOOPD_SANDBOX_RUNTIME=runtime,
     )
     try:
 
@@ -127,11 +134,13 @@ async def test_a_call_on_a_killed_worker_reruns_on_another_from_its_base(
     tmp_path: Path,
     sandbox_image: str,
     docker_api: docker.APIClient,
+    sandbox_runtime: str,
 ) -> None:
     shared = tmp_path / "shared-artifacts"
+    hands = (processes, redis, shared, sandbox_image, docker_api, sandbox_runtime)
     async with (
-        hands_process(processes, redis, shared, sandbox_image, docker_api) as (worker_a, hands_a),
-        hands_process(processes, redis, shared, sandbox_image, docker_api) as (_, hands_b),
+        hands_process(*hands) as (worker_a, hands_a),
+        hands_process(*hands) as (_, hands_b),
     ):
         run_id = new_run()
         write = request(run_id, "write_file", {"path": "log.txt", "content": "start\n"})

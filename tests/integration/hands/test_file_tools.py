@@ -7,8 +7,9 @@ import pytest
 from services.core.settings import Settings
 from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, call, new_run
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 
 async def test_write_read_edit_list_round_trip(hands: HandsClient) -> None:
@@ -33,7 +34,9 @@ async def test_files_written_by_tools_belong_to_the_agent(hands: HandsClient) ->
     await bash(hands, run_id, "chmod +x run.sh")
 
     await call(hands, run_id, "write_file", path="run.sh", content="echo two\n")
-    result = await bash(hands, run_id, "echo 'echo three' >> run.sh && ./run.sh && stat -c %u run.sh")
+    result = await bash(
+        hands, run_id, "echo 'echo three' >> run.sh && ./run.sh && find run.sh -printf '%U\\n'"
+    )
 
     assert result.ok, result.output
     assert result.output == f"two\nthree\n{Settings().sandbox_user.split(':')[0]}\n"
@@ -76,7 +79,7 @@ async def test_large_files_are_written_whole_and_read_up_to_the_cap(hands: Hands
     content = "0123456789abcde\n" * 131072  # 2 MiB: larger than one argv entry and than the cap
 
     wrote = await call(hands, run_id, "write_file", path="big.txt", content=content)
-    size = await bash(hands, run_id, "stat -c %s big.txt")
+    size = await bash(hands, run_id, "find big.txt -printf '%s\\n'")
     read = await call(hands, run_id, "read_file", path="big.txt")
 
     assert wrote.ok and size.output == f"{len(content)}\n"

@@ -19,8 +19,9 @@ from services.hands.sandbox.docker import DockerDriver
 from services.hands.server import HANDS_LABEL, HandsWorker
 from tests.integration.hands.calls import HANDS_SECRET, bash, new_run, request, send, starting_at
 from tests.integration.hands.conftest import remove_labelled
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 
 class CountingDriver(DockerDriver):

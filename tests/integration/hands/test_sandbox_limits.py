@@ -8,8 +8,9 @@ import pytest
 
 from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, new_run
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 
 async def test_timeout_kills_a_sleeping_command_and_the_sandbox_stays_usable(hands: HandsClient) -> None:

@@ -13,8 +13,9 @@ import pytest
 
 from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk
 from tests.integration.hands.calls import bash, new_run, request
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 
 async def test_a_sandbox_killed_mid_call_is_lost_and_replaced_from_the_calls_base(

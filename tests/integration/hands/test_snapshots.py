@@ -17,8 +17,9 @@ from services.hands.contract.api import ReleaseRequest, SnapshotMissing
 from services.hands.contract.client import HandsClient
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
 from tests.integration.hands.calls import bash, call, new_run, request, send, starting_at
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 LISTING = (
     "find . -mindepth 1 -printf '%y %m %U:%G %s %p -> %l\\n' | LC_ALL=C sort;"

@@ -7,8 +7,9 @@ import pytest
 
 from services.hands.contract.client import HandsClient
 from tests.integration.hands.calls import bash, call, new_run
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 
 async def test_write_edit_read_glob_and_grep_round_trip(hands: HandsClient) -> None:

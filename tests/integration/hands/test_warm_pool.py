@@ -14,8 +14,9 @@ from services.hands.fleet.pool import RUN_LABEL
 from services.hands.fleet.warm import WARM_LABEL
 from services.hands.server import HANDS_LABEL, HandsWorker
 from tests.integration.hands.calls import HANDS_SECRET, bash, new_run
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 
 def warm_ids(api: docker.APIClient, hands_id: str) -> set[str]:

@@ -18,10 +18,12 @@ import pytest
 from services.hands.contract.client import HandsClient, ReleaseRequest
 from services.hands.contract.manifest import EMPTY_SNAPSHOT
 from tests.integration.hands.calls import HANDS_SECRET, bash, call, new_run, request, send
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.usefixtures("loop_disks"),
+    BOTH_RUNTIMES,
 ]
 MiB = 1024**2
 
