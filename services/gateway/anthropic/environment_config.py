@@ -37,6 +37,10 @@ def _refused(message: str, code: str = "invalid_environment_config") -> InvalidR
     return InvalidRequest(message, code=code)
 
 
+def _reason(error: ValidationError) -> str:
+    return str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+
+
 def host_rule(entry: str) -> HostAllow:
     """One `allowed_hosts` entry as an allowlist rule, checked as loopd's own API checks its hosts."""
     text, ports = entry, []
@@ -50,13 +54,21 @@ def host_rule(entry: str) -> HostAllow:
                 raise ValueError("a port is a number")
             ports = [int(port_text)]
         return HostAllow(pattern=host, ports=ports)
-    except (ValueError, ValidationError) as error:
-        reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
+    except ValueError as error:  # a ValidationError too
         raise _refused(
             f"allowed_hosts entry {entry!r} is not a lower-case host name (api.example.test) or "
-            f"*.example.test, with an optional :port ({reason})",
+            f"*.example.test, with an optional :port{_why_not_a_host(error)}",
             "invalid_allowed_host",
         ) from None
+
+
+def _why_not_a_host(error: ValueError) -> str:
+    """What else to say: a validator's reason, but not the host pattern's regular expression."""
+    if not isinstance(error, ValidationError):
+        return f" ({error})"
+    if error.errors()[0]["type"] == "string_pattern_mismatch":
+        return ""
+    return f" ({_reason(error)})"
 
 
 def _limited(value: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +175,7 @@ def spec_for(config: dict[str, Any], settings: Settings, base: EnvironmentSpec) 
     try:
         return EnvironmentSpec.model_validate({**base.model_dump(), "network": network.model_dump()})
     except ValidationError as error:
-        raise _refused(f"this environment cannot have that network: {error.errors()[0]['msg']}") from None
+        raise _refused(f"this environment cannot have that network: {_reason(error)}") from None
 
 
 def of_spec(spec: EnvironmentSpec) -> dict[str, Any]:

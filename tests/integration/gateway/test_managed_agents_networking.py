@@ -137,6 +137,25 @@ async def test_a_new_version_keeps_what_loopds_own_api_set(
     assert shown["version"] == 2 and shown["runtime"] == "runsc" and shown["limits"]["cpus"] == 1
     assert shown["network"]["policy"] == "allowlist" and shown["network"]["byte_budget"] == 5
 
+    assert (await native.put("/v1/secrets/token", json={"value": "v"})).status_code == 200
+    use = {"secret": "token", "host": "api.example.test", "header": "Authorization", "env_name": "TOKEN"}
+    network = {"policy": "allowlist", "hosts": [{"pattern": "api.example.test"}]}
+    with_secret = (await native.post("/v1/environments", json={"network": network, "secrets": [use]})).json()
+    for config, code in (
+        (limited(allowed_hosts=["other.example.test"]), "secret_host_not_allowed"),
+        (limited(allowed_hosts=[]), "invalid_environment_config"),
+    ):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await client.beta.environments.update(with_secret["id"], config=config)
+        assert refused.value.error_code == code
+    await client.beta.environments.archive(made["id"])
+    with pytest.raises(anthropic.BadRequestError) as archived:
+        await client.beta.environments.update(made["id"], config=limited(allowed_hosts=["b.example.test"]))
+    assert archived.value.error_code == "environment_archived"
+    assert (await network_of(native, with_secret["id"]))[0] == 1 and (await network_of(native, made["id"]))[
+        0
+    ] == 2
+
 
 async def test_what_the_deployment_does_not_give_is_refused_in_the_apis_envelope(
     apis: tuple[anthropic.AsyncAnthropic, httpx.AsyncClient],
