@@ -157,6 +157,13 @@ class ToolDispatcher:
                 try:
                     result = await self._execute(location, state, call, spec, limit, scope)
                 except HandsUnavailable as error:
+                    logger.info(
+                        "call %s of run %s failed on hands at %s (%s); it is retried",
+                        call.id,
+                        state.run_id,
+                        location[1],
+                        error,
+                    )
                     excluded[location[1]] = time.monotonic()
                     if state.sandbox is not None:
                         sandbox_events.append(_lost(state.sandbox.sandbox_id, _why_unavailable(error)))

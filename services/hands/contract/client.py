@@ -63,6 +63,9 @@ CLIENT_OPTIONS = (
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     # A call whose tool prints nothing sends no data either way for its whole timeout: keep pinging.
     ("grpc.http2.max_pings_without_data", 0),
+    # gRPC sends one ping at a time; a ping other than keepalive's (flow control sends some) that a
+    # cut swallowed held the keepalive back for the default minute before the connection failed.
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),
 )
 # The worker lets those pings in; by default it would answer pings more often than every 5 minutes
 # without data by closing the connection.
