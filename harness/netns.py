@@ -23,9 +23,18 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
+# How a cut link fails: "drop" swallows packets, as a dead link or a lost route does (no resets,
+# no unreachable replies: only timeouts notice); "reset" answers every TCP segment with a reset, as
+# a firewall that rejects does.
+Cut = Literal["drop", "reset"]
+_VERDICTS: dict[str, tuple[str, ...]] = {
+    "drop": ("-j", "DROP"),
+    # Resets themselves pass, or each side would swallow the other's.
+    "reset": ("-p", "tcp", "!", "--tcp-flags", "RST", "RST", "-j", "REJECT", "--reject-with", "tcp-reset"),
+}
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 _SUBNETS = "10.231"
@@ -87,28 +96,27 @@ class Network:
         self.hosts[role] = host
         return host
 
-    def cut(self, a: Host, b: Host) -> None:
-        """Partition a from b: each drops whatever the other sends, silently, as a dead link or a
-        lost route does (no resets, no unreachable replies: the sender only sees silence)."""
+    def cut(self, a: Host, b: Host, how: Cut = "drop") -> None:
+        """Partition a from b: each fails what the other sends it, both ways."""
         for near, far in ((a, b), (b, a)):
-            _iptables(near, "-I", "INPUT", "-s", far.address, "-j", "DROP")
+            _iptables(near, "-I", "INPUT", "-s", far.address, *_VERDICTS[how])
 
-    def heal(self, a: Host, b: Host) -> None:
+    def heal(self, a: Host, b: Host, how: Cut = "drop") -> None:
         for near, far in ((a, b), (b, a)):
-            _iptables(near, "-D", "INPUT", "-s", far.address, "-j", "DROP")
+            _iptables(near, "-D", "INPUT", "-s", far.address, *_VERDICTS[how])
 
     @contextmanager
-    def partition(self, a: Host, *others: Host) -> Iterator[None]:
+    def partition(self, a: Host, *others: Host, how: Cut = "drop") -> Iterator[None]:
         """a cut from each of `others` for the block's duration, healed afterwards whatever happens."""
         cut: list[Host] = []
         try:
             for other in others:
-                self.cut(a, other)
+                self.cut(a, other, how)
                 cut.append(other)
             yield
         finally:
             for other in cut:
-                self.heal(a, other)
+                self.heal(a, other, how)
 
     def close(self) -> None:
         """Remove every namespace this network made (their veths go with them) and its root link."""
