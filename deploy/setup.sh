@@ -28,6 +28,7 @@ check() {
     iproute2) command -v ip >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 ;;
     iptables) command -v iptables >/dev/null 2>&1 ;;
     runsc) command -v runsc >/dev/null 2>&1 ;;
+    cc) command -v cc >/dev/null 2>&1 ;;
     *) die "unknown requirement: $1" ;;
   esac
 }
@@ -46,6 +47,7 @@ package() {
     iproute2) echo iproute2 ;;
     iptables) echo iptables ;;
     runsc) echo runsc ;;
+    cc) echo gcc ;;
   esac
 }
 
@@ -55,15 +57,15 @@ package() {
 # runsc only when LOOPD_SANDBOX_RUNTIME asks for it.
 needs() {
   local gvisor="" gvisor_step=""
-  if [ "${LOOPD_SANDBOX_RUNTIME:-runc}" = runsc ]; then gvisor=runsc gvisor_step=gvisor; fi
+  if [ "${LOOPD_SANDBOX_RUNTIME:-runc}" = runsc ]; then gvisor="runsc cc" gvisor_step=gvisor; fi
   case "$1" in
     lint) echo "venv" ;;
     docker) echo "docker engine" ;;
-    gvisor) echo "runsc docker engine gvisor" ;;
+    gvisor) echo "runsc cc docker engine gvisor" ;;
     image) echo "docker engine debootstrap base image" ;;
     run | up) echo "venv certificates e2fsprogs mount $gvisor docker engine $gvisor_step debootstrap base image" ;;
-    test) echo "venv certificates procps redis compose e2fsprogs mount iproute2 iptables runsc docker engine gvisor debootstrap base image" ;;
-    bench) echo "venv certificates procps redis e2fsprogs mount runsc docker engine gvisor debootstrap base image" ;;
+    test) echo "venv certificates procps redis compose e2fsprogs mount iproute2 iptables runsc cc docker engine gvisor debootstrap base image" ;;
+    bench) echo "venv certificates procps redis e2fsprogs mount runsc cc docker engine gvisor debootstrap base image" ;;
     compose) echo "compose docker engine debootstrap base image" ;;
     *) die "unknown target: $1 (one of: lint docker gvisor image run up test bench compose)" ;;
   esac
@@ -110,9 +112,20 @@ engine_has_runsc() {
   docker info --format '{{json .Runtimes}}' 2>/dev/null | "${PYTHON:-python3}" deploy/gvisor/register.py check
 }
 
+# The statx shim runsc sandboxes preload (deploy/gvisor/statx.c says why), built beside the source,
+# where hands look for it; it needs no headers and no libc to link.
+build_gvisor_shim() {
+  local out="${LOOPD_GVISOR_DIR:-.gvisor}"
+  [ -s "$out/statx.so" ] && [ "$out/statx.so" -nt deploy/gvisor/statx.c ] && return 0
+  mkdir -p "$out"
+  cc -shared -fPIC -nostdlib -O2 -o "$out/statx.so.new" deploy/gvisor/statx.c || die "could not build $out/statx.so"
+  mv "$out/statx.so.new" "$out/statx.so"
+}
+
 # Registers runsc in the engine's daemon.json (only its own key) and reloads the engine with SIGHUP,
 # which reloads runtimes without stopping containers. An engine that already has it is left alone.
 register_gvisor() {
+  build_gvisor_shim
   engine_has_runsc && return 0
   local config="${LOOPD_DOCKER_CONFIG:-/etc/docker/daemon.json}" pidfile="${LOOPD_DOCKER_PIDFILE:-/var/run/docker.pid}"
   local runsc changed

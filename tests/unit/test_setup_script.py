@@ -66,7 +66,7 @@ def run_setup(target: str, path: str, **env_vars: str) -> subprocess.CompletedPr
         # gVisor for the local stack only when its sandboxes are to use it.
         ("run", ["docker.io", "runsc"], ["redis-server"], {"LOOPD_SANDBOX_RUNTIME": "runsc"}),
         ("up", ["docker.io", "runsc"], ["redis-server"], {"LOOPD_SANDBOX_RUNTIME": "runsc"}),
-        ("gvisor", ["docker.io", "runsc"], ["redis-server", "debootstrap"], {}),
+        ("gvisor", ["docker.io", "runsc", "gcc"], ["redis-server", "debootstrap"], {}),
         # docker-compose.yml with images built offline: their base is bootstrapped like the sandbox's.
         ("compose", ["docker-compose", "docker.io", "debootstrap"], ["redis-server", "runsc", *DISKS], {}),
     ],
@@ -125,7 +125,7 @@ while True:
 def fake_engine(bare_path: str, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     """(PATH, daemon.json, state folder) of a fake Docker engine with runsc installed."""
     bin_dir = Path(bare_path)
-    for program in ("cat", "seq", "sleep", "timeout"):
+    for program in ("cat", "seq", "sleep", "timeout", "mkdir", "mv"):
         found = shutil.which(program)
         assert found, program
         (bin_dir / program).symlink_to(found)
@@ -137,6 +137,8 @@ def fake_engine(bare_path: str, tmp_path: Path) -> Iterator[tuple[str, Path, Pat
         "docker": f'[ "$1" = info ] && cat {state}/runtimes.json',
         "dockerd": "exit 1",
         "runsc": "exit 0",
+        # Writes what it is asked to build, as the compiler would.
+        "cc": 'while [ "$1" != -o ]; do shift; done; echo shim > "$2"',
     }.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
@@ -154,7 +156,11 @@ def fake_engine(bare_path: str, tmp_path: Path) -> Iterator[tuple[str, Path, Pat
 
 def test_gvisor_registers_runsc_with_the_engine_once(fake_engine: tuple[str, Path, Path]) -> None:
     path, config, state = fake_engine
-    env = {"LOOPD_DOCKER_CONFIG": str(config), "LOOPD_DOCKER_PIDFILE": str(state / "docker.pid")}
+    env = {
+        "LOOPD_DOCKER_CONFIG": str(config),
+        "LOOPD_DOCKER_PIDFILE": str(state / "docker.pid"),
+        "LOOPD_GVISOR_DIR": str(state / "gvisor"),
+    }
 
     first = run_setup("gvisor", path, **env)
     second = run_setup("gvisor", path, **env)
@@ -165,6 +171,8 @@ def test_gvisor_registers_runsc_with_the_engine_once(fake_engine: tuple[str, Pat
     assert written["log-level"] == "warn"
     assert set(written["runtimes"]) == {"crun", "runsc"}
     assert "runsc" in json.loads((state / "runtimes.json").read_text())
+    # The statx shim its sandboxes preload (deploy/gvisor/statx.c).
+    assert (state / "gvisor" / "statx.so").read_text() == "shim\n"
     # The engine already has it: neither the file nor the engine is touched again.
     assert second.returncode == 0 and second.stderr == "", second.stderr
     assert (state / "reloads").read_text() == "1"
@@ -177,7 +185,11 @@ def test_gvisor_without_a_local_engine_to_reload_names_the_entry_to_add(
     before = config.read_text()
 
     result = run_setup(
-        "gvisor", path, LOOPD_DOCKER_CONFIG=str(config), LOOPD_DOCKER_PIDFILE=str(state / "none")
+        "gvisor",
+        path,
+        LOOPD_DOCKER_CONFIG=str(config),
+        LOOPD_DOCKER_PIDFILE=str(state / "none"),
+        LOOPD_GVISOR_DIR=str(state / "gvisor"),
     )
 
     assert result.returncode == 1

@@ -45,6 +45,7 @@ class Engine:
         self._swept = False
         self._images_checked: set[str] = set()
         self._host_paths: HostPaths | None = None
+        self._shim_missing_logged = False
 
     def api(self) -> docker.APIClient:
         # Built on first use, in a worker thread: the client asks the engine for its API version.
@@ -105,6 +106,7 @@ class Engine:
             mounts=[
                 workspace,
                 Mount(MOUNT, str(self.host_paths().of(channel_dir)), type="bind", read_only=True),
+                *self._runsc_mounts(spec.runtime),
             ],
             mem_limit=spec.memory,
             memswap_limit=spec.memory,
@@ -127,6 +129,28 @@ class Engine:
             self.destroy(container["Id"])
             raise
         return str(container["Id"])
+
+    def _runsc_mounts(self, runtime: str) -> list[Mount]:
+        """The statx shim (deploy/gvisor/statx.c) and the /etc/ld.so.preload naming it, for runsc only.
+
+        Without them `ls DIR`, `ls -l` and `stat` fail in a runsc 2022 sandbox. They are found beside
+        loopd's source (deploy/setup.sh builds the shim) and only by hands on the engine's host.
+        """
+        if runtime != "runsc":
+            return []
+        if not _SHIM.is_file() or self.host_paths().container_id is not None:
+            if not self._shim_missing_logged:
+                self._shim_missing_logged = True
+                log.warning(
+                    "runsc sandboxes go without the statx shim (%s; `bash deploy/setup.sh gvisor` builds "
+                    "it): ls -l and stat fail in them",
+                    _SHIM,
+                )
+            return []
+        return [
+            Mount(_SHIM_TARGET, str(_SHIM), type="bind", read_only=True),
+            Mount("/etc/ld.so.preload", str(_PRELOAD), type="bind", read_only=True),
+        ]
 
     def _check_image_user(self, image: str) -> None:
         """Refuse an image built for another user: its /workspace would not be writable by ours.
@@ -210,6 +234,12 @@ class Engine:
                 raise SandboxLost(f"sandbox {sandbox_id[:12]} is gone") from exc
             raise
 
+
+_SOURCE = Path(__file__).resolve().parents[3]
+_SHIM = _SOURCE / ".gvisor" / "statx.so"
+# Names _SHIM_TARGET; it takes the place of an image's own /etc/ld.so.preload.
+_PRELOAD = _SOURCE / "deploy" / "gvisor" / "ld.so.preload"
+_SHIM_TARGET = "/usr/lib/loopd/gvisor-statx.so"
 
 # Host tasks a runsc sandbox may use per process it runs, and for gVisor's own (measured: about nine
 # per process on the ptrace platform, and some 40 for an idle sandbox).

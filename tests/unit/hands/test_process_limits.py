@@ -17,3 +17,9 @@ def test_runsc_limits_the_tools_inside_gvisor_and_leaves_the_host_cgroup_room() 
     assert [(u.name, u.soft, u.hard) for u in ulimits] == [("nproc", 256, 256)]
     # About nine host tasks per process were measured on the ptrace platform.
     assert host_pids >= 10 * 256
+
+
+def test_the_preload_file_names_where_the_shim_is_mounted() -> None:
+    from services.hands.sandbox.docker_engine import _PRELOAD, _SHIM_TARGET
+
+    assert _PRELOAD.read_text().split() == [_SHIM_TARGET]
