@@ -6,6 +6,7 @@ containers carrying that label, so parallel runs and other users of the engine a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -57,8 +58,9 @@ def remove_labelled(api: docker.APIClient, hands_id: str) -> None:
 
 @pytest.fixture
 def sandbox_runtime(request: pytest.FixtureRequest) -> str:
-    """The sandboxes' runtime: runc, unless the module runs under both (runtimes.py beside this)."""
-    return str(getattr(request, "param", "runc"))
+    """The sandboxes' runtime: each of both where a module runs under both (runtimes.py beside this),
+    elsewhere LOOPD_SANDBOX_RUNTIME's, runc by default."""
+    return str(getattr(request, "param", os.environ.get("LOOPD_SANDBOX_RUNTIME", "runc")))
 
 
 @pytest.fixture
