@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The one owner of machine set-up for the make targets: `deploy/setup.sh TARGET` makes sure the
 # system has what TARGET (run, up, test, bench, lint, image, docker, compose) needs. On Debian or
-# Ubuntu as root it installs missing packages, starts dockerd and builds loopd's base image and the
-# sandbox image from Debian packages, and registers gVisor's runsc with dockerd; anywhere else it stops at once and names exactly what to
-# install. Every wait it makes is bounded. `compose` is what bringing up docker-compose.yml with
+# Ubuntu as root it installs missing packages, starts dockerd, registers gVisor's runsc with it and
+# builds loopd's base image and the sandbox image from Debian packages; anywhere else it stops at
+# once and names exactly what to install. Every wait it makes is bounded. `compose` is what bringing up docker-compose.yml with
 # images built offline (deploy/offline.sh) needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
