@@ -3,10 +3,12 @@ reaches an allowed host through the hands worker's egress proxy with the secret 
 at the edge, an unlisted host is refused, and both decisions are in the run's log. The sandbox, the
 log and every process's log only ever hold the placeholder. An environment made and updated through
 the Managed Agents view (the official `anthropic` SDK) limits its runs the same way, each run by the
-version it started in.
+version it started in. A run whose environment names an operator's package registry creates a
+virtualenv, pip-installs a wheel from that registry's index, and calls an API with a key it never sees.
 
 The world is on loopback only (tests/integration/hands/egress/world.py): an HTTP server on
-127.0.0.2, an HTTPS server on 127.0.0.3 with a test CA's certificate, and a DNS server naming them.
+127.0.0.2, an HTTPS server on 127.0.0.3 with a test CA's certificate, a PEP 503 index on port 443 of
+another loopback address (a registry's hosts are reached on 80 and 443), and a DNS server naming them.
 """
 
 from __future__ import annotations
@@ -24,11 +26,22 @@ import pytest
 from harness.cluster import Cluster, running_cluster
 from harness.servers import RedisServer
 from services.local.postgres import EmbeddedPostgres
-from tests.integration.hands.egress.world import Server, dns_server, make_certs, serving
+from tests.integration.hands.egress.world import (
+    Server,
+    dns_server,
+    make_certs,
+    serving,
+    serving_on_port,
+    simple_index,
+    wheel,
+)
 
 pytestmark = pytest.mark.docker
 
 NAMES = {"plain.example.test": "127.0.0.2", "api.example.test": "127.0.0.3"}
+# The package the registry's index holds, and what importing it shows.
+PACKAGE = "tinyprobe"
+GREETING = "installed from the registry"
 FETCH = r"""
 import json, sys, urllib.error, urllib.request
 headers = dict(h.split(": ", 1) for h in sys.argv[2:])
@@ -48,13 +61,29 @@ def fetch(url: str, *headers: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server, str, Path]]:
-    folder = tmp_path_factory.mktemp("environments-world")
-    ca, cert, key = make_certs(folder, ["api.example.test"])
+def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    return make_certs(
+        tmp_path_factory.mktemp("environments-world"), ["api.example.test", "pkgs.example.test"]
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(certs: tuple[Path, Path, Path]) -> Iterator[Server]:
+    """The index of the operator's registry "python", at pkgs.example.test."""
+    _, cert, key = certs
+    pages = simple_index([wheel(PACKAGE, "1.0", f"GREETING = {GREETING!r}\n")])
+    with serving_on_port(443, (cert, key), pages) as index:
+        yield index
+
+
+@pytest.fixture(scope="module")
+def world(certs: tuple[Path, Path, Path], registry: Server) -> Iterator[tuple[Server, Server, str, Path]]:
+    ca, cert, key = certs
+    names = {**NAMES, "pkgs.example.test": registry.address}
     with (
         serving("127.0.0.2") as plain,
         serving("127.0.0.3", (cert, key)) as secure,
-        dns_server(NAMES) as nameserver,
+        dns_server(names) as nameserver,
     ):
         yield plain, secure, nameserver, ca
 
@@ -64,12 +93,16 @@ def deployment(
     postgres: EmbeddedPostgres,
     redis: RedisServer,
     world: tuple[Server, Server, str, Path],
+    registry: Server,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:
     _, _, nameserver, ca = world
     settings = {
         "LOOPD_EGRESS_NAMESERVERS": json.dumps([nameserver]),
-        "LOOPD_EGRESS_REACHABLE_NETWORKS": json.dumps(["127.0.0.2/32", "127.0.0.3/32"]),
+        "LOOPD_EGRESS_REACHABLE_NETWORKS": json.dumps(
+            ["127.0.0.2/32", "127.0.0.3/32", f"{registry.address}/32"]
+        ),
+        "LOOPD_EGRESS_PACKAGE_REGISTRIES": json.dumps({"python": ["pkgs.example.test"]}),
         "LOOPD_EGRESS_UPSTREAM_CA": str(ca),
         "LOOPD_HANDS_WARM_POOL": "0",
     }
@@ -217,3 +250,92 @@ def test_a_managed_agents_environment_limits_runs_by_the_version_they_started_in
     assert second == [("egress.denied", "plain.example.test"), ("egress.allowed", "api.example.test")]
     assert [seen.path for seen in plain.seen if tag in seen.path] == [f"/ma-{tag}"]
     assert [seen.path for seen in secure.seen if tag in seen.path] == [f"/ma-{tag}"]
+
+
+def test_a_run_installs_from_its_registry_and_calls_an_api_whose_key_it_never_sees(
+    deployment: Cluster, world: tuple[Server, Server, str, Path], registry: Server
+) -> None:
+    plain, secure, _, _ = world
+    secret = f"sk-e2e-{secrets.token_hex(16)}"
+    tag = secrets.token_hex(4)
+    # pip reads no configuration file, asks for no newer pip and keeps no cache: the index it is
+    # given is the only place it looks.
+    pip = (
+        "PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_NO_CACHE_DIR=1 "
+        f"/workspace/venv/bin/pip install --index-url https://pkgs.example.test/simple/ {PACKAGE}"
+    )
+    api_url = f"https://api.example.test:{secure.port}/v1/{tag}"
+    call = (
+        f"/workspace/venv/bin/python -c 'import {PACKAGE}; print({PACKAGE}.GREETING)'; "
+        f"{fetch(api_url, 'Authorization: Bearer $API_KEY')}; "
+        f"{fetch(f'http://plain.example.test:{plain.port}/{tag}')}; printenv API_KEY"
+    )
+    script = [
+        {"tool_calls": [{"name": "bash", "input": {"command": f"python3 -m venv /workspace/venv && {pip}"}}]},
+        {"tool_calls": [{"name": "bash", "input": {"command": call}}]},
+        {"text": "done"},
+    ]
+    with deployment.client() as api:
+        assert api.put("/v1/secrets/api-key", json={"value": secret}).status_code == 200
+        spec = {
+            "name": f"pip-{tag}",
+            "network": {
+                "policy": "allowlist",
+                "hosts": [{"pattern": "api.example.test", "ports": [secure.port]}],
+                "package_registries": ["python"],
+            },
+            "secrets": [
+                {
+                    "secret": "api-key",
+                    "host": "api.example.test",
+                    "header": "Authorization",
+                    "env_name": "API_KEY",
+                }
+            ],
+        }
+        made = api.post("/v1/environments", json=spec)
+        assert made.status_code == 201, made.text
+        agent = {
+            "name": "coder",
+            "model": "scripted",
+            "script": script,
+            "environment": {"id": made.json()["id"]},
+        }
+        created = api.post("/v1/agents", json=agent)
+        assert created.status_code == 201, created.text
+        started = api.post("/v1/runs", json={"agent_id": created.json()["id"], "input": "install and call"})
+        assert started.status_code == 201, started.text
+        run_id = started.json()["id"]
+
+        run = finished(deployment, run_id, timeout=240)
+        assert run["status"] == "completed", (run, deployment.processes.logs())
+        events = api.get(f"/v1/runs/{run_id}/events").json()["data"]
+
+    installed, called = [e["data"]["output"] for e in events if e["type"] == "tool.result"]
+    assert f"Successfully installed {PACKAGE}-1.0" in installed, installed
+    imported, answered, refused, shown = called.splitlines()
+    assert imported == GREETING
+    assert json.loads(answered)["status"] == 200, called
+    assert json.loads(refused)["refused"] == "not_allowed"
+    assert shown == "loopd-secret-placeholder-api-key"
+    # The index served the project's page and its wheel, nothing else; the API got the real key.
+    assert [seen.path for seen in registry.seen] == [
+        f"/simple/{PACKAGE}/",
+        f"/files/{PACKAGE}-1.0-py3-none-any.whl",
+    ]
+    assert [seen.headers.get("authorization") for seen in secure.seen if seen.path == f"/v1/{tag}"] == [
+        f"Bearer {secret}"
+    ]
+    assert not [seen for seen in plain.seen if seen.path == f"/{tag}"]
+    # Every way out the sandbox tried is in the log: the index, the API, and the refused host.
+    decisions = {
+        (e["type"], e["data"]["host"], e["data"]["port"]) for e in events if e["type"].startswith("egress.")
+    }
+    assert decisions == {
+        ("egress.allowed", "pkgs.example.test", 443),
+        ("egress.allowed", "api.example.test", secure.port),
+        ("egress.denied", "plain.example.test", plain.port),
+    }
+    assert secret not in json.dumps(events)
+    for process in deployment.processes.processes.values():
+        assert secret not in process.log_path.read_text(errors="replace"), process.name

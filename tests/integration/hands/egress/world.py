@@ -7,13 +7,18 @@ the operator's reachable networks in the tests list exactly the servers' address
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import http.server
+import io
+import secrets
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,11 +92,52 @@ def make_certs(folder: Path, names: list[str]) -> tuple[Path, Path, Path]:
     return paths
 
 
+def wheel(name: str, version: str, source: str) -> tuple[str, bytes]:
+    """A pure-Python wheel holding one module `name` with `source`: (its file name, its bytes)."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": source.encode(),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b'=').decode()},"
+        f"{len(body)}"
+        for path, body in files.items()
+    ]
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, body in files.items():
+            archive.writestr(path, body)
+    return f"{name}-{version}-py3-none-any.whl", buffer.getvalue()
+
+
+def simple_index(wheels: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The pages of a PEP 503 simple index serving `wheels` (file name, bytes), by path."""
+    pages: dict[str, bytes] = {}
+    for filename, body in wheels:
+        project = filename.split("-", 1)[0].lower().replace("_", "-")
+        digest = hashlib.sha256(body).hexdigest()
+        pages[f"/files/{filename}"] = body
+        pages[f"/simple/{project}/"] = (
+            f'<!DOCTYPE html><html><body><a href="/files/{filename}#sha256={digest}">{filename}</a>'
+            "</body></html>\n"
+        ).encode()
+    return pages
+
+
 @contextmanager
-def serving(address: str, tls: tuple[Path, Path] | None = None) -> Iterator[Server]:
-    """An HTTP(S) server on `address`: it records each request and answers with its path; `/bytes/N`
-    answers N bytes."""
+def serving(
+    address: str,
+    tls: tuple[Path, Path] | None = None,
+    pages: Mapping[str, bytes] | None = None,
+    port: int = 0,
+) -> Iterator[Server]:
+    """An HTTP(S) server on `address`: it records each request and answers with its path, or with a
+    page of `pages` by path (an index's folders as HTML, the rest as bytes); `/bytes/N` answers N bytes."""
     server_info = Server(address, 0)
+    served: Mapping[str, bytes] = pages or {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -99,11 +145,16 @@ def serving(address: str, tls: tuple[Path, Path] | None = None) -> Iterator[Serv
         def do_GET(self) -> None:
             headers = {key.lower(): value for key, value in self.headers.items()}
             server_info.seen.append(Seen(headers.get("host", ""), self.path, headers))
-            if self.path.startswith("/bytes/"):
+            kind = "text/plain"
+            if self.path in served:
+                body = served[self.path]
+                kind = "text/html" if self.path.endswith("/") else "application/octet-stream"
+            elif self.path.startswith("/bytes/"):
                 body = b"x" * int(self.path.rsplit("/", 1)[1])
             else:
                 body = f"hello from {address} {self.path}\n".encode()
             self.send_response(200)
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -111,7 +162,7 @@ def serving(address: str, tls: tuple[Path, Path] | None = None) -> Iterator[Serv
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer((address, 0), Handler)
+    httpd = http.server.ThreadingHTTPServer((address, port), Handler)
     httpd.daemon_threads = True
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -125,6 +176,27 @@ def serving(address: str, tls: tuple[Path, Path] | None = None) -> Iterator[Serv
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextmanager
+def serving_on_port(
+    port: int, tls: tuple[Path, Path] | None = None, pages: Mapping[str, bytes] | None = None
+) -> Iterator[Server]:
+    """`serving` on a given port (443 for a host an allowlist names without ports), at a random
+    address of 127.0.0.0/8, so that servers of tests running side by side do not meet."""
+    with ExitStack() as stack:
+        for _ in range(20):
+            address = (
+                f"127.{100 + secrets.randbelow(150)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+            )
+            try:
+                server = stack.enter_context(serving(address, tls, pages, port))
+                break
+            except OSError:  # that address's port is taken
+                continue
+        else:
+            raise AssertionError(f"no loopback address had port {port} free")
+        yield server
 
 
 @contextmanager
