@@ -3,7 +3,8 @@
 The world is on loopback only: an HTTP server on 127.0.0.2, an HTTPS server on 127.0.0.3 with a
 certificate of a test CA (the proxy verifies upstreams against it), and a DNS server naming them;
 the operator lists exactly those two addresses as reachable. private.example.test resolves to
-127.0.0.5, which nobody listed.
+127.0.0.5, which nobody listed. The module runs once per runtime; the servers are the module's, and
+each test sees only the requests made while it runs.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from services.hands.contract.profile import HostRule, NetworkPolicy, SandboxProf
 from services.hands.server import HandsWorker
 from tests.integration.hands.calls import HANDS_SECRET, new_run, request, send
 from tests.integration.hands.egress.world import Server, dns_server, make_certs, serving
+from tests.integration.hands.runtimes import BOTH_RUNTIMES
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, BOTH_RUNTIMES]
 
 NAMES = {
     "plain.example.test": "127.0.0.2",
@@ -110,6 +112,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         dns_server(NAMES) as nameserver,
     ):
         yield World(plain, secure, nameserver, ca)
+
+
+@pytest.fixture(autouse=True)
+def fresh_requests(world: World) -> None:
+    """The servers' logs start empty for each test: what a test asserts was received is its own,
+    not an earlier test's (under the other runtime, say). Every request a test makes is answered
+    before its call returns, so none arrives after the next test starts."""
+    world.plain.seen.clear()
+    world.secure.seen.clear()
 
 
 @pytest.fixture
