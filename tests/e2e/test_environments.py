@@ -252,10 +252,12 @@ def test_a_managed_agents_environment_limits_runs_by_the_version_they_started_in
     assert [seen.path for seen in secure.seen if tag in seen.path] == [f"/ma-{tag}"]
 
 
+@pytest.mark.parametrize("runtime", ["runc", "runsc"])
 def test_a_run_installs_from_its_registry_and_calls_an_api_whose_key_it_never_sees(
-    deployment: Cluster, world: tuple[Server, Server, str, Path], registry: Server
+    deployment: Cluster, world: tuple[Server, Server, str, Path], registry: Server, runtime: str
 ) -> None:
     plain, secure, _, _ = world
+    registry.seen.clear()  # the index's log is the module's: this run's requests only
     secret = f"sk-e2e-{secrets.token_hex(16)}"
     tag = secrets.token_hex(4)
     # pip reads no configuration file, asks for no newer pip and keeps no cache: the index it is
@@ -268,7 +270,7 @@ def test_a_run_installs_from_its_registry_and_calls_an_api_whose_key_it_never_se
     call = (
         f"/workspace/venv/bin/python -c 'import {PACKAGE}; print({PACKAGE}.GREETING)'; "
         f"{fetch(api_url, 'Authorization: Bearer $API_KEY')}; "
-        f"{fetch(f'http://plain.example.test:{plain.port}/{tag}')}; printenv API_KEY"
+        f"{fetch(f'http://plain.example.test:{plain.port}/{tag}')}; printenv API_KEY; uname -r"
     )
     script = [
         {"tool_calls": [{"name": "bash", "input": {"command": f"python3 -m venv /workspace/venv && {pip}"}}]},
@@ -279,6 +281,7 @@ def test_a_run_installs_from_its_registry_and_calls_an_api_whose_key_it_never_se
         assert api.put("/v1/secrets/api-key", json={"value": secret}).status_code == 200
         spec = {
             "name": f"pip-{tag}",
+            "runtime": runtime,
             "network": {
                 "policy": "allowlist",
                 "hosts": [{"pattern": "api.example.test", "ports": [secure.port]}],
@@ -313,7 +316,8 @@ def test_a_run_installs_from_its_registry_and_calls_an_api_whose_key_it_never_se
 
     installed, called = [e["data"]["output"] for e in events if e["type"] == "tool.result"]
     assert f"Successfully installed {PACKAGE}-1.0" in installed, installed
-    imported, answered, refused, shown = called.splitlines()
+    imported, answered, refused, shown, release = called.splitlines()
+    assert (release == "4.4.0") == (runtime == "runsc")  # gVisor's kernel answers under runsc
     assert imported == GREETING
     assert json.loads(answered)["status"] == 200, called
     assert json.loads(refused)["refused"] == "not_allowed"
