@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import jsonschema
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
+from services.brain.call_attempts import CallAttempts
 from services.brain.context import RunState, SandboxLocation
 from services.brain.egress import egress_events
 from services.brain.environment import RunEnvironment
@@ -138,8 +139,9 @@ class ToolDispatcher:
         sandbox_events: list[event_log.NewEvent] = []
         excluded: dict[str, float] = {}  # address: when it failed this call
         policy = spec.retry
+        attempts = CallAttempts(policy.max_attempts, self.settings.hands_wait_seconds)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
+            stop=attempts,
             wait=wait_exponential_jitter(
                 multiplier=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
             ),
@@ -171,8 +173,7 @@ class ToolDispatcher:
                     raise
                 sandbox_events += self._sandbox_changes(state, location, result)
                 sandbox_events += egress_events(call.id, result)
-                last_attempt = attempt.retry_state.attempt_number >= policy.max_attempts
-                if result.error == SANDBOX_LOST and not last_attempt:
+                if result.error == SANDBOX_LOST and not attempts.last():
                     # The workspace is restored from the call's starting snapshot on the retry, so
                     # re-running the call applies its effect once. A sandbox that keeps dying (the
                     # call itself may kill it) reaches the model as a tool error in the end.

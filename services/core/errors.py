@@ -100,6 +100,17 @@ class HandsUnavailable(InfrastructureError):
     code = "hands_unavailable"
 
 
+class HandsUnreachable(HandsUnavailable):
+    """The worker was never reached: the call failed before the worker said a word of it.
+
+    Nothing ran, so trying again costs the run nothing but time: a brain that a network fault cuts
+    off from workers the registry still lists keeps trying them, for a bounded while, rather than
+    spending the run's retry budget in the first seconds of the fault.
+    """
+
+    code = "hands_unreachable"
+
+
 class HandsStopping(HandsUnavailable):
     """The worker is stopping and handed the call back before it ran: another worker may take it."""
 

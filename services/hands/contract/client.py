@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import grpc
 
-from services.core.errors import HandsUnavailable
+from services.core.errors import HandsUnavailable, HandsUnreachable
 from services.hands.contract import collect, wire
 from services.hands.contract.api import (
     ERROR_CODES,
@@ -120,7 +120,7 @@ class HandsClient:
         loop = asyncio.get_running_loop()
         ends = None if budget is None else loop.time() + budget + self._deadline_margin
         call = self._hands().Execute(wire.request_to_pb(request))
-        finished = False
+        finished = heard = False
         try:
             while True:
                 try:
@@ -132,6 +132,7 @@ class HandsClient:
                     ) from None
                 if event is grpc.aio.EOF:
                     break
+                heard = True
                 item = wire.event_from_pb(event)
                 if isinstance(item, Progress):
                     phase, ends = item.phase, loop.time() + item.deadline_seconds + self._deadline_margin
@@ -143,6 +144,9 @@ class HandsClient:
                     finished = True
                     return
         except grpc.aio.AioRpcError as exc:
+            if not heard and wire.is_transport_failure(exc):
+                # A transport failure before the worker's first event: the call never reached it.
+                raise HandsUnreachable(str(wire.error_from_rpc(exc))) from None
             raise wire.error_from_rpc(exc) from None
         finally:
             if not finished:

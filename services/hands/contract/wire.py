@@ -76,6 +76,12 @@ def error_metadata(error: errors.LoopdError) -> tuple[tuple[str, str], ...]:
     return ((ERROR_CODE_KEY, error.code), (RETRYABLE_KEY, "true" if error.retryable else "false"))
 
 
+def is_transport_failure(error: grpc.aio.AioRpcError) -> bool:
+    """Whether the RPC failed in the transport (no worker's error code came with it)."""
+    codes = (key for key, _ in (error.trailing_metadata() or ()))
+    return error.code() in _TRANSPORT_FAILURES and ERROR_CODE_KEY not in codes
+
+
 def error_from_rpc(error: grpc.aio.AioRpcError) -> errors.LoopdError:
     """The loopd exception an RPC failure stands for; transport failures mean the hands is unavailable."""
     metadata = {key: value for key, value in (error.trailing_metadata() or ()) if isinstance(value, str)}

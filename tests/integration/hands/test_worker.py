@@ -17,7 +17,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.waiting import eventually
 from services.core.bus import Bus, HandsInfo
-from services.core.errors import HandsUnavailable, InfrastructureError, InvalidRequest, Unauthenticated
+from services.core.errors import (
+    HandsUnavailable,
+    HandsUnreachable,
+    InfrastructureError,
+    InvalidRequest,
+    Unauthenticated,
+)
 from services.core.identity import stack_id
 from services.core.settings import Settings
 from services.hands.contract.client import ExecuteResult, HandsClient, OutputChunk, ReleaseRequest
@@ -174,7 +180,8 @@ async def test_an_unreachable_worker_raises_hands_unavailable() -> None:
         address = f"127.0.0.1:{probe.getsockname()[1]}"
 
     async with HandsClient(address, secret=HANDS_SECRET) as hands:
-        with pytest.raises(HandsUnavailable):
+        # A call that never reached a worker says so: nothing ran, so retrying it spends nothing.
+        with pytest.raises(HandsUnreachable):
             await bash(hands, new_run(), "true")
         with pytest.raises(HandsUnavailable):
             await hands.status()
