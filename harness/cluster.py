@@ -5,6 +5,7 @@ role named there runs on a host of its own (harness/netns.py), serving on that h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import httpx
 import psycopg
 
@@ -20,6 +22,7 @@ from harness.processes import HIGH_RATE_LIMITS, LoopdProcess, ProcessGroup
 from harness.waiting import eventually_sync
 from services.core.bus import HandsInfo, build_bus
 from services.core.keys import mint
+from services.hands.server import STACK_LABEL
 from services.local.postgres import free_port
 
 
@@ -132,7 +135,7 @@ def running_cluster(
         "LOOPD_SWEEP_INTERVAL_SECONDS": "2",
         "LOOPD_WAKE_VISIBILITY_SECONDS": "10",
         # Each cluster is a stack of its own: its sandboxes and its hands port are its alone.
-        "LOOPD_STACK_ID": f"test-{secrets.token_hex(4)}",
+        "LOOPD_STACK_ID": (stack := f"test-{secrets.token_hex(4)}"),
         "LOOPD_HANDS_SECRET": secrets.token_urlsafe(24),
         "LOOPD_ADMIN_KEY": admin_key,
         # Every run is started and watched with the one admin key (a test may pass lower limits).
@@ -193,3 +196,16 @@ def running_cluster(
         yield cluster
     finally:
         group.stop_all()
+        remove_sandboxes(stack)
+
+
+def remove_sandboxes(stack: str) -> None:
+    """Remove what the stack's hands left: a worker that a test killed, or one stopped while it was
+    still making a warm sandbox, leaves its containers (only this stack's: they carry its id)."""
+    api = docker.APIClient()
+    try:
+        for container in api.containers(all=True, filters={"label": f"{STACK_LABEL}={stack}"}):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                api.remove_container(container["Id"], v=True, force=True)
+    finally:
+        api.close()
